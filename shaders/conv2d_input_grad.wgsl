@@ -1,0 +1,145 @@
+// Input gradient of sum(y * gy) (the transposed convolution), one invocation per input element.
+// It gathers the gradient of every padded position that reads this pixel: the pixel itself and,
+// for reflect / replicate / circular padding, each border copy of it, so the border's gradient
+// flows back into the pixels it was copied from.
+
+// Keep in sync with `ConvParams` in src/kernels/mod.rs (the same struct opens every conv2d_*.wgsl).
+struct Params {
+    n: u32, c: u32, h: u32, w: u32,
+    oc: u32, kh: u32, kw: u32, cpg: u32,
+    oh: u32, ow: u32, groups: u32, ocpg: u32,
+    stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
+    pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
+    pad_mode: u32, flip: u32, has_bias: u32, total: u32,
+    slice_len: u32, slices: u32, _pad0: u32, _pad1: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read> grad_output: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad_input: array<f32>;
+
+const WORKGROUP_SIZE: u32 = 64u;
+
+// Where coordinate `i` of the padded axis (relative to the unpadded start) reads from in an
+// axis of length `n`, or -1 for a zero. Modes: 0 zeros, 1 reflect, 2 replicate, 3 circular
+// (keep in sync with `PaddingMode::code`).
+fn pad_source(i: i32, n: i32, mode: u32) -> i32 {
+    if i >= 0 && i < n {
+        return i;
+    }
+    switch mode {
+        case 1u: {
+            var r = abs(i);
+            if r >= n {
+                r = 2 * (n - 1) - r;
+            }
+            return r;
+        }
+        case 2u: {
+            return clamp(i, 0, n - 1);
+        }
+        case 3u: {
+            return ((i % n) + n) % n;
+        }
+        default: {
+            return -1;
+        }
+    }
+}
+// The k-th padded coordinate (relative to the unpadded start) that may read pixel `i` of an
+// axis of length `n` with `before` / `after` padding: k = 0 is the pixel itself, then the
+// border positions -1 .. -before and n .. n+after-1.
+fn candidate(k: u32, i: u32, n: u32, before: u32) -> i32 {
+    if k == 0u {
+        return i32(i);
+    }
+    if k <= before {
+        return -i32(k);
+    }
+    return i32(n + (k - before - 1u));
+}
+
+// The gradient of one padded position (py, px), in padded coordinates, for input channel ci of
+// group grp: the sum over output channels and taps that read it.
+fn padded_grad(n: u32, grp: u32, ci: u32, py: u32, px: u32) -> f32 {
+    var acc = 0.0;
+    for (var j = 0u; j < p.ocpg; j++) {
+        let o = grp * p.ocpg + j;
+        let w_plane = (o * p.cpg + ci) * p.kh;
+        let g_plane = (n * p.oc + o) * p.oh;
+        for (var a = 0u; a < p.kh; a++) {
+            let off_y = a * p.dil_h;
+            if off_y > py {
+                break;
+            }
+            let ty = py - off_y;
+            if ty % p.stride_h != 0u {
+                continue;
+            }
+            let oy = ty / p.stride_h;
+            if oy >= p.oh {
+                continue;
+            }
+            let ta = select(a, p.kh - 1u - a, p.flip != 0u);
+            for (var b = 0u; b < p.kw; b++) {
+                let off_x = b * p.dil_w;
+                if off_x > px {
+                    break;
+                }
+                let tx = px - off_x;
+                if tx % p.stride_w != 0u {
+                    continue;
+                }
+                let ox = tx / p.stride_w;
+                if ox >= p.ow {
+                    continue;
+                }
+                let tb = select(b, p.kw - 1u - b, p.flip != 0u);
+                acc = fma(grad_output[(g_plane + oy) * p.ow + ox], weight[(w_plane + ta) * p.kw + tb], acc);
+            }
+        }
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv2d_input_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let idx = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
+    if idx >= p.total {
+        return;
+    }
+    let ix = idx % p.w;
+    var t = idx / p.w;
+    let iy = t % p.h;
+    t = t / p.h;
+    let c = t % p.c;
+    let n = t / p.c;
+    let grp = c / p.cpg;
+    let ci = c % p.cpg;
+    // Zero padding: only the pixel itself; other modes: also every border copy of it.
+    var rows = 1u;
+    var cols = 1u;
+    if p.pad_mode != 0u {
+        rows += p.pad_top + p.pad_bottom;
+        cols += p.pad_left + p.pad_right;
+    }
+    var acc = 0.0;
+    for (var kr = 0u; kr < rows; kr++) {
+        let ry = candidate(kr, iy, p.h, p.pad_top);
+        if pad_source(ry, i32(p.h), p.pad_mode) != i32(iy) {
+            continue;
+        }
+        for (var kc = 0u; kc < cols; kc++) {
+            let rx = candidate(kc, ix, p.w, p.pad_left);
+            if pad_source(rx, i32(p.w), p.pad_mode) != i32(ix) {
+                continue;
+            }
+            acc += padded_grad(n, grp, ci, u32(ry + i32(p.pad_top)), u32(rx + i32(p.pad_left)));
+        }
+    }
+    grad_input[idx] = acc;
+}

@@ -1,0 +1,108 @@
+// Weight gradient of sum(y * gy), first pass of a deterministic two-pass reduction.
+// The reduction over r = (n, oy, ox), of length N*OH*OW, is cut into `slices` slices of
+// `slice_len`; one workgroup sums one slice for one weight element (each invocation a strided
+// run, then a fixed tree in workgroup memory) and writes partials[element * slices + slice].
+// `reduce_partials` then adds each element's partials in slice order. No atomics: the result
+// depends only on the shape, never on scheduling.
+
+// Keep in sync with `ConvParams` in src/kernels/mod.rs (the same struct opens every conv2d_*.wgsl).
+struct Params {
+    n: u32, c: u32, h: u32, w: u32,
+    oc: u32, kh: u32, kw: u32, cpg: u32,
+    oh: u32, ow: u32, groups: u32, ocpg: u32,
+    stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
+    pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
+    pad_mode: u32, flip: u32, has_bias: u32, total: u32,
+    slice_len: u32, slices: u32, _pad0: u32, _pad1: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> grad_output: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+
+const WORKGROUP_SIZE: u32 = 64u;
+
+var<workgroup> scratch: array<f32, 64>;
+
+// Where coordinate `i` of the padded axis (relative to the unpadded start) reads from in an
+// axis of length `n`, or -1 for a zero. Modes: 0 zeros, 1 reflect, 2 replicate, 3 circular
+// (keep in sync with `PaddingMode::code`).
+fn pad_source(i: i32, n: i32, mode: u32) -> i32 {
+    if i >= 0 && i < n {
+        return i;
+    }
+    switch mode {
+        case 1u: {
+            var r = abs(i);
+            if r >= n {
+                r = 2 * (n - 1) - r;
+            }
+            return r;
+        }
+        case 2u: {
+            return clamp(i, 0, n - 1);
+        }
+        case 3u: {
+            return ((i % n) + n) % n;
+        }
+        default: {
+            return -1;
+        }
+    }
+}
+@compute @workgroup_size(64)
+fn conv2d_weight_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Uniform per workgroup, so the barriers below stay in uniform control flow.
+    let job = wid.y * nwg.x + wid.x;
+    let elements = p.oc * p.cpg * p.kh * p.kw;
+    if job >= elements * p.slices {
+        return;
+    }
+    let e = job / p.slices;
+    let s = job % p.slices;
+    let kb = e % p.kw;
+    var t = e / p.kw;
+    let ka = t % p.kh;
+    t = t / p.kh;
+    let ci = t % p.cpg;
+    let o = t / p.cpg;
+    // The tap this stored weight is used at (flipped for strict convolution).
+    let a = select(ka, p.kh - 1u - ka, p.flip != 0u);
+    let b = select(kb, p.kw - 1u - kb, p.flip != 0u);
+    let c = (o / p.ocpg) * p.cpg + ci;
+    let h = i32(p.h);
+    let w = i32(p.w);
+    let len = p.n * p.oh * p.ow;
+    let start = s * p.slice_len;
+    let end = min(start + p.slice_len, len);
+
+    var acc = 0.0;
+    for (var r = start + lid; r < end; r += WORKGROUP_SIZE) {
+        let ox = r % p.ow;
+        let t2 = r / p.ow;
+        let oy = t2 % p.oh;
+        let n = t2 / p.oh;
+        let sy = pad_source(i32(oy * p.stride_h + a * p.dil_h) - i32(p.pad_top), h, p.pad_mode);
+        let sx = pad_source(i32(ox * p.stride_w + b * p.dil_w) - i32(p.pad_left), w, p.pad_mode);
+        if sy >= 0 && sx >= 0 {
+            let xv = x[((n * p.c + c) * p.h + u32(sy)) * p.w + u32(sx)];
+            let gv = grad_output[((n * p.oc + o) * p.oh + oy) * p.ow + ox];
+            acc = fma(xv, gv, acc);
+        }
+    }
+    scratch[lid] = acc;
+    workgroupBarrier();
+    for (var half = WORKGROUP_SIZE / 2u; half > 0u; half = half / 2u) {
+        if lid < half {
+            scratch[lid] = scratch[lid] + scratch[lid + half];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        partials[job] = scratch[0];
+    }
+}

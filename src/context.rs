@@ -1,0 +1,298 @@
+//! The GPU context: adapter, device and queue (from the environment or from the caller), the
+//! compiled kernels, and readback.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::kernels::Kernels;
+
+/// What a context runs on.
+pub use wgpu::AdapterInfo;
+
+/// A device, its queue and the kernels built for it. `Send + Sync`: share one between threads.
+///
+/// ```no_run
+/// # fn main() -> Result<(), wgpu_conv::Error> {
+/// let ctx = wgpu_conv::GpuContext::new()?;
+/// println!("running on {}", ctx.describe());
+/// # Ok(()) }
+/// ```
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: AdapterInfo,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) kernels: Kernels,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.describe())
+            .finish()
+    }
+}
+
+/// The instance for the backends `WGPU_BACKEND` names (all of them when it is unset).
+fn instance_from_env() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter the environment's backends can see.
+pub fn list_adapters() -> Vec<AdapterInfo> {
+    let instance = instance_from_env();
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(|a| a.get_info())
+        .collect()
+}
+
+/// Rank used to pick an adapter when `WGPU_ADAPTER_NAME` is unset: real GPUs before software
+/// ones, then Vulkan, Metal, DX12 before GL. Lower is better.
+pub fn adapter_rank(info: &AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan => 0,
+        wgpu::Backend::Metal => 0,
+        wgpu::Backend::Dx12 => 1,
+        wgpu::Backend::Gl => 2,
+        _ => 3,
+    };
+    (kind, backend)
+}
+
+/// One line naming an adapter: name, backend, device type and driver.
+pub fn describe_adapter(info: &AdapterInfo) -> String {
+    let driver = [info.driver.as_str(), info.driver_info.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "{} ({:?}, {:?}{}{})",
+        info.name,
+        info.backend,
+        info.device_type,
+        if driver.is_empty() { "" } else { ", " },
+        driver
+    )
+}
+
+impl GpuContext {
+    /// Picks an adapter from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, else the best
+    /// by [`adapter_rank`]) and builds a device on it. Blocks; see [`GpuContext::new_async`].
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// As [`GpuContext::new`], without blocking.
+    pub async fn new_async() -> Result<Self> {
+        let instance = instance_from_env();
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let mut adapters = instance.enumerate_adapters(backends).await;
+        let detail = match std::env::var("WGPU_BACKEND") {
+            Ok(b) => format!(" for WGPU_BACKEND={b}"),
+            Err(_) => String::new(),
+        };
+        if adapters.is_empty() {
+            return Err(Error::NoAdapter { detail });
+        }
+        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(name) if !name.is_empty() => {
+                let want = name.to_lowercase();
+                let pos = adapters
+                    .iter()
+                    .position(|a| a.get_info().name.to_lowercase().contains(&want));
+                match pos {
+                    Some(i) => adapters.swap_remove(i),
+                    None => {
+                        let available = adapters
+                            .iter()
+                            .map(|a| describe_adapter(&a.get_info()))
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        return Err(Error::AdapterNotFound { name, available });
+                    }
+                }
+            }
+            _ => {
+                adapters.sort_by_key(|a| adapter_rank(&a.get_info()));
+                adapters.swap_remove(0)
+            }
+        };
+        let info = adapter.get_info();
+        // Ask for everything the adapter has: the largest bindings and dispatches it allows.
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu-conv"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::RequestDevice {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+        Self::from_device(device, queue, info)
+    }
+
+    /// Wraps a device the caller already has (for use inside another wgpu program). The kernels
+    /// need 5 storage buffers per stage, compute shaders and `f32` storage; other limits are
+    /// read from the device.
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: AdapterInfo,
+    ) -> Result<Self> {
+        let limits = device.limits();
+        if limits.max_storage_buffers_per_shader_stage < 4 {
+            return Err(Error::RequestDevice {
+                adapter: info.name.clone(),
+                reason: format!(
+                    "the device allows {} storage buffers per stage, the kernels need 4",
+                    limits.max_storage_buffers_per_shader_stage
+                ),
+            });
+        }
+        let lost = Arc::new(Mutex::new(None));
+        let flag = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut f) = flag.lock() {
+                *f = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        let kernels = Kernels::new(&device)?;
+        Ok(Self {
+            device,
+            queue,
+            info,
+            limits,
+            kernels,
+            lost,
+        })
+    }
+
+    /// The adapter's description.
+    pub fn adapter_info(&self) -> &AdapterInfo {
+        &self.info
+    }
+
+    /// One line: adapter name, backend, device type, driver.
+    pub fn describe(&self) -> String {
+        describe_adapter(&self.info)
+    }
+
+    /// The device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The device's limits.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// An error if the device has been lost.
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        match self.lost.lock().ok().and_then(|g| g.clone()) {
+            Some(reason) => Err(Error::DeviceLost(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `record` inside validation and out-of-memory error scopes and returns what they
+    /// caught as typed errors.
+    pub(crate) fn scoped<T>(&self, label: &str, record: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.check_alive()?;
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = record();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        self.check_alive()?;
+        if let Some(e) = o {
+            return Err(Error::OutOfMemory(format!("{label}: {e}")));
+        }
+        if let Some(e) = v {
+            return Err(Error::Validation {
+                label: label.to_string(),
+                message: e.to_string(),
+            });
+        }
+        out
+    }
+
+    /// Submits `encoder`, copying each of `outputs` into a staging buffer in the same
+    /// submission, waits, and returns their contents.
+    pub(crate) fn submit_and_read(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        outputs: &[&wgpu::Buffer],
+    ) -> Result<Vec<Vec<f32>>> {
+        let staging: Vec<wgpu::Buffer> = outputs
+            .iter()
+            .map(|b| {
+                let s = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgpu-conv: readback staging"),
+                    size: b.size(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                encoder.copy_buffer_to_buffer(b, 0, &s, 0, b.size());
+                s
+            })
+            .collect();
+        self.queue.submit([encoder.finish()]);
+        let mut receivers = Vec::with_capacity(staging.len());
+        for s in &staging {
+            let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+            s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            receivers.push(rx);
+        }
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| match e {
+                wgpu::PollError::Timeout => Error::Readback("timed out waiting for the GPU".into()),
+                other => Error::DeviceLost(other.to_string()),
+            })?;
+        self.check_alive()?;
+        let mut out = Vec::with_capacity(staging.len());
+        for (s, rx) in staging.iter().zip(receivers) {
+            match pollster::block_on(rx.receive()) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(Error::Readback(e.to_string())),
+                None => return Err(Error::Readback("the map callback never ran".into())),
+            }
+            let view = s
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            out.push(bytemuck::cast_slice::<u8, f32>(&view).to_vec());
+            drop(view);
+            s.unmap();
+        }
+        Ok(out)
+    }
+}

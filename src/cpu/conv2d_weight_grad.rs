@@ -1,0 +1,54 @@
+use super::Reference;
+use crate::options::Conv2dGeometry;
+
+/// Weight gradient of `sum(y * gy)`:
+/// `gw[o,c,tap(a,b)] = sum_{n,i,j} gy[n,o,i,j] * xpad[n, g*C/G + c, i*sh + a*dh, j*sw + b*dw]`.
+pub fn conv2d_weight_grad(g: &Conv2dGeometry, x: &[f32], gy: &[f32]) -> Reference {
+    let [n_, _c, h, wd] = g.input_shape();
+    let (cpg, ocpg) = (g.cpg(), g.ocpg());
+    let len: usize = g.weight_shape().iter().product();
+    let mut values = vec![0f64; len];
+    let mut magnitude = vec![0f64; len];
+    for o in 0..g.oc {
+        let grp = o / ocpg;
+        for ci in 0..cpg {
+            let c = grp * cpg + ci;
+            for a in 0..g.kh {
+                for b in 0..g.kw {
+                    let (ta, tb) = g.tap(a, b);
+                    let mut acc = 0f64;
+                    let mut mag = 0f64;
+                    for n in 0..n_ {
+                        for i in 0..g.oh {
+                            let py =
+                                (i * g.stride.h + a * g.dilation.h) as isize - g.pad_top as isize;
+                            let Some(sy) = g.padding_mode.source(py, h) else {
+                                continue;
+                            };
+                            for j in 0..g.ow {
+                                let px = (j * g.stride.w + b * g.dilation.w) as isize
+                                    - g.pad_left as isize;
+                                let Some(sx) = g.padding_mode.source(px, wd) else {
+                                    continue;
+                                };
+                                let xv = x[((n * g.c + c) * h + sy) * wd + sx] as f64;
+                                let gv = gy[((n * g.oc + o) * g.oh + i) * g.ow + j] as f64;
+                                acc += xv * gv;
+                                mag += (xv * gv).abs();
+                            }
+                        }
+                    }
+                    let k = ((o * cpg + ci) * g.kh + ta) * g.kw + tb;
+                    values[k] = acc;
+                    magnitude[k] = mag;
+                }
+            }
+        }
+    }
+    Reference {
+        shape: g.weight_shape().to_vec(),
+        values,
+        magnitude,
+        terms: n_ * g.oh * g.ow,
+    }
+}

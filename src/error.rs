@@ -1,0 +1,75 @@
+//! The library's one error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in `wgpu_conv`.
+///
+/// Messages are one line and say what to do where there is something to do.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No GPU adapter (hardware or software) could be found.
+    #[error(
+        "no GPU adapter found{detail}: install a software adapter with \
+         `apt-get install mesa-vulkan-drivers` (Vulkan, lavapipe) or Mesa's GL driver, \
+         or set WGPU_BACKEND=vulkan|gl|metal|dx12 to pick a backend"
+    )]
+    NoAdapter {
+        /// What was asked for (backend or adapter name), empty if nothing.
+        detail: String,
+    },
+    /// `WGPU_ADAPTER_NAME` named an adapter that is not present.
+    #[error("no adapter matches WGPU_ADAPTER_NAME={name:?}; adapters present: {available}")]
+    AdapterNotFound {
+        /// The requested (sub)string.
+        name: String,
+        /// Names of the adapters that were found.
+        available: String,
+    },
+    /// The adapter refused to create a device.
+    #[error("could not create a device on adapter {adapter:?}: {reason}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// What wgpu said.
+        reason: String,
+    },
+    /// An option is out of range (stride 0, dilation 0, groups 0, ...).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// Tensor shapes do not fit together or do not fit the options.
+    #[error("invalid shape: {0}")]
+    InvalidShape(String),
+    /// A tensor is too large for what the device or the index arithmetic can take.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// wgpu reported a validation error (a bug in this crate if it ever shows).
+    #[error("GPU validation error in {label}: {message}")]
+    Validation {
+        /// Which operation was being recorded.
+        label: String,
+        /// wgpu's description.
+        message: String,
+    },
+    /// The device ran out of memory.
+    #[error("GPU out of memory in {0}: try a smaller batch or image")]
+    OutOfMemory(String),
+    /// The device was lost (driver reset, `destroy`, ...); build a new context.
+    #[error("GPU device lost: {0}; create a new GpuContext")]
+    DeviceLost(String),
+    /// Mapping a buffer for readback failed.
+    #[error("reading results back from the GPU failed: {0}")]
+    Readback(String),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn option(msg: impl Into<String>) -> Self {
+        Error::InvalidOption(msg.into())
+    }
+    pub(crate) fn shape(msg: impl Into<String>) -> Self {
+        Error::InvalidShape(msg.into())
+    }
+}

@@ -1,0 +1,379 @@
+//! Host side of the WGSL kernels: one module per shader with the same stem, the uniform structs
+//! (kept in sync with the `.wgsl` files, checked by `tests/shaders.rs`), and the pipelines,
+//! built once per device.
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::options::{Conv2dGeometry, ConvMode};
+
+mod conv2d_bias_grad;
+mod conv2d_forward;
+mod conv2d_input_grad;
+mod conv2d_weight_grad;
+mod mse_loss;
+mod reduce_partials;
+mod sgd_step;
+
+pub use conv2d_weight_grad::REDUCTION_SLICE;
+pub use sgd_step::Sgd;
+pub(crate) use {
+    conv2d_bias_grad::encode as encode_bias_grad, conv2d_forward::encode as encode_forward,
+    conv2d_input_grad::encode as encode_input_grad,
+    conv2d_weight_grad::encode as encode_weight_grad, mse_loss::encode as encode_mse_loss,
+    sgd_step::encode as encode_sgd_step,
+};
+
+/// Invocations per workgroup of every kernel (each `.wgsl` file says `@workgroup_size(64)`;
+/// `tests/shaders.rs` checks that they agree).
+pub const WORKGROUP_SIZE: u32 = 64;
+
+/// Every shader: (stem = entry point, source).
+pub const SHADERS: &[(&str, &str)] = &[
+    (
+        "conv2d_forward",
+        include_str!("../../shaders/conv2d_forward.wgsl"),
+    ),
+    (
+        "conv2d_weight_grad",
+        include_str!("../../shaders/conv2d_weight_grad.wgsl"),
+    ),
+    (
+        "conv2d_input_grad",
+        include_str!("../../shaders/conv2d_input_grad.wgsl"),
+    ),
+    (
+        "conv2d_bias_grad",
+        include_str!("../../shaders/conv2d_bias_grad.wgsl"),
+    ),
+    (
+        "reduce_partials",
+        include_str!("../../shaders/reduce_partials.wgsl"),
+    ),
+    ("mse_loss", include_str!("../../shaders/mse_loss.wgsl")),
+    ("sgd_step", include_str!("../../shaders/sgd_step.wgsl")),
+];
+
+/// Uniform of the `conv2d_*` kernels. Keep in sync with `struct Params` in `shaders/conv2d_*.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ConvParams {
+    /// Input `[N, C, H, W]`.
+    pub n: u32,
+    /// Input channels.
+    pub c: u32,
+    /// Input height.
+    pub h: u32,
+    /// Input width.
+    pub w: u32,
+    /// Output channels.
+    pub oc: u32,
+    /// Kernel height.
+    pub kh: u32,
+    /// Kernel width.
+    pub kw: u32,
+    /// Input channels per group.
+    pub cpg: u32,
+    /// Output height.
+    pub oh: u32,
+    /// Output width.
+    pub ow: u32,
+    /// Groups.
+    pub groups: u32,
+    /// Output channels per group.
+    pub ocpg: u32,
+    /// Stride along the height.
+    pub stride_h: u32,
+    /// Stride along the width.
+    pub stride_w: u32,
+    /// Dilation along the height.
+    pub dil_h: u32,
+    /// Dilation along the width.
+    pub dil_w: u32,
+    /// Padding above.
+    pub pad_top: u32,
+    /// Padding on the left.
+    pub pad_left: u32,
+    /// Padding below.
+    pub pad_bottom: u32,
+    /// Padding on the right.
+    pub pad_right: u32,
+    /// `PaddingMode::code`.
+    pub pad_mode: u32,
+    /// 1 for strict convolution (flipped kernel).
+    pub flip: u32,
+    /// 1 when a bias is added.
+    pub has_bias: u32,
+    /// Invocations that do work (one per output or input element).
+    pub total: u32,
+    /// Length of one slice of a reduction.
+    pub slice_len: u32,
+    /// Number of slices of a reduction.
+    pub slices: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+}
+
+impl ConvParams {
+    pub(crate) fn new(g: &Conv2dGeometry) -> Self {
+        let u = |v: usize| v as u32; // resolve() bounds every size by u32::MAX
+        Self {
+            n: u(g.n),
+            c: u(g.c),
+            h: u(g.h),
+            w: u(g.w),
+            oc: u(g.oc),
+            kh: u(g.kh),
+            kw: u(g.kw),
+            cpg: u(g.cpg()),
+            oh: u(g.oh),
+            ow: u(g.ow),
+            groups: u(g.groups),
+            ocpg: u(g.ocpg()),
+            stride_h: u(g.stride.h),
+            stride_w: u(g.stride.w),
+            dil_h: u(g.dilation.h),
+            dil_w: u(g.dilation.w),
+            pad_top: u(g.pad_top),
+            pad_left: u(g.pad_left),
+            pad_bottom: u(g.pad_bottom),
+            pad_right: u(g.pad_right),
+            pad_mode: g.padding_mode.code(),
+            flip: u32::from(g.mode == ConvMode::Convolution),
+            has_bias: 0,
+            total: 0,
+            slice_len: 0,
+            slices: 0,
+            _pad0: 0,
+            _pad1: 0,
+        }
+    }
+}
+
+/// Uniform of `reduce_partials`. Keep in sync with `shaders/reduce_partials.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ReduceParams {
+    /// Elements to produce.
+    pub count: u32,
+    /// Partials per element.
+    pub slices: u32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+}
+
+/// Uniform of `mse_loss`. Keep in sync with `shaders/mse_loss.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct LossParams {
+    /// Elements.
+    pub count: u32,
+    /// Elements per workgroup.
+    pub slice_len: u32,
+    /// Workgroups.
+    pub slices: u32,
+    /// Loss scale (1 for the chapter's sum).
+    pub scale: f32,
+}
+
+/// Uniform of `sgd_step`. Keep in sync with `shaders/sgd_step.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct SgdParams {
+    /// Parameters.
+    pub count: u32,
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum (0: plain SGD).
+    pub momentum: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+}
+
+/// A compute pipeline and its bind group layout.
+pub(crate) struct Kernel {
+    name: &'static str,
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// Every pipeline, built once per device.
+pub(crate) struct Kernels {
+    pub(crate) conv2d_forward: Kernel,
+    pub(crate) conv2d_weight_grad: Kernel,
+    pub(crate) conv2d_input_grad: Kernel,
+    pub(crate) conv2d_bias_grad: Kernel,
+    pub(crate) reduce_partials: Kernel,
+    pub(crate) mse_loss: Kernel,
+    pub(crate) sgd_step: Kernel,
+    /// Bound where a kernel's optional input (the bias) is absent.
+    pub(crate) placeholder: wgpu::Buffer,
+}
+
+/// A storage binding: read-only input or read-write output.
+#[derive(Clone, Copy)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+impl Kernels {
+    pub(crate) fn new(device: &wgpu::Device) -> Result<Self> {
+        use Access::{Read, Write};
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let k = Self {
+            conv2d_forward: Kernel::new(device, "conv2d_forward", &[Read, Read, Read, Write]),
+            conv2d_weight_grad: Kernel::new(device, "conv2d_weight_grad", &[Read, Read, Write]),
+            conv2d_input_grad: Kernel::new(device, "conv2d_input_grad", &[Read, Read, Write]),
+            conv2d_bias_grad: Kernel::new(device, "conv2d_bias_grad", &[Read, Write]),
+            reduce_partials: Kernel::new(device, "reduce_partials", &[Read, Write]),
+            mse_loss: Kernel::new(device, "mse_loss", &[Read, Read, Write, Write]),
+            sgd_step: Kernel::new(device, "sgd_step", &[Read, Write, Write]),
+            placeholder: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgpu-conv: placeholder"),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            }),
+        };
+        if let Some(e) = pollster::block_on(validation.pop()) {
+            return Err(Error::Validation {
+                label: "building pipelines".into(),
+                message: e.to_string(),
+            });
+        }
+        if let Some(e) = pollster::block_on(oom.pop()) {
+            return Err(Error::OutOfMemory(format!("building pipelines: {e}")));
+        }
+        Ok(k)
+    }
+}
+
+impl Kernel {
+    fn new(device: &wgpu::Device, name: &'static str, storage: &[Access]) -> Self {
+        let source = SHADERS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| *s)
+            .expect("every kernel is listed in SHADERS");
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for (i, a) in storage.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: matches!(a, Access::Read),
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(&format!("{name}: bind group layout")),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&format!("{name}: pipeline layout")),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&format!("{name}: pipeline")),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(name),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        Self {
+            name,
+            pipeline,
+            layout,
+        }
+    }
+
+    /// Records one dispatch of `workgroups` workgroups (spread over x and y so that neither
+    /// passes the device's per-dimension limit) with `params` as the uniform and `buffers` bound
+    /// at 1, 2, ...
+    pub(crate) fn dispatch(
+        &self,
+        device: &wgpu::Device,
+        limits: &wgpu::Limits,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &[u8],
+        buffers: &[&wgpu::Buffer],
+        workgroups: u32,
+    ) -> Result<()> {
+        let (x, y) =
+            grid(workgroups, limits.max_compute_workgroups_per_dimension).ok_or_else(|| {
+                Error::TooLarge(format!(
+                    "{}: {workgroups} workgroups do not fit one dispatch",
+                    self.name
+                ))
+            })?;
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(&format!("{}: params", self.name)),
+            contents: params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&format!("{}: bind group", self.name)),
+            layout: &self.layout,
+            entries: &entries,
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(self.name),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+        Ok(())
+    }
+}
+
+/// Spreads `workgroups` over a 2-D grid `(x, y)` with `x, y <= max_per_dim`. The shaders
+/// rebuild the linear index as `wid.y * nwg.x + wid.x` and skip the excess.
+pub fn grid(workgroups: u32, max_per_dim: u32) -> Option<(u32, u32)> {
+    let workgroups = workgroups.max(1);
+    let x = workgroups.min(max_per_dim.max(1));
+    let y = workgroups.div_ceil(x);
+    (y <= max_per_dim).then_some((x, y))
+}
+
+/// Workgroups needed for one invocation per item.
+pub(crate) fn groups_for(items: usize) -> Result<u32> {
+    u32::try_from(items.div_ceil(WORKGROUP_SIZE as usize))
+        .map_err(|_| Error::TooLarge(format!("{items} invocations do not fit one dispatch")))
+}

@@ -1,0 +1,2 @@
+pub struct Conv2d;
+pub struct Sequential;

@@ -1,0 +1,36 @@
+//! # wgpu-conv
+//!
+//! 2-D convolution layers on any GPU through [wgpu] and WGSL compute shaders: the forward
+//! cross-correlation, the weight, input and bias gradients, and training by gradient descent,
+//! with PyTorch's `nn.Conv2d` semantics (batches, channels, stride, padding and padding modes,
+//! dilation, groups, bias). Every kernel has a CPU twin in [`cpu`] that the tests check it
+//! against with a stated error bound.
+//!
+//! ```no_run
+//! use wgpu_conv::{GpuContext, Tensor};
+//!
+//! # fn main() -> Result<(), wgpu_conv::Error> {
+//! let ctx = GpuContext::new()?; // WGPU_BACKEND / WGPU_ADAPTER_NAME are honoured
+//! let x = Tensor::from_rows(&[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]);
+//! let k = Tensor::from_rows(&[[0.0, 1.0], [2.0, 3.0]]);
+//! let y = ctx.corr2d(&x, &k)?;
+//! assert_eq!(y.data(), &[19.0, 25.0, 37.0, 43.0]);
+//! # Ok(()) }
+//! ```
+
+pub mod context;
+pub mod cpu;
+mod error;
+pub mod kernels;
+pub mod layer;
+mod ops;
+pub mod options;
+mod tensor;
+
+pub use context::GpuContext;
+pub use error::{Error, Result};
+pub use kernels::Sgd;
+pub use layer::{Conv2d, Sequential};
+pub use ops::{geometry, Conv2dGrads, GpuTensor, Wanted};
+pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
+pub use tensor::Tensor;

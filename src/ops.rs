@@ -1,0 +1,403 @@
+//! Tensors on the device and the blocking, one-submission-per-call operations.
+
+use wgpu::util::DeviceExt;
+
+use crate::context::GpuContext;
+use crate::error::{Error, Result};
+use crate::kernels;
+use crate::options::{Conv2dGeometry, Conv2dOptions};
+use crate::tensor::Tensor;
+
+/// A tensor living in a GPU storage buffer.
+#[derive(Debug)]
+pub struct GpuTensor {
+    buffer: wgpu::Buffer,
+    shape: Vec<usize>,
+}
+
+impl GpuTensor {
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// True when it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The storage buffer (`f32`, row-major).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+/// Which gradients [`GpuContext::conv2d_backward`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    /// dL/dW.
+    pub weight: bool,
+    /// dL/dX.
+    pub input: bool,
+    /// dL/db.
+    pub bias: bool,
+}
+
+impl Wanted {
+    /// All three.
+    pub const ALL: Wanted = Wanted {
+        weight: true,
+        input: true,
+        bias: true,
+    };
+}
+
+/// Gradients of `sum(y * grad_output)`; `None` where not asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv2dGrads {
+    /// dL/dW, shaped like the weight.
+    pub weight: Option<Tensor>,
+    /// dL/dX, shaped like the input.
+    pub input: Option<Tensor>,
+    /// dL/db, shape `[OC]`.
+    pub bias: Option<Tensor>,
+}
+
+/// Checks a convolution's operands and resolves its geometry. The input is rank 4 `(N,C,H,W)`,
+/// rank 3 `(C,H,W)` or rank 2 `(H,W)`; the weight rank 4 `(OC, C/groups, KH, KW)` or rank 2
+/// `(KH, KW)` (one channel in, one out); the bias has `OC` elements.
+pub fn geometry(
+    x_shape: &[usize],
+    w_shape: &[usize],
+    bias_len: Option<usize>,
+    opts: &Conv2dOptions,
+) -> Result<Conv2dGeometry> {
+    let x4 = dims4(x_shape, "input")?;
+    let w4 = match w_shape {
+        [kh, kw] => [1, 1, *kh, *kw],
+        [o, c, kh, kw] => [*o, *c, *kh, *kw],
+        _ => {
+            return Err(Error::shape(format!(
+                "the weight must be rank 4 (OC, C/groups, KH, KW) or rank 2 (KH, KW), got shape {w_shape:?}"
+            )))
+        }
+    };
+    let g = opts.resolve(x4, w4)?;
+    if let Some(b) = bias_len {
+        if b != g.oc {
+            return Err(Error::shape(format!(
+                "the bias has {b} elements, the weight has {} output channels",
+                g.oc
+            )));
+        }
+    }
+    Ok(g)
+}
+
+fn dims4(shape: &[usize], what: &str) -> Result<[usize; 4]> {
+    match shape {
+        [n, c, h, w] => Ok([*n, *c, *h, *w]),
+        [c, h, w] => Ok([1, *c, *h, *w]),
+        [h, w] => Ok([1, 1, *h, *w]),
+        _ => Err(Error::shape(format!(
+            "the {what} must be rank 2 (H, W), 3 (C, H, W) or 4 (N, C, H, W), got shape {shape:?}"
+        ))),
+    }
+}
+
+/// The output's shape in the input's rank.
+fn output_shape(x_rank: usize, g: &Conv2dGeometry) -> Vec<usize> {
+    match x_rank {
+        2 => vec![g.oh, g.ow],
+        3 => vec![g.oc, g.oh, g.ow],
+        _ => g.output_shape().to_vec(),
+    }
+}
+
+impl GpuContext {
+    fn check_binding(&self, len: usize, what: &str) -> Result<u64> {
+        let bytes = (len.max(1) as u64) * 4;
+        let max = self.limits.max_storage_buffer_binding_size;
+        if bytes > max || bytes > self.limits.max_buffer_size {
+            return Err(Error::TooLarge(format!(
+                "{what}: {bytes} bytes exceed the device's largest storage binding ({max} bytes)"
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Copies a host tensor to the device.
+    pub fn upload(&self, t: &Tensor) -> Result<GpuTensor> {
+        self.upload_slice(t.shape(), t.data(), "wgpu-conv: tensor")
+    }
+
+    pub(crate) fn upload_slice(
+        &self,
+        shape: &[usize],
+        data: &[f32],
+        label: &str,
+    ) -> Result<GpuTensor> {
+        self.check_alive()?;
+        self.check_binding(data.len(), label)?;
+        let contents: &[u8] = if data.is_empty() {
+            &[0u8; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            });
+        Ok(GpuTensor {
+            buffer,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A device tensor of the given shape (contents zero).
+    pub fn empty(&self, shape: &[usize], label: &str) -> Result<GpuTensor> {
+        let len: usize = shape.iter().product();
+        Ok(GpuTensor {
+            buffer: self.scratch_buffer(label, len)?,
+            shape: shape.to_vec(),
+        })
+    }
+
+    pub(crate) fn scratch_buffer(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
+        let size = self.check_binding(len, label)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Copies device tensors back (one submission, one wait).
+    pub fn download(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
+        let encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgpu-conv: download"),
+            });
+        let bufs: Vec<&wgpu::Buffer> = tensors.iter().map(|t| &t.buffer).collect();
+        let data = self.submit_and_read(encoder, &bufs)?;
+        tensors
+            .iter()
+            .zip(data)
+            .map(|(t, mut d)| {
+                d.truncate(t.len());
+                Tensor::new(t.shape.clone(), d)
+            })
+            .collect()
+    }
+
+    /// A new command encoder for recording several operations into one submission.
+    pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Records the forward convolution into `encoder`. Shapes must match `g`.
+    pub fn record_forward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        g: &Conv2dGeometry,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        bias: Option<&GpuTensor>,
+        y: &GpuTensor,
+    ) -> Result<()> {
+        expect_len(x, g.input_shape(), "input")?;
+        expect_len(w, g.weight_shape(), "weight")?;
+        expect_len(y, g.output_shape(), "output")?;
+        if let Some(b) = bias {
+            expect_len(b, [g.oc, 1, 1, 1], "bias")?;
+        }
+        kernels::encode_forward(
+            self,
+            encoder,
+            g,
+            &x.buffer,
+            &w.buffer,
+            bias.map(|b| &b.buffer),
+            &y.buffer,
+        )
+    }
+
+    /// Records the gradients of `sum(y * gy)` into `encoder`, each where its target is given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        g: &Conv2dGeometry,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        gy: &GpuTensor,
+        gw: Option<&GpuTensor>,
+        gx: Option<&GpuTensor>,
+        gb: Option<&GpuTensor>,
+    ) -> Result<()> {
+        expect_len(x, g.input_shape(), "input")?;
+        expect_len(w, g.weight_shape(), "weight")?;
+        expect_len(gy, g.output_shape(), "grad_output")?;
+        if let Some(gw) = gw {
+            expect_len(gw, g.weight_shape(), "grad_weight")?;
+            kernels::encode_weight_grad(self, encoder, g, &x.buffer, &gy.buffer, &gw.buffer)?;
+        }
+        if let Some(gx) = gx {
+            expect_len(gx, g.input_shape(), "grad_input")?;
+            kernels::encode_input_grad(self, encoder, g, &w.buffer, &gy.buffer, &gx.buffer)?;
+        }
+        if let Some(gb) = gb {
+            expect_len(gb, [g.oc, 1, 1, 1], "grad_bias")?;
+            kernels::encode_bias_grad(self, encoder, g, &gy.buffer, &gb.buffer)?;
+        }
+        Ok(())
+    }
+
+    /// The forward convolution on the GPU (one submission): `y = conv(x, w) + bias` with the
+    /// options' stride, padding, dilation, groups, padding mode and mode. The output has the
+    /// input's rank.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), wgpu_conv::Error> {
+    /// use wgpu_conv::{Conv2dOptions, GpuContext, Tensor};
+    /// let ctx = GpuContext::new()?;
+    /// let x = Tensor::from_fn([1, 3, 32, 32], |i| (i[2] * 32 + i[3]) as f32);
+    /// let w = Tensor::from_fn([8, 3, 3, 3], |_| 0.1);
+    /// let y = ctx.conv2d(&x, &w, None, &Conv2dOptions::new().padding(1).stride(2))?;
+    /// assert_eq!(y.shape(), &[1, 8, 16, 16]);
+    /// # Ok(()) }
+    /// ```
+    pub fn conv2d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        opts: &Conv2dOptions,
+    ) -> Result<Tensor> {
+        let g = geometry(x.shape(), w.shape(), bias.map(Tensor::len), opts)?;
+        self.scoped("conv2d_forward", || {
+            let xg = self.upload_slice(&g.input_shape(), x.data(), "conv2d_forward: input")?;
+            let wg = self.upload_slice(&g.weight_shape(), w.data(), "conv2d_forward: weight")?;
+            let bg = match bias {
+                Some(b) => {
+                    Some(self.upload_slice(&[g.oc, 1, 1, 1], b.data(), "conv2d_forward: bias")?)
+                }
+                None => None,
+            };
+            let y = self.empty(&g.output_shape(), "conv2d_forward: output")?;
+            let mut enc = self.encoder("conv2d_forward");
+            self.record_forward(&mut enc, &g, &xg, &wg, bg.as_ref(), &y)?;
+            let mut out = self.submit_and_read(enc, &[&y.buffer])?;
+            let mut data = out.pop().unwrap_or_default();
+            data.truncate(y.len());
+            Tensor::new(output_shape(x.shape().len(), &g), data)
+        })
+    }
+
+    /// The chapter's `corr2d(X, K)`: 2-D cross-correlation of a 2-D input with a 2-D kernel,
+    /// output `(H-KH+1) x (W-KW+1)`.
+    pub fn corr2d(&self, x: &Tensor, k: &Tensor) -> Result<Tensor> {
+        if x.shape().len() != 2 || k.shape().len() != 2 {
+            return Err(Error::shape(format!(
+                "corr2d takes 2-D tensors, got {:?} and {:?}",
+                x.shape(),
+                k.shape()
+            )));
+        }
+        self.conv2d(x, k, None, &Conv2dOptions::new())
+    }
+
+    /// The gradients of `L = sum(conv(x, w) + bias) * grad_output)` with respect to the weight,
+    /// the input and the bias (each only if `wanted`), in one submission. Ranks follow
+    /// [`GpuContext::conv2d`]; `grad_output` has the output's shape.
+    pub fn conv2d_backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        grad_output: &Tensor,
+        opts: &Conv2dOptions,
+        wanted: Wanted,
+    ) -> Result<Conv2dGrads> {
+        let g = geometry(x.shape(), w.shape(), None, opts)?;
+        let out_shape = output_shape(x.shape().len(), &g);
+        if grad_output.shape() != out_shape.as_slice() {
+            return Err(Error::shape(format!(
+                "grad_output has shape {:?}, the output has {:?}",
+                grad_output.shape(),
+                out_shape
+            )));
+        }
+        self.scoped("conv2d_backward", || {
+            let xg = self.upload_slice(&g.input_shape(), x.data(), "conv2d_backward: input")?;
+            let wg = self.upload_slice(&g.weight_shape(), w.data(), "conv2d_backward: weight")?;
+            let gyg = self.upload_slice(
+                &g.output_shape(),
+                grad_output.data(),
+                "conv2d_backward: grad_output",
+            )?;
+            let gw = wanted
+                .weight
+                .then(|| self.empty(&g.weight_shape(), "conv2d_backward: grad_weight"))
+                .transpose()?;
+            let gx = wanted
+                .input
+                .then(|| self.empty(&g.input_shape(), "conv2d_backward: grad_input"))
+                .transpose()?;
+            let gb = wanted
+                .bias
+                .then(|| self.empty(&[g.oc, 1, 1, 1], "conv2d_backward: grad_bias"))
+                .transpose()?;
+            let mut enc = self.encoder("conv2d_backward");
+            self.record_backward(
+                &mut enc,
+                &g,
+                &xg,
+                &wg,
+                &gyg,
+                gw.as_ref(),
+                gx.as_ref(),
+                gb.as_ref(),
+            )?;
+            let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
+            let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();
+            let mut data = self.submit_and_read(enc, &bufs)?.into_iter();
+            let mut take = |present: bool, shape: &[usize]| -> Result<Option<Tensor>> {
+                if !present {
+                    return Ok(None);
+                }
+                let mut d = data.next().unwrap_or_default();
+                d.truncate(shape.iter().product());
+                Tensor::new(shape.to_vec(), d).map(Some)
+            };
+            Ok(Conv2dGrads {
+                weight: take(wanted.weight, w.shape())?,
+                input: take(wanted.input, x.shape())?,
+                bias: take(wanted.bias, &[g.oc])?,
+            })
+        })
+    }
+}
+
+fn expect_len(t: &GpuTensor, shape: [usize; 4], what: &str) -> Result<()> {
+    let want: usize = shape.iter().product();
+    if t.len() != want {
+        return Err(Error::shape(format!(
+            "{what} has shape {:?} ({} elements), expected {shape:?}",
+            t.shape,
+            t.len()
+        )));
+    }
+    Ok(())
+}

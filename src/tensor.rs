@@ -1,0 +1,144 @@
+//! A plain host tensor: a shape and row-major `f32` data.
+
+use crate::error::{Error, Result};
+
+/// A row-major `f32` array of rank 1 to 4 (NCHW for images, OIHW for weights).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+impl Tensor {
+    /// A tensor from its shape and data; the data length must equal the product of the shape.
+    pub fn new(shape: impl Into<Vec<usize>>, data: Vec<f32>) -> Result<Self> {
+        let shape = shape.into();
+        if shape.is_empty() || shape.len() > 4 {
+            return Err(Error::shape(format!(
+                "rank must be 1 to 4, got shape {shape:?}"
+            )));
+        }
+        let len = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| Error::TooLarge(format!("shape {shape:?} overflows")))?;
+        if len != data.len() {
+            return Err(Error::shape(format!(
+                "shape {shape:?} holds {len} elements but {} were given",
+                data.len()
+            )));
+        }
+        Ok(Self { shape, data })
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl Into<Vec<usize>>) -> Self {
+        let shape = shape.into();
+        let len = shape.iter().product();
+        Self {
+            shape,
+            data: vec![0.0; len],
+        }
+    }
+
+    /// A tensor whose element at each multi-index is `f(index)`.
+    pub fn from_fn(shape: impl Into<Vec<usize>>, mut f: impl FnMut(&[usize]) -> f32) -> Self {
+        let shape = shape.into();
+        let len: usize = shape.iter().product();
+        let mut idx = vec![0usize; shape.len()];
+        let mut data = Vec::with_capacity(len);
+        for _ in 0..len {
+            data.push(f(&idx));
+            for d in (0..shape.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Self { shape, data }
+    }
+
+    /// A 2-D tensor from rows (as the chapter writes its small matrices).
+    pub fn from_rows<const W: usize>(rows: &[[f32; W]]) -> Self {
+        Self {
+            shape: vec![rows.len(), W],
+            data: rows.iter().flatten().copied().collect(),
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// The data, row-major.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+    /// The data, mutable.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+    /// Consumes the tensor, giving its data.
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+    /// True for a tensor with no elements.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The same data under another shape with the same element count.
+    pub fn reshape(self, shape: impl Into<Vec<usize>>) -> Result<Self> {
+        Tensor::new(shape, self.data)
+    }
+
+    /// The shape as `[N, C, H, W]`: rank 4 as is, rank 3 `(C, H, W)` with N = 1, rank 2 `(H, W)`
+    /// with N = C = 1.
+    pub fn dims4(&self) -> Result<[usize; 4]> {
+        match self.shape[..] {
+            [n, c, h, w] => Ok([n, c, h, w]),
+            [c, h, w] => Ok([1, c, h, w]),
+            [h, w] => Ok([1, 1, h, w]),
+            _ => Err(Error::shape(format!(
+                "expected a rank 2, 3 or 4 tensor, got shape {:?}",
+                self.shape
+            ))),
+        }
+    }
+
+    /// Element at a multi-index (panics if out of range, like slice indexing).
+    pub fn at(&self, idx: &[usize]) -> f32 {
+        self.data[self.offset(idx)]
+    }
+
+    fn offset(&self, idx: &[usize]) -> usize {
+        assert_eq!(idx.len(), self.shape.len(), "index rank");
+        idx.iter().zip(&self.shape).fold(0, |acc, (&i, &d)| {
+            assert!(i < d, "index {i} out of range {d}");
+            acc * d + i
+        })
+    }
+
+    /// The transpose of a 2-D tensor (the chapter's `X.T`).
+    pub fn transpose2(&self) -> Result<Tensor> {
+        let [h, w] = self.shape[..] else {
+            return Err(Error::shape(format!(
+                "transpose2 needs a 2-D tensor, got {:?}",
+                self.shape
+            )));
+        };
+        Ok(Tensor::from_fn([w, h], |i| self.data[i[1] * w + i[0]]))
+    }
+
+    /// The rows of a 2-D tensor (for printing).
+    pub fn rows(&self) -> Vec<Vec<f32>> {
+        let w = *self.shape.last().unwrap_or(&1);
+        self.data.chunks(w.max(1)).map(|r| r.to_vec()).collect()
+    }
+}
