@@ -26,11 +26,13 @@ pub mod layer;
 mod ops;
 pub mod options;
 mod tensor;
+pub mod train;
 
 pub use context::GpuContext;
 pub use error::{Error, Result};
 pub use kernels::Sgd;
-pub use layer::{Conv2d, Sequential};
+pub use layer::{Conv2d, Sequential, SequentialGrads};
 pub use ops::{geometry, Conv2dGrads, GpuTensor, Wanted};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
 pub use tensor::Tensor;
+pub use train::{train_cpu, Trainer};

@@ -1,0 +1,349 @@
+//! The command-line interface.
+
+mod npy;
+mod walkthrough;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use wgpu_conv::{
+    context, geometry, Conv2d, Conv2dOptions, ConvMode, GpuContext, Hw, Padding, PaddingMode, Sgd,
+    Tensor, Trainer, Wanted,
+};
+
+/// 2-D convolution layers on any GPU (wgpu + WGSL). With no command, runs the walkthrough of
+/// the "Convolutions for Images" chapter on the GPU.
+#[derive(Debug, Parser)]
+#[command(name = "wgpu-conv", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The chapter, computed on the GPU, each result beside its expected value.
+    Walkthrough,
+    /// Forward convolution of X.npy with W.npy (and B.npy), written to Y.npy.
+    Forward {
+        /// Input, float32 (H, W) or (N, C, H, W).
+        #[arg(long)]
+        input: PathBuf,
+        /// Weight, (KH, KW) or (OC, C/groups, KH, KW).
+        #[arg(long)]
+        weight: PathBuf,
+        /// Bias, (OC,).
+        #[arg(long)]
+        bias: Option<PathBuf>,
+        /// Where to write the output.
+        #[arg(long)]
+        output: PathBuf,
+        #[command(flatten)]
+        conv: ConvArgs,
+    },
+    /// Gradients of sum(Y * GY) with respect to the weight, the input and the bias.
+    Backward {
+        /// Input, float32 (H, W) or (N, C, H, W).
+        #[arg(long)]
+        input: PathBuf,
+        /// Weight, (KH, KW) or (OC, C/groups, KH, KW).
+        #[arg(long)]
+        weight: PathBuf,
+        /// Gradient of the loss with respect to the output, in the output's shape.
+        #[arg(long)]
+        grad_output: PathBuf,
+        /// Bias, (OC,): needed for --grad-bias.
+        #[arg(long)]
+        bias: Option<PathBuf>,
+        #[command(flatten)]
+        conv: ConvArgs,
+        /// Where to write dL/dW.
+        #[arg(long)]
+        grad_weight: Option<PathBuf>,
+        /// Where to write dL/dX.
+        #[arg(long)]
+        grad_input: Option<PathBuf>,
+        /// Where to write dL/db (needs --bias).
+        #[arg(long)]
+        grad_bias: Option<PathBuf>,
+    },
+    /// Learns a kernel mapping X.npy to Y.npy by gradient descent on the squared error.
+    Train {
+        /// Input, float32 (H, W) or (N, C, H, W).
+        #[arg(long)]
+        input: PathBuf,
+        /// Target output, in the output's shape.
+        #[arg(long)]
+        target: PathBuf,
+        /// Kernel size KH,KW (or K).
+        #[arg(long)]
+        kernel_size: Hw,
+        /// Learn a bias too.
+        #[arg(long)]
+        bias: bool,
+        /// Learning rate.
+        #[arg(long, default_value_t = 0.03)]
+        lr: f32,
+        /// SGD momentum.
+        #[arg(long, default_value_t = 0.0)]
+        momentum: f32,
+        /// L2 weight decay.
+        #[arg(long, default_value_t = 0.0)]
+        weight_decay: f32,
+        /// Steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Print the loss every this many steps.
+        #[arg(long, default_value_t = 2)]
+        log_every: usize,
+        /// Seed of the weight initialisation.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to write the learned weight.
+        #[arg(long)]
+        output_weight: Option<PathBuf>,
+        #[command(flatten)]
+        conv: ConvArgs,
+    },
+    /// The adapters found, the one chosen and why, and the limits that matter here.
+    Info,
+}
+
+/// The convolution options shared by forward, backward and train.
+#[derive(Debug, Args)]
+struct ConvArgs {
+    /// Stride S or SH,SW.
+    #[arg(long, default_value = "1")]
+    stride: Hw,
+    /// Padding P, PH,PW, TOP,LEFT,BOTTOM,RIGHT, same or valid.
+    #[arg(long, default_value = "valid")]
+    padding: Padding,
+    /// Dilation D or DH,DW.
+    #[arg(long, default_value = "1")]
+    dilation: Hw,
+    /// Groups.
+    #[arg(long, default_value_t = 1)]
+    groups: usize,
+    /// zeros, reflect, replicate or circular.
+    #[arg(long, default_value = "zeros")]
+    padding_mode: PaddingMode,
+    /// cross-correlation or convolution (kernel flipped on both axes).
+    #[arg(long, default_value = "cross-correlation")]
+    mode: ConvMode,
+}
+
+impl ConvArgs {
+    fn options(&self) -> Conv2dOptions {
+        Conv2dOptions::new()
+            .stride(self.stride)
+            .padding(self.padding)
+            .dilation(self.dilation)
+            .groups(self.groups)
+            .padding_mode(self.padding_mode)
+            .mode(self.mode)
+    }
+}
+
+fn context() -> Result<GpuContext> {
+    GpuContext::new().context("cannot start the GPU")
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command.unwrap_or(Command::Walkthrough) {
+        Command::Walkthrough => walkthrough::run(&context()?),
+        Command::Forward {
+            input,
+            weight,
+            bias,
+            output,
+            conv,
+        } => {
+            let x = npy::read(&input)?;
+            let w = npy::read(&weight)?;
+            let b = bias.as_deref().map(npy::read).transpose()?;
+            check_ranks(&x, &w)?;
+            let opts = conv.options();
+            geometry(x.shape(), w.shape(), b.as_ref().map(Tensor::len), &opts)?;
+            let ctx = context()?;
+            let y = ctx.conv2d(&x, &w, b.as_ref(), &opts)?;
+            npy::write(&output, &y)
+        }
+        Command::Backward {
+            input,
+            weight,
+            grad_output,
+            bias,
+            conv,
+            grad_weight,
+            grad_input,
+            grad_bias,
+        } => {
+            if grad_bias.is_some() && bias.is_none() {
+                bail!("--grad-bias needs --bias");
+            }
+            if grad_weight.is_none() && grad_input.is_none() && grad_bias.is_none() {
+                bail!(
+                    "nothing to do: give at least one of --grad-weight, --grad-input, --grad-bias"
+                );
+            }
+            let x = npy::read(&input)?;
+            let w = npy::read(&weight)?;
+            let gy = npy::read(&grad_output)?;
+            let b = bias.as_deref().map(npy::read).transpose()?;
+            check_ranks(&x, &w)?;
+            let opts = conv.options();
+            geometry(x.shape(), w.shape(), b.as_ref().map(Tensor::len), &opts)?;
+            let ctx = context()?;
+            let wanted = Wanted {
+                weight: grad_weight.is_some(),
+                input: grad_input.is_some(),
+                bias: grad_bias.is_some(),
+            };
+            let grads = ctx.conv2d_backward(&x, &w, &gy, &opts, wanted)?;
+            for (path, t) in [
+                (grad_weight, grads.weight),
+                (grad_input, grads.input),
+                (grad_bias, grads.bias),
+            ] {
+                if let (Some(p), Some(t)) = (path, t) {
+                    npy::write(&p, &t)?;
+                }
+            }
+            Ok(())
+        }
+        Command::Train {
+            input,
+            target,
+            kernel_size,
+            bias,
+            lr,
+            momentum,
+            weight_decay,
+            steps,
+            log_every,
+            seed,
+            output_weight,
+            conv,
+        } => {
+            let x = npy::read(&input)?;
+            let y = npy::read(&target)?;
+            if !lr.is_finite() || !momentum.is_finite() || !weight_decay.is_finite() {
+                bail!("--lr, --momentum and --weight-decay must be finite numbers");
+            }
+            if log_every == 0 {
+                bail!("--log-every must be at least 1");
+            }
+            let opts = conv.options();
+            let layer = Conv2d::new(
+                x.dims4()?[1],
+                out_channels(&x, &y),
+                kernel_size,
+                bias,
+                opts,
+                seed,
+            )?;
+            let g = geometry(
+                x.shape(),
+                layer.weight().shape(),
+                layer.bias().map(Tensor::len),
+                &opts,
+            )?;
+            if y.len() != g.output_shape().iter().product::<usize>() {
+                bail!(
+                    "the target has shape {:?} but a {kernel_size} kernel gives an output of {:?}",
+                    y.shape(),
+                    g.output_shape()
+                );
+            }
+            let ctx = context()?;
+            let sgd = Sgd::new(lr).momentum(momentum).weight_decay(weight_decay);
+            let mut trainer = Trainer::new(&ctx, &layer, &x, &y, sgd)?;
+            for i in 0..steps {
+                let log = (i + 1) % log_every == 0;
+                if let Some(loss) = trainer.step(log)? {
+                    println!("epoch {}, loss {loss:.3}", i + 1);
+                }
+            }
+            let learned = trainer.layer()?;
+            println!(
+                "learned kernel {:?}: {:?}",
+                learned.weight().shape(),
+                learned.weight().data()
+            );
+            if let Some(b) = learned.bias() {
+                println!("learned bias: {:?}", b.data());
+            }
+            if let Some(p) = output_weight {
+                npy::write(&p, learned.weight())?;
+            }
+            Ok(())
+        }
+        Command::Info => info(),
+    }
+}
+
+/// The output channel count the target implies: its channel dimension, or 1 for rank 2.
+fn out_channels(x: &Tensor, y: &Tensor) -> usize {
+    match y.shape() {
+        [_, oc, _, _] => *oc,
+        [oc, _, _] if x.shape().len() == 3 => *oc,
+        _ => 1,
+    }
+}
+
+/// The CLI's rank rules: input rank 2 with weight rank 2, or input rank 4 (or 3) with weight rank 4.
+fn check_ranks(x: &Tensor, w: &Tensor) -> Result<()> {
+    match (x.shape().len(), w.shape().len()) {
+        (2, 2) | (3, 4) | (4, 4) => Ok(()),
+        (2, r) => bail!("a rank-2 input (H, W) needs a rank-2 weight (KH, KW), got rank {r} {:?}", w.shape()),
+        (4, r) => bail!("a rank-4 input (N, C, H, W) needs a rank-4 weight (OC, C/groups, KH, KW), got rank {r} {:?}", w.shape()),
+        (r, _) => bail!("the input must be rank 2 (H, W) or rank 4 (N, C, H, W), got rank {r} {:?}", x.shape()),
+    }
+}
+
+fn info() -> Result<()> {
+    let adapters = context::list_adapters();
+    if adapters.is_empty() {
+        println!("no adapters found");
+    }
+    println!("adapters found ({}):", adapters.len());
+    for a in &adapters {
+        println!("  {}", context::describe_adapter(a));
+    }
+    let ctx = context()?;
+    let why = match std::env::var("WGPU_ADAPTER_NAME") {
+        Ok(n) if !n.is_empty() => format!("its name contains WGPU_ADAPTER_NAME={n:?}"),
+        _ => "best ranked: discrete > integrated > virtual > CPU, then Vulkan/Metal > DX12 > GL"
+            .to_string(),
+    };
+    println!("chosen: {} ({why})", ctx.describe());
+    if let Ok(b) = std::env::var("WGPU_BACKEND") {
+        println!("WGPU_BACKEND={b}");
+    }
+    let l = ctx.limits();
+    println!("limits:");
+    println!(
+        "  max_storage_buffer_binding_size: {} bytes",
+        l.max_storage_buffer_binding_size
+    );
+    println!("  max_buffer_size: {} bytes", l.max_buffer_size);
+    println!(
+        "  max_compute_workgroups_per_dimension: {}",
+        l.max_compute_workgroups_per_dimension
+    );
+    println!(
+        "  max_compute_workgroup_storage_size: {} bytes",
+        l.max_compute_workgroup_storage_size
+    );
+    println!(
+        "  max_compute_invocations_per_workgroup: {}",
+        l.max_compute_invocations_per_workgroup
+    );
+    println!(
+        "  max_storage_buffers_per_shader_stage: {}",
+        l.max_storage_buffers_per_shader_stage
+    );
+    Ok(())
+}

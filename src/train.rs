@@ -1,0 +1,206 @@
+//! Training a `Conv2d` layer by gradient descent on the squared error, on the GPU (a whole step
+//! in one submission) and, as a reference, on the CPU.
+
+use crate::context::GpuContext;
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::kernels::{self, Sgd};
+use crate::layer::Conv2d;
+use crate::ops::{geometry, GpuTensor};
+use crate::options::Conv2dGeometry;
+use crate::tensor::Tensor;
+
+/// Trains one layer to map `x` to `target` under the loss `scale * sum (y - target)^2`.
+/// Every [`Trainer::step`] records forward, loss, gradients and the update into one submission;
+/// the loss is read back only when asked for.
+pub struct Trainer<'a> {
+    ctx: &'a GpuContext,
+    g: Conv2dGeometry,
+    x: GpuTensor,
+    target: GpuTensor,
+    w: GpuTensor,
+    b: Option<GpuTensor>,
+    gw: GpuTensor,
+    gb: Option<GpuTensor>,
+    vw: GpuTensor,
+    vb: Option<GpuTensor>,
+    y: GpuTensor,
+    gy: GpuTensor,
+    loss: GpuTensor,
+    sgd: Sgd,
+    scale: f32,
+    layer: Conv2d,
+}
+
+impl<'a> Trainer<'a> {
+    /// Uploads the layer, the data and the optimizer state. `target` must have the output's
+    /// number of elements. The loss is the chapter's plain sum of squares (scale 1).
+    pub fn new(
+        ctx: &'a GpuContext,
+        layer: &Conv2d,
+        x: &Tensor,
+        target: &Tensor,
+        sgd: Sgd,
+    ) -> Result<Self> {
+        let g = geometry(
+            x.shape(),
+            layer.weight().shape(),
+            layer.bias().map(Tensor::len),
+            layer.options(),
+        )?;
+        let out_len: usize = g.output_shape().iter().product();
+        if target.len() != out_len {
+            return Err(Error::shape(format!(
+                "target has shape {:?}, the layer's output is {:?}",
+                target.shape(),
+                g.output_shape()
+            )));
+        }
+        let zeros = |shape: &[usize], label: &str| ctx.empty(shape, label);
+        let wshape = g.weight_shape();
+        let bshape = [g.oc, 1, 1, 1];
+        Ok(Self {
+            ctx,
+            x: ctx.upload_slice(&g.input_shape(), x.data(), "train: input")?,
+            target: ctx.upload_slice(&g.output_shape(), target.data(), "train: target")?,
+            w: ctx.upload_slice(&wshape, layer.weight().data(), "train: weight")?,
+            b: layer
+                .bias()
+                .map(|b| ctx.upload_slice(&bshape, b.data(), "train: bias"))
+                .transpose()?,
+            gw: zeros(&wshape, "train: grad_weight")?,
+            gb: layer
+                .bias()
+                .map(|_| zeros(&bshape, "train: grad_bias"))
+                .transpose()?,
+            vw: zeros(&wshape, "train: velocity weight")?,
+            vb: layer
+                .bias()
+                .map(|_| zeros(&bshape, "train: velocity bias"))
+                .transpose()?,
+            y: zeros(&g.output_shape(), "train: output")?,
+            gy: zeros(&g.output_shape(), "train: grad_output")?,
+            loss: zeros(&[1], "train: loss")?,
+            g,
+            sgd,
+            scale: 1.0,
+            layer: layer.clone(),
+        })
+    }
+
+    /// One step: forward, loss (before the update, as the chapter prints it), gradients, SGD
+    /// update, in one submission. Returns the loss when `read_loss`, else `None` without
+    /// waiting for the device.
+    pub fn step(&mut self, read_loss: bool) -> Result<Option<f32>> {
+        let ctx = self.ctx;
+        ctx.scoped("train step", || {
+            let mut enc = ctx.encoder("train step");
+            let g = &self.g;
+            ctx.record_forward(&mut enc, g, &self.x, &self.w, self.b.as_ref(), &self.y)?;
+            kernels::encode_mse_loss(
+                ctx,
+                &mut enc,
+                self.y.buffer(),
+                self.target.buffer(),
+                self.gy.buffer(),
+                self.loss.buffer(),
+                self.y.len(),
+                self.scale,
+            )?;
+            ctx.record_backward(
+                &mut enc,
+                g,
+                &self.x,
+                &self.w,
+                &self.gy,
+                Some(&self.gw),
+                None,
+                self.gb.as_ref(),
+            )?;
+            kernels::encode_sgd_step(
+                ctx,
+                &mut enc,
+                self.gw.buffer(),
+                self.w.buffer(),
+                self.vw.buffer(),
+                self.w.len(),
+                &self.sgd,
+            )?;
+            if let (Some(b), Some(gb), Some(vb)) = (&self.b, &self.gb, &self.vb) {
+                kernels::encode_sgd_step(
+                    ctx,
+                    &mut enc,
+                    gb.buffer(),
+                    b.buffer(),
+                    vb.buffer(),
+                    b.len(),
+                    &self.sgd,
+                )?;
+            }
+            if read_loss {
+                let out = ctx.submit_and_read(enc, &[self.loss.buffer()])?;
+                Ok(out.first().and_then(|v| v.first().copied()))
+            } else {
+                ctx.queue.submit([enc.finish()]);
+                Ok(None)
+            }
+        })
+    }
+
+    /// The layer with its current (trained) weight and bias, read back from the device.
+    pub fn layer(&self) -> Result<Conv2d> {
+        let mut tensors = vec![&self.w];
+        if let Some(b) = &self.b {
+            tensors.push(b);
+        }
+        let mut read = self.ctx.download(&tensors)?.into_iter();
+        let mut layer = self.layer.clone();
+        if let Some(w) = read.next() {
+            layer.set_weight(w)?;
+        }
+        if let Some(b) = read.next() {
+            layer.set_bias(b)?;
+        }
+        Ok(layer)
+    }
+}
+
+/// The CPU twin of [`Trainer`]: the same steps with the CPU reference (sums in `f64`, weights
+/// kept in `f32` as on the GPU). Returns the trained layer and the loss of every step.
+pub fn train_cpu(
+    layer: &Conv2d,
+    x: &Tensor,
+    target: &Tensor,
+    sgd: Sgd,
+    steps: usize,
+) -> Result<(Conv2d, Vec<f64>)> {
+    let g = geometry(
+        x.shape(),
+        layer.weight().shape(),
+        layer.bias().map(Tensor::len),
+        layer.options(),
+    )?;
+    let mut w = layer.weight().data().to_vec();
+    let mut b = layer.bias().map(|b| b.data().to_vec());
+    let mut vw = vec![0f32; w.len()];
+    let mut vb = vec![0f32; g.oc];
+    let mut losses = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let y = cpu::conv2d_forward(&g, x.data(), &w, b.as_deref()).to_f32();
+        let (loss, gy) = cpu::mse_loss(&y, target.data(), 1.0);
+        losses.push(loss.values[0]);
+        let gy = gy.to_f32();
+        let gw = cpu::conv2d_weight_grad(&g, x.data(), &gy).to_f32();
+        cpu::sgd_step(&mut w, &gw, &mut vw, sgd.lr, sgd.momentum, sgd.weight_decay);
+        if let Some(b) = b.as_mut() {
+            let gb = cpu::conv2d_bias_grad(&g, &gy).to_f32();
+            cpu::sgd_step(b, &gb, &mut vb, sgd.lr, sgd.momentum, sgd.weight_decay);
+        }
+    }
+    let mut out = layer.clone();
+    out.set_weight(Tensor::new(layer.weight().shape().to_vec(), w)?)?;
+    if let Some(b) = b {
+        out.set_bias(Tensor::new(vec![g.oc], b)?)?;
+    }
+    Ok((out, losses))
+}
