@@ -52,3 +52,177 @@ impl Rng {
         (0..n).map(|_| self.uniform()).collect()
     }
 }
+
+use wgpu_conv::{Conv2dOptions, ConvMode, Padding, PaddingMode};
+
+/// One awkward case: input `[N, C, H, W]`, weight `[OC, C/groups, KH, KW]`, options, bias.
+pub struct Case {
+    pub name: &'static str,
+    pub x: [usize; 4],
+    pub w: [usize; 4],
+    pub opts: Conv2dOptions,
+    pub bias: bool,
+}
+
+/// The table the forward and gradient tests run over: every option, odd sizes, edge cases.
+pub fn cases() -> Vec<Case> {
+    let o = Conv2dOptions::new;
+    let c = |name, x, w, opts, bias| Case {
+        name,
+        x,
+        w,
+        opts,
+        bias,
+    };
+    vec![
+        c("chapter_figure", [1, 1, 3, 3], [1, 1, 2, 2], o(), false),
+        c(
+            "batch3_odd_channels_bias",
+            [3, 5, 7, 6],
+            [4, 5, 3, 2],
+            o(),
+            true,
+        ),
+        c(
+            "stride2_pad1",
+            [2, 3, 11, 9],
+            [5, 3, 3, 3],
+            o().stride(2).padding(1),
+            true,
+        ),
+        c(
+            "stride_hw_dilation_hw_pad_hw",
+            [1, 2, 13, 17],
+            [3, 2, 3, 2],
+            o().stride((2, 3)).dilation((2, 1)).padding((1, 2)),
+            false,
+        ),
+        c(
+            "groups3",
+            [2, 6, 8, 7],
+            [9, 2, 3, 3],
+            o().groups(3).padding(1),
+            true,
+        ),
+        c(
+            "depthwise",
+            [2, 4, 9, 9],
+            [4, 1, 3, 3],
+            o().groups(4).padding(1),
+            true,
+        ),
+        c(
+            "depthwise_multiplier2",
+            [1, 3, 6, 5],
+            [6, 1, 2, 3],
+            o().groups(3),
+            false,
+        ),
+        c(
+            "pad_four_sides",
+            [1, 2, 7, 5],
+            [2, 2, 3, 3],
+            o().padding([2, 0, 1, 3]),
+            false,
+        ),
+        c(
+            "same_even_kernel",
+            [1, 2, 7, 6],
+            [3, 2, 4, 2],
+            o().padding(Padding::Same),
+            true,
+        ),
+        c(
+            "same_dilated",
+            [1, 1, 9, 8],
+            [2, 1, 3, 3],
+            o().padding(Padding::Same).dilation(2),
+            false,
+        ),
+        c(
+            "reflect_stride2",
+            [2, 2, 6, 7],
+            [3, 2, 3, 3],
+            o().padding((2, 3))
+                .padding_mode(PaddingMode::Reflect)
+                .stride(2),
+            true,
+        ),
+        c(
+            "replicate_wide_pad",
+            [1, 3, 5, 4],
+            [2, 3, 3, 3],
+            o().padding([3, 1, 0, 2])
+                .padding_mode(PaddingMode::Replicate),
+            false,
+        ),
+        c(
+            "circular",
+            [2, 1, 5, 6],
+            [2, 1, 3, 4],
+            o().padding((2, 3)).padding_mode(PaddingMode::Circular),
+            true,
+        ),
+        c(
+            "circular_pad_equals_size",
+            [1, 1, 3, 4],
+            [1, 1, 2, 2],
+            o().padding((3, 4)).padding_mode(PaddingMode::Circular),
+            false,
+        ),
+        c(
+            "convolution_stride2_pad1",
+            [2, 3, 8, 9],
+            [4, 3, 3, 2],
+            o().mode(ConvMode::Convolution).padding(1).stride(2),
+            true,
+        ),
+        c(
+            "convolution_reflect_dilated",
+            [1, 2, 9, 9],
+            [2, 2, 3, 3],
+            o().mode(ConvMode::Convolution)
+                .padding(2)
+                .dilation(2)
+                .padding_mode(PaddingMode::Reflect),
+            false,
+        ),
+        c(
+            "convolution_groups_replicate",
+            [1, 4, 6, 5],
+            [2, 2, 2, 3],
+            o().mode(ConvMode::Convolution)
+                .groups(2)
+                .padding(1)
+                .padding_mode(PaddingMode::Replicate),
+            true,
+        ),
+        c("kernel_equals_input", [2, 3, 5, 7], [4, 3, 5, 7], o(), true),
+        c("one_wide", [1, 2, 9, 1], [3, 2, 3, 1], o(), false),
+        c("one_tall", [1, 1, 1, 13], [1, 1, 1, 2], o(), false),
+        c("one_by_one", [2, 16, 5, 5], [8, 16, 1, 1], o(), true),
+        c(
+            "primes_stride3_dilation2",
+            [1, 3, 31, 29],
+            [7, 3, 5, 5],
+            o().stride(3).padding(2).dilation(2),
+            true,
+        ),
+        c(
+            "stride_larger_than_kernel",
+            [1, 2, 10, 11],
+            [2, 2, 2, 2],
+            o().stride((4, 5)),
+            false,
+        ),
+    ]
+}
+
+/// Random data for a case: (input, weight, bias).
+pub fn case_data(case: &Case, seed: u64) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(case.x.iter().product());
+    let w = rng.vec(case.w.iter().product());
+    let b = case.bias.then(|| rng.vec(case.w[0]));
+    (x, w, b)
+}

@@ -1,0 +1,236 @@
+//! The forward pass on the GPU against the CPU reference, within the f32 bound
+//! `(L+1) * 2^-24 * sum|x*w|` (STYLE habit 11).
+
+mod common;
+
+use common::{assert_within, case_data, cases, ctx, Rng};
+use proptest::prelude::*;
+use wgpu_conv::{
+    cpu, geometry, Conv2d, Conv2dOptions, ConvMode, Error, Padding, PaddingMode, Tensor,
+};
+
+fn check_forward(
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    opts: &Conv2dOptions,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    what: &str,
+) {
+    let g = opts.resolve(x_shape, w_shape).unwrap();
+    let xt = Tensor::new(x_shape.to_vec(), x.to_vec()).unwrap();
+    let wt = Tensor::new(w_shape.to_vec(), w.to_vec()).unwrap();
+    let bt = b.map(|b| Tensor::new(vec![b.len()], b.to_vec()).unwrap());
+    let y = ctx().conv2d(&xt, &wt, bt.as_ref(), opts).unwrap();
+    assert_eq!(y.shape(), g.output_shape(), "{what}: shape");
+    let reference = cpu::conv2d_forward(&g, x, w, b);
+    assert_within(y.data(), &reference, what);
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn forward_matches_cpu_reference_on_every_case() {
+    for (i, case) in cases().iter().enumerate() {
+        let (x, w, b) = case_data(case, i as u64);
+        check_forward(case.x, case.w, &case.opts, &x, &w, b.as_deref(), case.name);
+    }
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn exact_integer_cases_are_exact() {
+    // Small integers: every product and partial sum is exact in f32, so the GPU must agree exactly.
+    for case in cases() {
+        let mut rng = Rng::new(7);
+        let x: Vec<f32> = (0..case.x.iter().product())
+            .map(|_| (rng.next_u64() % 7) as f32 - 3.0)
+            .collect();
+        let w: Vec<f32> = (0..case.w.iter().product())
+            .map(|_| (rng.next_u64() % 5) as f32 - 2.0)
+            .collect();
+        let g = case.opts.resolve(case.x, case.w).unwrap();
+        let y = ctx()
+            .conv2d(
+                &Tensor::new(case.x.to_vec(), x.clone()).unwrap(),
+                &Tensor::new(case.w.to_vec(), w.clone()).unwrap(),
+                None,
+                &case.opts,
+            )
+            .unwrap();
+        assert_eq!(
+            y.data(),
+            cpu::conv2d_forward(&g, &x, &w, None).to_f32(),
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn chapter_values() {
+    let ctx = ctx();
+    let x = Tensor::from_fn([3, 3], |i| (i[0] * 3 + i[1]) as f32);
+    let k = Tensor::from_fn([2, 2], |i| (i[0] * 2 + i[1]) as f32);
+    let y = ctx.corr2d(&x, &k).unwrap();
+    assert_eq!(y.shape(), [2, 2]);
+    assert_eq!(y.data(), [19.0, 25.0, 37.0, 43.0]);
+
+    let img = Tensor::from_fn([6, 8], |i| if (2..6).contains(&i[1]) { 0.0 } else { 1.0 });
+    let edge = Tensor::from_rows(&[[1.0, -1.0]]);
+    let y = ctx.corr2d(&img, &edge).unwrap();
+    assert_eq!(y.shape(), [6, 7]);
+    for row in y.rows() {
+        assert_eq!(row, [0.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0]);
+    }
+    let yt = ctx.corr2d(&img.transpose2().unwrap(), &edge).unwrap();
+    assert_eq!(yt.shape(), [8, 5]);
+    assert!(yt.data().iter().all(|&v| v == 0.0));
+
+    // strict convolution = cross-correlation with the flipped kernel
+    let conv = ctx
+        .conv2d(
+            &x,
+            &k,
+            None,
+            &Conv2dOptions::new().mode(ConvMode::Convolution),
+        )
+        .unwrap();
+    let flipped = Tensor::from_fn([2, 2], |i| k.at(&[1 - i[0], 1 - i[1]]));
+    assert_eq!(conv.data(), ctx.corr2d(&x, &flipped).unwrap().data());
+    assert_eq!(conv.data(), [5.0, 11.0, 23.0, 29.0]);
+
+    // the layer: random weight, zero scalar bias, output = corr2d(X, weight)
+    let layer = Conv2d::new(1, 1, (2, 2), true, Conv2dOptions::new(), 3).unwrap();
+    assert_eq!(layer.bias().unwrap().data(), [0.0]);
+    let bound = 1.0 / 2.0;
+    assert!(layer.weight().data().iter().all(|v| v.abs() <= bound));
+    let y = layer.forward(ctx, &x).unwrap();
+    let g = geometry(x.shape(), layer.weight().shape(), Some(1), layer.options()).unwrap();
+    assert_within(
+        y.data(),
+        &cpu::conv2d_forward(&g, x.data(), layer.weight().data(), Some(&[0.0])),
+        "layer",
+    );
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn nan_and_infinity_propagate() {
+    let mut x = vec![1.0f32; 5 * 5];
+    x[6] = f32::NAN; // row 1, col 1
+    x[18] = f32::INFINITY; // row 3, col 3
+    let w = vec![1.0f32; 4];
+    let g = Conv2dOptions::new()
+        .resolve([1, 1, 5, 5], [1, 1, 2, 2])
+        .unwrap();
+    let y = ctx()
+        .conv2d(
+            &Tensor::new(vec![5, 5], x.clone()).unwrap(),
+            &Tensor::new(vec![2, 2], w.clone()).unwrap(),
+            None,
+            &Conv2dOptions::new(),
+        )
+        .unwrap();
+    assert_within(y.data(), &cpu::conv2d_forward(&g, &x, &w, None), "nan/inf");
+    assert!(y.data()[0].is_nan() && y.data()[15].is_infinite() && y.data()[3] == 4.0);
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn bad_operands_are_errors_not_panics() {
+    let ctx = ctx();
+    let x = Tensor::zeros([1, 3, 5, 5]);
+    let w = Tensor::zeros([2, 2, 3, 3]);
+    assert!(matches!(
+        ctx.conv2d(&x, &w, None, &Conv2dOptions::new()),
+        Err(Error::InvalidShape(_))
+    ));
+    let w = Tensor::zeros([2, 3, 3, 3]);
+    assert!(matches!(
+        ctx.conv2d(&x, &w, Some(&Tensor::zeros([3])), &Conv2dOptions::new()),
+        Err(Error::InvalidShape(_))
+    ));
+    assert!(matches!(
+        ctx.conv2d(&x, &w, None, &Conv2dOptions::new().stride(0)),
+        Err(Error::InvalidOption(_))
+    ));
+    assert!(matches!(ctx.corr2d(&x, &w), Err(Error::InvalidShape(_))));
+    assert!(matches!(
+        ctx.conv2d(
+            &x,
+            &w,
+            None,
+            &Conv2dOptions::new()
+                .padding(5)
+                .padding_mode(PaddingMode::Reflect)
+        ),
+        Err(Error::InvalidOption(_))
+    ));
+    assert!(matches!(
+        ctx.conv2d(
+            &x,
+            &w,
+            None,
+            &Conv2dOptions::new().padding(Padding::Same).stride(2)
+        ),
+        Err(Error::InvalidOption(_))
+    ));
+    // the context still works afterwards
+    assert!(ctx.conv2d(&x, &w, None, &Conv2dOptions::new()).is_ok());
+}
+
+fn arb_case() -> impl Strategy<Value = ([usize; 4], [usize; 4], Conv2dOptions, bool, u64)> {
+    (
+        (1usize..3, 1usize..4, 1usize..4, 1usize..3),
+        (1usize..10, 1usize..10, 1usize..4, 1usize..4),
+        (1usize..3, 1usize..3, 1usize..3, 1usize..3),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        (0u8..4, any::<bool>(), any::<bool>(), any::<u64>()),
+    )
+        .prop_filter_map(
+            "valid geometry",
+            |(
+                (n, cpg, ocpg, groups),
+                (h, w, kh, kw),
+                (sh, sw, dh, dw),
+                (pt, pl, pb, pr),
+                (mode, conv, bias, seed),
+            )| {
+                let padding_mode = [
+                    PaddingMode::Zeros,
+                    PaddingMode::Reflect,
+                    PaddingMode::Replicate,
+                    PaddingMode::Circular,
+                ][mode as usize];
+                let opts = Conv2dOptions::new()
+                    .stride((sh, sw))
+                    .dilation((dh, dw))
+                    .padding([pt, pl, pb, pr])
+                    .groups(groups)
+                    .padding_mode(padding_mode)
+                    .mode(if conv {
+                        ConvMode::Convolution
+                    } else {
+                        ConvMode::CrossCorrelation
+                    });
+                let x = [n, cpg * groups, h, w];
+                let wt = [ocpg * groups, cpg, kh, kw];
+                opts.resolve(x, wt).ok().map(|_| (x, wt, opts, bias, seed))
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #[test]
+    #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+    fn forward_matches_cpu_reference_on_random_shapes((x_shape, w_shape, opts, bias, seed) in arb_case()) {
+        let mut rng = Rng::new(seed);
+        let x = rng.vec(x_shape.iter().product());
+        let w = rng.vec(w_shape.iter().product());
+        let b = bias.then(|| rng.vec(w_shape[0]));
+        check_forward(x_shape, w_shape, &opts, &x, &w, b.as_deref(), &format!("{x_shape:?} {w_shape:?} {opts:?}"));
+    }
+}

@@ -1,0 +1,352 @@
+//! Weight, input and bias gradients on the GPU against the CPU reference (within the f32
+//! bound), the adjoint identity, finite differences, bitwise determinism of the reductions,
+//! and backpropagation through a stack of layers.
+
+mod common;
+
+use common::{assert_within, case_data, cases, ctx, Rng};
+use proptest::prelude::*;
+use wgpu_conv::{
+    cpu, Conv2d, Conv2dGrads, Conv2dOptions, ConvMode, PaddingMode, Sequential, Tensor, Wanted,
+};
+
+fn backward(
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    opts: &Conv2dOptions,
+    x: &[f32],
+    w: &[f32],
+    gy: &[f32],
+) -> Conv2dGrads {
+    ctx()
+        .conv2d_backward(
+            &Tensor::new(x_shape.to_vec(), x.to_vec()).unwrap(),
+            &Tensor::new(w_shape.to_vec(), w.to_vec()).unwrap(),
+            &Tensor::new(
+                opts.resolve(x_shape, w_shape)
+                    .unwrap()
+                    .output_shape()
+                    .to_vec(),
+                gy.to_vec(),
+            )
+            .unwrap(),
+            opts,
+            Wanted::ALL,
+        )
+        .unwrap()
+}
+
+fn check_gradients(
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    opts: &Conv2dOptions,
+    seed: u64,
+    what: &str,
+) {
+    let g = opts.resolve(x_shape, w_shape).unwrap();
+    let mut rng = Rng::new(seed);
+    let x = rng.vec(x_shape.iter().product());
+    let w = rng.vec(w_shape.iter().product());
+    let gy = rng.vec(g.output_shape().iter().product());
+    let grads = backward(x_shape, w_shape, opts, &x, &w, &gy);
+    let gw = grads.weight.unwrap();
+    let gx = grads.input.unwrap();
+    let gb = grads.bias.unwrap();
+    assert_eq!(gw.shape(), w_shape);
+    assert_eq!(gx.shape(), x_shape);
+    assert_eq!(gb.shape(), [w_shape[0]]);
+    assert_within(
+        gw.data(),
+        &cpu::conv2d_weight_grad(&g, &x, &gy),
+        &format!("{what}: weight_grad"),
+    );
+    assert_within(
+        gx.data(),
+        &cpu::conv2d_input_grad(&g, &w, &gy),
+        &format!("{what}: input_grad"),
+    );
+    assert_within(
+        gb.data(),
+        &cpu::conv2d_bias_grad(&g, &gy),
+        &format!("{what}: bias_grad"),
+    );
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn gradients_match_cpu_reference_on_every_case() {
+    for (i, case) in cases().iter().enumerate() {
+        check_gradients(case.x, case.w, &case.opts, 100 + i as u64, case.name);
+    }
+}
+
+/// `<conv(x,w), g> = <x, input_grad(g,w)> = <w, weight_grad(x,g)>`, each side from the GPU,
+/// agreeing within the accumulated f32 bound.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn adjoint_identity() {
+    for (i, case) in cases().iter().enumerate() {
+        let g = case.opts.resolve(case.x, case.w).unwrap();
+        let (x, w, _) = case_data(case, 200 + i as u64);
+        let gy = Rng::new(300 + i as u64).vec(g.output_shape().iter().product());
+        let y = ctx()
+            .conv2d(
+                &Tensor::new(case.x.to_vec(), x.clone()).unwrap(),
+                &Tensor::new(case.w.to_vec(), w.clone()).unwrap(),
+                None,
+                &case.opts,
+            )
+            .unwrap();
+        let grads = backward(case.x, case.w, &case.opts, &x, &w, &gy);
+        let dot = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(&p, &q)| p as f64 * q as f64)
+                .sum::<f64>()
+        };
+        let lhs = dot(y.data(), &gy);
+        let via_x = dot(&x, grads.input.unwrap().data());
+        let via_w = dot(&w, grads.weight.unwrap().data());
+        // All three are sums of the same products x*w*g. Each GPU element is a sum of at most L
+        // terms (L: the longest reduction feeding any element), so each side is off by at most
+        // about L * 2^-24 * sum|x*w*g| from the exact value; the host sums are in f64.
+        let l = (g.taps() + g.n * g.oh * g.ow + g.oc) as f64;
+        let triple: f64 = cpu::conv2d_forward(&g, &x, &w, None)
+            .magnitude
+            .iter()
+            .zip(&gy)
+            .map(|(m, q)| m * (*q as f64).abs())
+            .sum();
+        let bound = 2.0 * l * f64::from(f32::EPSILON) * triple;
+        assert!(
+            (lhs - via_x).abs() <= bound,
+            "{}: <y,g>={lhs} <x,gx>={via_x} bound {bound}",
+            case.name
+        );
+        assert!(
+            (lhs - via_w).abs() <= bound,
+            "{}: <y,g>={lhs} <w,gw>={via_w} bound {bound}",
+            case.name
+        );
+    }
+}
+
+/// Central differences of `L = sum(conv(x, w) + b) * g)` through the GPU forward pass match
+/// the GPU gradients. L is linear in each of x, w and b, so the difference quotient is exact up
+/// to rounding.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn finite_differences() {
+    let tiny = [
+        ([1, 1, 3, 3], [1, 1, 2, 2], Conv2dOptions::new()),
+        (
+            [1, 2, 4, 3],
+            [2, 1, 2, 2],
+            Conv2dOptions::new()
+                .groups(2)
+                .padding(1)
+                .padding_mode(PaddingMode::Reflect),
+        ),
+        (
+            [1, 1, 4, 4],
+            [1, 1, 3, 2],
+            Conv2dOptions::new()
+                .stride(2)
+                .padding((1, 2))
+                .padding_mode(PaddingMode::Circular)
+                .mode(ConvMode::Convolution),
+        ),
+        (
+            [2, 1, 3, 4],
+            [1, 1, 2, 2],
+            Conv2dOptions::new()
+                .padding([2, 0, 0, 1])
+                .padding_mode(PaddingMode::Replicate),
+        ),
+    ];
+    for (k, (xs, ws, opts)) in tiny.into_iter().enumerate() {
+        let g = opts.resolve(xs, ws).unwrap();
+        let mut rng = Rng::new(400 + k as u64);
+        let x = rng.vec(xs.iter().product());
+        let w = rng.vec(ws.iter().product());
+        let b = rng.vec(ws[0]);
+        let gy = rng.vec(g.output_shape().iter().product());
+        let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+            let y = ctx()
+                .conv2d(
+                    &Tensor::new(xs.to_vec(), x.to_vec()).unwrap(),
+                    &Tensor::new(ws.to_vec(), w.to_vec()).unwrap(),
+                    Some(&Tensor::new(vec![b.len()], b.to_vec()).unwrap()),
+                    &opts,
+                )
+                .unwrap();
+            y.data()
+                .iter()
+                .zip(&gy)
+                .map(|(&p, &q)| p as f64 * q as f64)
+                .sum()
+        };
+        let grads = backward(xs, ws, &opts, &x, &w, &gy);
+        let h = 0.25f32;
+        let fd = |f: &dyn Fn(f32) -> f64| (f(h) - f(-h)) / (2.0 * h as f64);
+        let tol = 1e-4;
+        for i in 0..x.len() {
+            let d = fd(&|e| {
+                let mut xp = x.clone();
+                xp[i] += e;
+                loss(&xp, &w, &b)
+            });
+            let got = grads.input.as_ref().unwrap().data()[i] as f64;
+            assert!(
+                (d - got).abs() <= tol * (1.0 + d.abs()),
+                "case {k} input {i}: fd {d} gpu {got}"
+            );
+        }
+        for i in 0..w.len() {
+            let d = fd(&|e| {
+                let mut wp = w.clone();
+                wp[i] += e;
+                loss(&x, &wp, &b)
+            });
+            let got = grads.weight.as_ref().unwrap().data()[i] as f64;
+            assert!(
+                (d - got).abs() <= tol * (1.0 + d.abs()),
+                "case {k} weight {i}: fd {d} gpu {got}"
+            );
+        }
+        for i in 0..b.len() {
+            let d = fd(&|e| {
+                let mut bp = b.clone();
+                bp[i] += e;
+                loss(&x, &w, &bp)
+            });
+            let got = grads.bias.as_ref().unwrap().data()[i] as f64;
+            assert!(
+                (d - got).abs() <= tol * (1.0 + d.abs()),
+                "case {k} bias {i}: fd {d} gpu {got}"
+            );
+        }
+    }
+}
+
+/// The weight and bias gradients are reductions without atomics: two runs give the same bits.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn weight_grad_is_bitwise_deterministic() {
+    for (xs, ws, opts) in [
+        (
+            [4usize, 2, 96, 80],
+            [3usize, 2, 3, 3],
+            Conv2dOptions::new().padding(1),
+        ),
+        ([1, 1, 512, 512], [1, 1, 1, 2], Conv2dOptions::new()),
+    ] {
+        let g = opts.resolve(xs, ws).unwrap();
+        assert!(
+            g.n * g.oh * g.ow > 16 * wgpu_conv::kernels::REDUCTION_SLICE,
+            "a long reduction"
+        );
+        let mut rng = Rng::new(9);
+        let x = rng.vec(xs.iter().product());
+        let w = rng.vec(ws.iter().product());
+        let gy = rng.vec(g.output_shape().iter().product());
+        let a = backward(xs, ws, &opts, &x, &w, &gy);
+        let b = backward(xs, ws, &opts, &x, &w, &gy);
+        let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(a.weight.as_ref().unwrap()),
+            bits(b.weight.as_ref().unwrap())
+        );
+        assert_eq!(
+            bits(a.bias.as_ref().unwrap()),
+            bits(b.bias.as_ref().unwrap())
+        );
+        assert_within(
+            a.weight.unwrap().data(),
+            &cpu::conv2d_weight_grad(&g, &x, &gy),
+            "long reduction weight_grad",
+        );
+        assert_within(
+            a.bias.unwrap().data(),
+            &cpu::conv2d_bias_grad(&g, &gy),
+            "long reduction bias_grad",
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn two_stacked_layers_see_the_whole_3x3_input() {
+    let ctx = ctx();
+    let l1 = Conv2d::new(1, 1, 2, true, Conv2dOptions::new(), 1).unwrap();
+    let l2 = Conv2d::new(1, 1, 2, true, Conv2dOptions::new(), 2).unwrap();
+    // keep the weights away from zero so no gradient cancels by accident
+    let mut l1 = l1;
+    let mut l2 = l2;
+    l1.set_weight(Tensor::new(vec![1, 1, 2, 2], vec![0.5, 1.0, 1.5, 2.0]).unwrap())
+        .unwrap();
+    l2.set_weight(Tensor::new(vec![1, 1, 2, 2], vec![1.0, 0.25, 0.75, 0.5]).unwrap())
+        .unwrap();
+    let stack = Sequential::new(vec![l1.clone(), l2.clone()]);
+    let x = Tensor::from_fn([1, 1, 3, 3], |i| (i[2] * 3 + i[3]) as f32);
+    let grads = stack
+        .backward(ctx, &x, &Tensor::new(vec![1, 1, 1, 1], vec![1.0]).unwrap())
+        .unwrap();
+    assert!(
+        grads.input.data().iter().all(|&v| v != 0.0),
+        "{:?}",
+        grads.input.data()
+    );
+    // against the chain rule through the CPU reference
+    let g1 = l1.options().resolve([1, 1, 3, 3], [1, 1, 2, 2]).unwrap();
+    let g2 = l2.options().resolve([1, 1, 2, 2], [1, 1, 2, 2]).unwrap();
+    let h = cpu::conv2d_forward(
+        &g1,
+        x.data(),
+        l1.weight().data(),
+        Some(l1.bias().unwrap().data()),
+    )
+    .to_f32();
+    let gh = cpu::conv2d_input_grad(&g2, l2.weight().data(), &[1.0]).to_f32();
+    assert_within(
+        grads.layers[1].weight.as_ref().unwrap().data(),
+        &cpu::conv2d_weight_grad(&g2, &h, &[1.0]),
+        "layer 2 weight",
+    );
+    assert_within(
+        grads.layers[0].weight.as_ref().unwrap().data(),
+        &cpu::conv2d_weight_grad(&g1, x.data(), &gh),
+        "layer 1 weight",
+    );
+    assert_within(
+        grads.input.data(),
+        &cpu::conv2d_input_grad(&g1, l1.weight().data(), &gh),
+        "input",
+    );
+    assert_eq!(grads.layers[1].bias.as_ref().unwrap().data(), [1.0]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #[test]
+    #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+    fn gradients_match_cpu_reference_on_random_shapes(
+        (n, cpg, ocpg, groups) in (1usize..3, 1usize..4, 1usize..3, 1usize..3),
+        (h, w, kh, kw) in (1usize..10, 1usize..10, 1usize..4, 1usize..4),
+        (sh, sw, dh, dw) in (1usize..4, 1usize..3, 1usize..3, 1usize..3),
+        (pt, pl, pb, pr) in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
+        (mode, conv, seed) in (0usize..4, any::<bool>(), any::<u64>()),
+    ) {
+        let opts = Conv2dOptions::new()
+            .stride((sh, sw))
+            .dilation((dh, dw))
+            .padding([pt, pl, pb, pr])
+            .groups(groups)
+            .padding_mode([PaddingMode::Zeros, PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular][mode])
+            .mode(if conv { ConvMode::Convolution } else { ConvMode::CrossCorrelation });
+        let xs = [n, cpg * groups, h, w];
+        let ws = [ocpg * groups, cpg, kh, kw];
+        prop_assume!(opts.resolve(xs, ws).is_ok());
+        check_gradients(xs, ws, &opts, seed, &format!("{xs:?} {ws:?} {opts:?}"));
+    }
+}
