@@ -40,7 +40,16 @@ fn pad_source(i: i32, n: i32, mode: u32) -> i32 {
             return clamp(i, 0, n - 1);
         }
         case 3u: {
-            return ((i % n) + n) % n;
+            // Circular padding is at most n wide, so one wrap suffices. (No `%` on negative
+            // values: GLSL, which the GL backend compiles to, leaves its sign undefined.)
+            var r = i;
+            if r < 0 {
+                r += n;
+            }
+            if r >= n {
+                r -= n;
+            }
+            return r;
         }
         default: {
             return -1;

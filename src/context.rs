@@ -34,11 +34,34 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
+/// An instance for `backends`, other settings from the environment.
+fn instance_for(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
 /// The instance for the backends `WGPU_BACKEND` names (all of them when it is unset).
 fn instance_from_env() -> wgpu::Instance {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    wgpu::Instance::new(desc)
+    instance_for(wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()))
+}
+
+/// The adapters to choose from: those of `WGPU_BACKEND` when set; otherwise Vulkan / Metal /
+/// DX12 first and GL only when those have none (probing GL without a display makes some EGL
+/// drivers print warnings).
+async fn candidate_adapters() -> Vec<wgpu::Adapter> {
+    if let Some(b) = wgpu::Backends::from_env() {
+        return instance_for(b).enumerate_adapters(b).await;
+    }
+    let primary = instance_for(wgpu::Backends::PRIMARY)
+        .enumerate_adapters(wgpu::Backends::PRIMARY)
+        .await;
+    if !primary.is_empty() {
+        return primary;
+    }
+    instance_for(wgpu::Backends::SECONDARY)
+        .enumerate_adapters(wgpu::Backends::SECONDARY)
+        .await
 }
 
 /// Every adapter the environment's backends can see.
@@ -98,9 +121,7 @@ impl GpuContext {
 
     /// As [`GpuContext::new`], without blocking.
     pub async fn new_async() -> Result<Self> {
-        let instance = instance_from_env();
-        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-        let mut adapters = instance.enumerate_adapters(backends).await;
+        let mut adapters = candidate_adapters().await;
         let detail = match std::env::var("WGPU_BACKEND") {
             Ok(b) => format!(" for WGPU_BACKEND={b}"),
             Err(_) => String::new(),

@@ -52,7 +52,10 @@ impl Conv2d {
     ) -> Result<Self> {
         let k = kernel.into();
         let groups = options.groups;
-        if groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+        if groups == 0
+            || !in_channels.is_multiple_of(groups)
+            || !out_channels.is_multiple_of(groups)
+        {
             return Err(Error::option(format!(
                 "groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
             )));

@@ -36,3 +36,8 @@ pub use ops::{geometry, Conv2dGrads, GpuTensor, Wanted};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
 pub use tensor::Tensor;
 pub use train::{train_cpu, Trainer};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -201,6 +201,16 @@ impl GpuContext {
             .collect()
     }
 
+    /// Submits recorded work and blocks until the device has finished it (no readback).
+    pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        self.check_alive()?;
+        self.queue.submit([encoder.finish()]);
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.check_alive()
+    }
+
     /// A new command encoder for recording several operations into one submission.
     pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
         self.device

@@ -67,7 +67,7 @@ fn parse_list(s: &str) -> Result<Vec<usize>> {
 }
 
 /// How much padding, as `nn.Conv2d`'s `padding` argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Padding {
     /// Explicit amounts on each side.
     Explicit {
@@ -84,13 +84,8 @@ pub enum Padding {
     /// one at the bottom/right, as PyTorch does.
     Same,
     /// No padding.
+    #[default]
     Valid,
-}
-
-impl Default for Padding {
-    fn default() -> Self {
-        Padding::Valid
-    }
 }
 
 impl From<usize> for Padding {
@@ -340,13 +335,13 @@ impl Conv2dOptions {
                 "weight {weight:?} has a zero dimension"
             )));
         }
-        if c % self.groups != 0 {
+        if !c.is_multiple_of(self.groups) {
             return Err(Error::option(format!(
                 "groups={} does not divide the {c} input channels",
                 self.groups
             )));
         }
-        if oc % self.groups != 0 {
+        if !oc.is_multiple_of(self.groups) {
             return Err(Error::option(format!(
                 "groups={} does not divide the {oc} output channels",
                 self.groups

@@ -315,7 +315,7 @@ fn info() -> Result<()> {
     let ctx = context()?;
     let why = match std::env::var("WGPU_ADAPTER_NAME") {
         Ok(n) if !n.is_empty() => format!("its name contains WGPU_ADAPTER_NAME={n:?}"),
-        _ => "best ranked: discrete > integrated > virtual > CPU, then Vulkan/Metal > DX12 > GL"
+        _ => "best ranked: Vulkan/Metal/DX12 before GL (GL only when they have none), then discrete > integrated > virtual > CPU"
             .to_string(),
     };
     println!("chosen: {} ({why})", ctx.describe());

@@ -1,0 +1,452 @@
+//! The `wgpu-conv` binary: forward, backward and train on `.npy` files, and bad input ending
+//! with a one-line error and a non-zero exit, never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{assert_within, Rng};
+use npyz::WriterBuilder;
+use wgpu_conv::{cpu, Conv2dOptions, ConvMode, PaddingMode};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wgpu-conv"))
+}
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("wgpu-conv-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write_npy<T: npyz::Serialize + npyz::AutoSerialize + Copy>(
+    path: &Path,
+    shape: &[usize],
+    data: &[T],
+) {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(std::io::BufWriter::new(
+            std::fs::File::create(path).unwrap(),
+        ))
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let f = npyz::NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
+    let shape = f.shape().iter().map(|&d| d as usize).collect();
+    (shape, f.into_vec::<f32>().unwrap())
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = bin().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    out
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn forward_rank2_is_the_chapters_corr2d() {
+    let d = Dir::new("rank2");
+    write_npy(
+        &d.path("x.npy"),
+        &[3, 3],
+        &(0..9).map(|v| v as f32).collect::<Vec<_>>(),
+    );
+    write_npy(&d.path("k.npy"), &[2, 2], &[0.0f32, 1.0, 2.0, 3.0]);
+    let out = run(&[
+        "forward",
+        "--input",
+        arg(&d.path("x.npy")),
+        "--weight",
+        arg(&d.path("k.npy")),
+        "--output",
+        arg(&d.path("y.npy")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        read_npy(&d.path("y.npy")),
+        (vec![2, 2], vec![19.0, 25.0, 37.0, 43.0])
+    );
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn forward_and_backward_rank4_with_options() {
+    let d = Dir::new("rank4");
+    let opts = Conv2dOptions::new()
+        .stride((2, 1))
+        .padding([1, 2, 0, 1])
+        .dilation((1, 2))
+        .groups(2)
+        .padding_mode(PaddingMode::Reflect)
+        .mode(ConvMode::Convolution);
+    let (xs, ws) = ([2, 4, 7, 8], [6, 2, 3, 2]);
+    let g = opts.resolve(xs, ws).unwrap();
+    let mut rng = Rng::new(1);
+    let x = rng.vec(xs.iter().product());
+    let w = rng.vec(ws.iter().product());
+    let b = rng.vec(6);
+    let gy = rng.vec(g.output_shape().iter().product());
+    write_npy(&d.path("x.npy"), &xs, &x);
+    write_npy(&d.path("w.npy"), &ws, &w);
+    write_npy(&d.path("b.npy"), &[6], &b);
+    write_npy(&d.path("gy.npy"), &g.output_shape(), &gy);
+    let common = [
+        "--stride",
+        "2,1",
+        "--padding",
+        "1,2,0,1",
+        "--dilation",
+        "1,2",
+        "--groups",
+        "2",
+        "--padding-mode",
+        "reflect",
+        "--mode",
+        "convolution",
+    ];
+    let f = |name: &str| d.path(name).to_str().unwrap().to_string();
+    let (xp, wp, bp, yp, gyp) = (f("x.npy"), f("w.npy"), f("b.npy"), f("y.npy"), f("gy.npy"));
+    let (gwp, gxp, gbp) = (f("gw.npy"), f("gx.npy"), f("gb.npy"));
+    let mut args = vec![
+        "forward", "--input", &xp, "--weight", &wp, "--bias", &bp, "--output", &yp,
+    ];
+    args.extend(common);
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (shape, y) = read_npy(&d.path("y.npy"));
+    assert_eq!(shape, g.output_shape());
+    assert_within(
+        &y,
+        &cpu::conv2d_forward(&g, &x, &w, Some(&b)),
+        "cli forward",
+    );
+
+    let mut args = vec![
+        "backward",
+        "--input",
+        &xp,
+        "--weight",
+        &wp,
+        "--bias",
+        &bp,
+        "--grad-output",
+        &gyp,
+    ];
+    args.extend([
+        "--grad-weight",
+        &gwp,
+        "--grad-input",
+        &gxp,
+        "--grad-bias",
+        &gbp,
+    ]);
+    args.extend(common);
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_within(
+        &read_npy(&d.path("gw.npy")).1,
+        &cpu::conv2d_weight_grad(&g, &x, &gy),
+        "cli weight_grad",
+    );
+    assert_within(
+        &read_npy(&d.path("gx.npy")).1,
+        &cpu::conv2d_input_grad(&g, &w, &gy),
+        "cli input_grad",
+    );
+    assert_within(
+        &read_npy(&d.path("gb.npy")).1,
+        &cpu::conv2d_bias_grad(&g, &gy),
+        "cli bias_grad",
+    );
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn train_learns_the_edge_kernel() {
+    let d = Dir::new("train");
+    let x: Vec<f32> = (0..48)
+        .map(|i| if (2..6).contains(&(i % 8)) { 0.0 } else { 1.0 })
+        .collect();
+    let y: Vec<f32> = (0..42)
+        .map(|i| {
+            let (r, c) = (i / 7, i % 7);
+            x[r * 8 + c] - x[r * 8 + c + 1]
+        })
+        .collect();
+    write_npy(&d.path("x.npy"), &[1, 1, 6, 8], &x);
+    write_npy(&d.path("y.npy"), &[1, 1, 6, 7], &y);
+    let out = run(&[
+        "train",
+        "--input",
+        arg(&d.path("x.npy")),
+        "--target",
+        arg(&d.path("y.npy")),
+        "--kernel-size",
+        "1,2",
+        "--lr",
+        "0.03",
+        "--steps",
+        "10",
+        "--log-every",
+        "2",
+        "--seed",
+        "3",
+        "--output-weight",
+        arg(&d.path("k.npy")),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let epochs: Vec<&str> = stdout.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epochs.len(), 5, "{stdout}");
+    assert!(epochs[0].starts_with("epoch 2, loss "), "{stdout}");
+    let (shape, k) = read_npy(&d.path("k.npy"));
+    assert_eq!(shape, [1, 1, 1, 2]);
+    assert!(
+        (k[0] - 1.0).abs() < 0.1 && (k[1] + 1.0).abs() < 0.1,
+        "{k:?}"
+    );
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn float64_and_fortran_order_are_converted() {
+    let d = Dir::new("convert");
+    write_npy(
+        &d.path("x.npy"),
+        &[3, 3],
+        &(0..9).map(|v| v as f64).collect::<Vec<_>>(),
+    );
+    // Fortran order: the 2x2 kernel [[0, 1], [2, 3]] stored column by column
+    let shape = [2u64, 2];
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .order(npyz::Order::Fortran)
+        .writer(std::fs::File::create(d.path("k.npy")).unwrap())
+        .begin_nd()
+        .unwrap();
+    w.extend([0.0f32, 2.0, 1.0, 3.0]).unwrap();
+    w.finish().unwrap();
+    let out = run(&[
+        "forward",
+        "--input",
+        arg(&d.path("x.npy")),
+        "--weight",
+        arg(&d.path("k.npy")),
+        "--output",
+        arg(&d.path("y.npy")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_npy(&d.path("y.npy")).1, [19.0, 25.0, 37.0, 43.0]);
+}
+
+/// Every bad input: non-zero exit, one line on stderr starting with "error", no panic.
+#[test]
+fn bad_input_gives_one_line_errors() {
+    let d = Dir::new("errors");
+    let p = |f: &str| d.path(f).to_str().unwrap().to_string();
+    write_npy(&d.path("x2.npy"), &[4, 4], &[1.0f32; 16]);
+    write_npy(&d.path("x4.npy"), &[1, 3, 4, 4], &[1.0f32; 48]);
+    write_npy(&d.path("w2.npy"), &[2, 2], &[1.0f32; 4]);
+    write_npy(&d.path("w4.npy"), &[2, 3, 2, 2], &[1.0f32; 24]);
+    write_npy(&d.path("w4bad.npy"), &[2, 2, 2, 2], &[1.0f32; 16]);
+    write_npy(&d.path("big_k.npy"), &[5, 5], &[1.0f32; 25]);
+    write_npy(&d.path("b3.npy"), &[3], &[1.0f32; 3]);
+    write_npy(&d.path("x3d.npy"), &[1, 4, 4], &[1.0f32; 16]);
+    write_npy(&d.path("bytes.npy"), &[4], &[1u8; 4]);
+    std::fs::write(d.path("text.npy"), "not a numpy file").unwrap();
+    let full = std::fs::read(d.path("x4.npy")).unwrap();
+    std::fs::write(d.path("trunc.npy"), &full[..full.len() - 10]).unwrap();
+    write_npy(&d.path("empty.npy"), &[0, 4], &[] as &[f32]);
+    let fwd = |x: &str, w: &str, extra: &[&str]| {
+        let mut a = vec![
+            "forward".to_string(),
+            "--input".into(),
+            p(x),
+            "--weight".into(),
+            p(w),
+            "--output".into(),
+            p("y.npy"),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("missing file", fwd("nope.npy", "w2.npy", &[])),
+        ("not npy", fwd("text.npy", "w2.npy", &[])),
+        ("truncated", fwd("trunc.npy", "w4.npy", &[])),
+        ("uint8 dtype", fwd("bytes.npy", "w2.npy", &[])),
+        ("empty array", fwd("empty.npy", "w2.npy", &[])),
+        ("rank 2 input, rank 4 weight", fwd("x2.npy", "w4.npy", &[])),
+        ("rank 4 input, rank 2 weight", fwd("x4.npy", "w2.npy", &[])),
+        ("rank 3 input, rank 2 weight", fwd("x3d.npy", "w2.npy", &[])),
+        ("channel mismatch", fwd("x4.npy", "w4bad.npy", &[])),
+        ("kernel larger than input", fwd("x2.npy", "big_k.npy", &[])),
+        (
+            "bias length",
+            fwd("x4.npy", "w4.npy", &["--bias", &p("b3.npy")]),
+        ),
+        ("stride 0", fwd("x2.npy", "w2.npy", &["--stride", "0"])),
+        (
+            "dilation 0",
+            fwd("x2.npy", "w2.npy", &["--dilation", "0,1"]),
+        ),
+        (
+            "negative padding",
+            fwd("x2.npy", "w2.npy", &["--padding", "-1"]),
+        ),
+        (
+            "three paddings",
+            fwd("x2.npy", "w2.npy", &["--padding", "1,2,3"]),
+        ),
+        (
+            "absurd padding",
+            fwd("x2.npy", "w2.npy", &["--padding", "99999999999"]),
+        ),
+        ("groups 0", fwd("x4.npy", "w4.npy", &["--groups", "0"])),
+        (
+            "groups not dividing",
+            fwd("x4.npy", "w4.npy", &["--groups", "2"]),
+        ),
+        (
+            "reflect too wide",
+            fwd(
+                "x2.npy",
+                "w2.npy",
+                &["--padding", "4", "--padding-mode", "reflect"],
+            ),
+        ),
+        (
+            "same with stride",
+            fwd("x2.npy", "w2.npy", &["--padding", "same", "--stride", "2"]),
+        ),
+        (
+            "unknown padding mode",
+            fwd("x2.npy", "w2.npy", &["--padding-mode", "mirror"]),
+        ),
+        ("unknown mode", fwd("x2.npy", "w2.npy", &["--mode", "conv"])),
+        ("unknown flag", fwd("x2.npy", "w2.npy", &["--frobnicate"])),
+        (
+            "missing output",
+            vec![
+                "forward".into(),
+                "--input".into(),
+                p("x2.npy"),
+                "--weight".into(),
+                p("w2.npy"),
+            ],
+        ),
+        (
+            "grad-bias without bias",
+            vec![
+                "backward".into(),
+                "--input".into(),
+                p("x2.npy"),
+                "--weight".into(),
+                p("w2.npy"),
+                "--grad-output".into(),
+                p("x2.npy"),
+                "--grad-bias".into(),
+                p("gb.npy"),
+            ],
+        ),
+        (
+            "grad_output shape",
+            vec![
+                "backward".into(),
+                "--input".into(),
+                p("x2.npy"),
+                "--weight".into(),
+                p("w2.npy"),
+                "--grad-output".into(),
+                p("x2.npy"),
+                "--grad-weight".into(),
+                p("gw.npy"),
+            ],
+        ),
+        (
+            "train target shape",
+            vec![
+                "train".into(),
+                "--input".into(),
+                p("x2.npy"),
+                "--target".into(),
+                p("x2.npy"),
+                "--kernel-size".into(),
+                "1,2".into(),
+            ],
+        ),
+        (
+            "train log-every 0",
+            vec![
+                "train".into(),
+                "--input".into(),
+                p("x2.npy"),
+                "--target".into(),
+                p("x2.npy"),
+                "--kernel-size".into(),
+                "1,1".into(),
+                "--log-every".into(),
+                "0".into(),
+            ],
+        ),
+        ("unknown command", vec!["frobnicate".into()]),
+    ];
+    for (what, args) in &cases {
+        let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.contains("XDG_RUNTIME_DIR"))
+            .collect();
+        assert!(!out.status.success(), "{what}: exited 0");
+        assert_eq!(lines.len(), 1, "{what}: stderr is not one line: {stderr}");
+        assert!(lines[0].starts_with("error"), "{what}: {stderr}");
+    }
+    assert_eq!(cases.len(), 29);
+}
