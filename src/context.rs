@@ -1,6 +1,7 @@
 //! The GPU context: adapter, device and queue (from the environment or from the caller), the
 //! compiled kernels, and readback.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -24,6 +25,7 @@ pub struct GpuContext {
     pub(crate) limits: wgpu::Limits,
     pub(crate) kernels: Kernels,
     lost: Arc<Mutex<Option<String>>>,
+    binding_cap: AtomicU64,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -205,6 +207,7 @@ impl GpuContext {
             limits,
             kernels,
             lost,
+            binding_cap: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -226,6 +229,23 @@ impl GpuContext {
     /// The queue.
     pub fn queue(&self) -> &wgpu::Queue {
         &self.queue
+    }
+
+    /// The largest storage binding this context uses: the device's limit, or less after
+    /// [`GpuContext::set_binding_limit`]. Larger operands are split into pieces that fit.
+    pub fn binding_limit(&self) -> u64 {
+        let device = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        device.min(self.binding_cap.load(Ordering::Relaxed))
+    }
+
+    /// Caps the binding size below the device's (`None` lifts the cap), so that splitting can
+    /// be exercised, or memory per call bounded, on small data.
+    pub fn set_binding_limit(&self, bytes: Option<u64>) {
+        self.binding_cap
+            .store(bytes.unwrap_or(u64::MAX).max(16), Ordering::Relaxed);
     }
 
     /// The device's limits.

@@ -21,10 +21,13 @@
 pub mod context;
 pub mod cpu;
 mod error;
+pub mod filters;
 pub mod kernels;
 pub mod layer;
 mod ops;
 pub mod options;
+pub mod receptive_field;
+mod split;
 mod tensor;
 pub mod train;
 
@@ -34,6 +37,7 @@ pub use kernels::Sgd;
 pub use layer::{Conv2d, Sequential, SequentialGrads};
 pub use ops::{geometry, Conv2dGrads, GpuTensor, Wanted};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
+pub use receptive_field::{receptive_field, Field};
 pub use tensor::Tensor;
 pub use train::{train_cpu, Trainer};
 

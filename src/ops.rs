@@ -6,6 +6,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::options::{Conv2dGeometry, Conv2dOptions};
+use crate::split;
 use crate::tensor::Tensor;
 
 /// A tensor living in a GPU storage buffer.
@@ -119,8 +120,8 @@ fn output_shape(x_rank: usize, g: &Conv2dGeometry) -> Vec<usize> {
 impl GpuContext {
     fn check_binding(&self, len: usize, what: &str) -> Result<u64> {
         let bytes = (len.max(1) as u64) * 4;
-        let max = self.limits.max_storage_buffer_binding_size;
-        if bytes > max || bytes > self.limits.max_buffer_size {
+        let max = self.binding_limit();
+        if bytes > max {
             return Err(Error::TooLarge(format!(
                 "{what}: {bytes} bytes exceed the device's largest storage binding ({max} bytes)"
             )));
@@ -297,22 +298,35 @@ impl GpuContext {
         opts: &Conv2dOptions,
     ) -> Result<Tensor> {
         let g = geometry(x.shape(), w.shape(), bias.map(Tensor::len), opts)?;
+        let data = if split::needed(self, &g) {
+            split::forward(self, &g, x.data(), w.data(), bias.map(Tensor::data))?
+        } else {
+            self.forward_raw(&g, x.data(), w.data(), bias.map(Tensor::data))?
+        };
+        Tensor::new(output_shape(x.shape().len(), &g), data)
+    }
+
+    /// One submission: upload, forward, read back. The operands must fit the device.
+    pub(crate) fn forward_raw(
+        &self,
+        g: &Conv2dGeometry,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
         self.scoped("conv2d_forward", || {
-            let xg = self.upload_slice(&g.input_shape(), x.data(), "conv2d_forward: input")?;
-            let wg = self.upload_slice(&g.weight_shape(), w.data(), "conv2d_forward: weight")?;
-            let bg = match bias {
-                Some(b) => {
-                    Some(self.upload_slice(&[g.oc, 1, 1, 1], b.data(), "conv2d_forward: bias")?)
-                }
-                None => None,
-            };
+            let xg = self.upload_slice(&g.input_shape(), x, "conv2d_forward: input")?;
+            let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_forward: weight")?;
+            let bg = bias
+                .map(|b| self.upload_slice(&[g.oc, 1, 1, 1], b, "conv2d_forward: bias"))
+                .transpose()?;
             let y = self.empty(&g.output_shape(), "conv2d_forward: output")?;
             let mut enc = self.encoder("conv2d_forward");
-            self.record_forward(&mut enc, &g, &xg, &wg, bg.as_ref(), &y)?;
+            self.record_forward(&mut enc, g, &xg, &wg, bg.as_ref(), &y)?;
             let mut out = self.submit_and_read(enc, &[&y.buffer])?;
             let mut data = out.pop().unwrap_or_default();
             data.truncate(y.len());
-            Tensor::new(output_shape(x.shape().len(), &g), data)
+            Ok(data)
         })
     }
 
@@ -349,30 +363,49 @@ impl GpuContext {
                 out_shape
             )));
         }
+        let (gw, gx, gb) = if split::needed(self, &g) {
+            split::backward(self, &g, x.data(), w.data(), grad_output.data(), wanted)?
+        } else {
+            self.backward_raw(&g, x.data(), w.data(), grad_output.data(), wanted)?
+        };
+        Ok(Conv2dGrads {
+            weight: gw.map(|d| Tensor::new(w.shape().to_vec(), d)).transpose()?,
+            input: gx.map(|d| Tensor::new(x.shape().to_vec(), d)).transpose()?,
+            bias: gb.map(|d| Tensor::new(vec![g.oc], d)).transpose()?,
+        })
+    }
+
+    /// One submission: upload, the wanted gradients, read back. The operands must fit.
+    pub(crate) fn backward_raw(
+        &self,
+        g: &Conv2dGeometry,
+        x: &[f32],
+        w: &[f32],
+        gy: &[f32],
+        wanted: Wanted,
+    ) -> Result<RawGrads> {
         self.scoped("conv2d_backward", || {
-            let xg = self.upload_slice(&g.input_shape(), x.data(), "conv2d_backward: input")?;
-            let wg = self.upload_slice(&g.weight_shape(), w.data(), "conv2d_backward: weight")?;
-            let gyg = self.upload_slice(
-                &g.output_shape(),
-                grad_output.data(),
-                "conv2d_backward: grad_output",
+            let xg = self.upload_slice(&g.input_shape(), x, "conv2d_backward: input")?;
+            let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_backward: weight")?;
+            let gyg = self.upload_slice(&g.output_shape(), gy, "conv2d_backward: grad_output")?;
+            let make = |on: bool, shape: &[usize], label: &str| {
+                on.then(|| self.empty(shape, label)).transpose()
+            };
+            let gw = make(
+                wanted.weight,
+                &g.weight_shape(),
+                "conv2d_backward: grad_weight",
             )?;
-            let gw = wanted
-                .weight
-                .then(|| self.empty(&g.weight_shape(), "conv2d_backward: grad_weight"))
-                .transpose()?;
-            let gx = wanted
-                .input
-                .then(|| self.empty(&g.input_shape(), "conv2d_backward: grad_input"))
-                .transpose()?;
-            let gb = wanted
-                .bias
-                .then(|| self.empty(&[g.oc, 1, 1, 1], "conv2d_backward: grad_bias"))
-                .transpose()?;
+            let gx = make(
+                wanted.input,
+                &g.input_shape(),
+                "conv2d_backward: grad_input",
+            )?;
+            let gb = make(wanted.bias, &[g.oc, 1, 1, 1], "conv2d_backward: grad_bias")?;
             let mut enc = self.encoder("conv2d_backward");
             self.record_backward(
                 &mut enc,
-                &g,
+                g,
                 &xg,
                 &wg,
                 &gyg,
@@ -383,22 +416,20 @@ impl GpuContext {
             let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
             let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();
             let mut data = self.submit_and_read(enc, &bufs)?.into_iter();
-            let mut take = |present: bool, shape: &[usize]| -> Result<Option<Tensor>> {
-                if !present {
-                    return Ok(None);
-                }
-                let mut d = data.next().unwrap_or_default();
-                d.truncate(shape.iter().product());
-                Tensor::new(shape.to_vec(), d).map(Some)
+            let mut take = |t: &Option<GpuTensor>| {
+                t.as_ref().map(|t| {
+                    let mut d = data.next().unwrap_or_default();
+                    d.truncate(t.len());
+                    d
+                })
             };
-            Ok(Conv2dGrads {
-                weight: take(wanted.weight, w.shape())?,
-                input: take(wanted.input, x.shape())?,
-                bias: take(wanted.bias, &[g.oc])?,
-            })
+            Ok((take(&gw), take(&gx), take(&gb)))
         })
     }
 }
+
+/// Weight, input and bias gradients as flat vectors, each if asked for.
+pub(crate) type RawGrads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
 
 fn expect_len(t: &GpuTensor, shape: [usize; 4], what: &str) -> Result<()> {
     let want: usize = shape.iter().product();

@@ -10,7 +10,7 @@ pub const REDUCTION_SLICE: usize = 1024;
 
 /// Slice length and slice count for `elements` reductions of length `len` each.
 pub(crate) fn slicing(ctx: &GpuContext, elements: usize, len: usize) -> Result<(usize, usize)> {
-    let budget = (ctx.limits.max_storage_buffer_binding_size as usize / 4).min(1 << 24);
+    let budget = ((ctx.binding_limit() / 4) as usize).min(1 << 24);
     let mut slice = REDUCTION_SLICE;
     while elements.saturating_mul(len.div_ceil(slice)) > budget {
         slice *= 2;
