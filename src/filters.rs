@@ -31,7 +31,7 @@ fn binomial(n: usize, k: usize) -> f64 {
 pub fn finite_difference(d: usize) -> Tensor {
     let taps: Vec<f32> = (0..=d)
         .map(|k| {
-            let sign = if (d - k) % 2 == 0 { 1.0 } else { -1.0 };
+            let sign = if (d - k).is_multiple_of(2) { 1.0 } else { -1.0 };
             (sign * binomial(d, k)) as f32
         })
         .collect();
@@ -58,7 +58,7 @@ pub fn integral(n: usize) -> Result<Tensor> {
             "integral needs a window of at least 1".into(),
         ));
     }
-    Ok(Tensor::new(vec![1, n], vec![1.0; n])?)
+    Tensor::new(vec![1, n], vec![1.0; n])
 }
 
 /// A `k x k` box blur: the mean over the window, `1/k²` everywhere.
@@ -68,7 +68,7 @@ pub fn box_blur(k: usize) -> Result<Tensor> {
             "box blur needs a size of at least 1".into(),
         ));
     }
-    Ok(Tensor::new(vec![k, k], vec![1.0 / (k * k) as f32; k * k])?)
+    Tensor::new(vec![k, k], vec![1.0 / (k * k) as f32; k * k])
 }
 
 /// Sobel, horizontal gradient (responds to vertical edges): `[[-1,0,1],[-2,0,2],[-1,0,1]]`.
@@ -93,7 +93,7 @@ pub fn prewitt_y() -> Tensor {
 
 /// A normalised `size x size` Gaussian blur, `exp(-(x²+y²)/(2σ²))` summing to 1; `size` odd.
 pub fn gaussian(size: usize, sigma: f32) -> Result<Tensor> {
-    if size == 0 || size % 2 == 0 || !(sigma > 0.0) || !sigma.is_finite() {
+    if size == 0 || size.is_multiple_of(2) || sigma.is_nan() || sigma <= 0.0 || !sigma.is_finite() {
         return Err(Error::InvalidOption(format!(
             "gaussian needs an odd size and a positive sigma, got size {size}, sigma {sigma}"
         )));
@@ -104,10 +104,10 @@ pub fn gaussian(size: usize, sigma: f32) -> Result<Tensor> {
         (-(x * x + y * y) / (2.0 * sigma * sigma)).exp()
     });
     let sum: f32 = raw.data().iter().sum();
-    Ok(Tensor::new(
+    Tensor::new(
         vec![size, size],
         raw.data().iter().map(|v| v / sum).collect(),
-    )?)
+    )
 }
 
 /// The kernel flipped on both spatial axes (the last two dimensions):
