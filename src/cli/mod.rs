@@ -1,6 +1,8 @@
 //! The command-line interface.
 
+mod images;
 mod npy;
+mod plot;
 mod walkthrough;
 
 use std::path::PathBuf;
@@ -24,7 +26,44 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The chapter, computed on the GPU, each result beside its expected value.
-    Walkthrough,
+    Walkthrough {
+        /// Also write the edge maps as PNG files into this folder.
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
+    /// Edge map of a PNG or JPEG image (grayscale), written as PNG.
+    Edges {
+        /// Input image (PNG or JPEG).
+        input: PathBuf,
+        /// Output PNG.
+        output: PathBuf,
+        /// Kernel: edge, edge-t, sobel (gradient magnitude), sobel-x, sobel-y, prewitt, prewitt-x,
+        /// prewitt-y, laplacian, second-derivative, gaussian, box.
+        #[arg(long, default_value = "sobel")]
+        kernel: String,
+        /// What fills the border.
+        #[arg(long, default_value = "replicate")]
+        padding_mode: PaddingMode,
+        /// How responses become gray levels.
+        #[arg(long, value_enum, default_value_t = images::Map::Auto)]
+        map: images::Map,
+    },
+    /// Applies any kernel (KH, KW) from a .npy file to a PNG or JPEG image.
+    Filter {
+        /// Input image (PNG or JPEG).
+        input: PathBuf,
+        /// Output PNG.
+        output: PathBuf,
+        /// The kernel, float32 (KH, KW) or (OC, 1, KH, KW).
+        #[arg(long)]
+        weight: PathBuf,
+        /// What fills the border.
+        #[arg(long, default_value = "replicate")]
+        padding_mode: PaddingMode,
+        /// How responses become gray levels.
+        #[arg(long, value_enum, default_value_t = images::Map::Auto)]
+        map: images::Map,
+    },
     /// Forward convolution of X.npy with W.npy (and B.npy), written to Y.npy.
     Forward {
         /// Input, float32 (H, W) or (N, C, H, W).
@@ -103,6 +142,9 @@ enum Command {
         /// Where to write the learned weight.
         #[arg(long)]
         output_weight: Option<PathBuf>,
+        /// Write the loss of every step as a chart (SVG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
         #[command(flatten)]
         conv: ConvArgs,
     },
@@ -145,14 +187,101 @@ impl ConvArgs {
     }
 }
 
+/// A progress bar on stderr for long runs; invisible when stderr is not a terminal.
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    if len < 50 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed}<{eta}]")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn image_command(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    weight: &Tensor,
+    mode: PaddingMode,
+    map: images::Map,
+) -> Result<()> {
+    let img = images::load_gray(input)?;
+    let ctx = context()?;
+    let spinner = if img.len() > 1 << 20 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.set_message(format!(
+            "convolving {}x{} on the GPU",
+            img.shape()[1],
+            img.shape()[0]
+        ));
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let t = std::time::Instant::now();
+    let y = images::apply(&ctx, &img, weight, mode)?;
+    spinner.finish_and_clear();
+    let nonneg = weight.data().iter().all(|&v| v >= 0.0);
+    images::save_gray(output, &y, map, nonneg)?;
+    println!(
+        "{}x{} image, kernel {:?}, {:.1} ms on {} -> {}",
+        img.shape()[1],
+        img.shape()[0],
+        weight.shape(),
+        t.elapsed().as_secs_f64() * 1e3,
+        ctx.describe(),
+        output.display()
+    );
+    Ok(())
+}
+
 fn context() -> Result<GpuContext> {
     GpuContext::new().context("cannot start the GPU")
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    match cli.command.unwrap_or(Command::Walkthrough) {
-        Command::Walkthrough => walkthrough::run(&context()?),
+    match cli.command.unwrap_or(Command::Walkthrough { save: None }) {
+        Command::Walkthrough { save } => walkthrough::run(&context()?, save.as_deref()),
+        Command::Edges {
+            input,
+            output,
+            kernel,
+            padding_mode,
+            map,
+        } => {
+            let weight = images::edge_weight(&kernel)?;
+            image_command(&input, &output, &weight, padding_mode, map)
+        }
+        Command::Filter {
+            input,
+            output,
+            weight,
+            padding_mode,
+            map,
+        } => {
+            let w = npy::read(&weight)?;
+            let w = match w.shape() {
+                [kh, kw] => {
+                    let (kh, kw) = (*kh, *kw);
+                    w.reshape(vec![1, 1, kh, kw])?
+                }
+                [_, 1, _, _] => w,
+                s => bail!(
+                    "{}: a kernel is (KH, KW) or (OC, 1, KH, KW), got {s:?}",
+                    weight.display()
+                ),
+            };
+            image_command(&input, &output, &w, padding_mode, map)
+        }
         Command::Forward {
             input,
             weight,
@@ -225,6 +354,7 @@ pub fn run(cli: Cli) -> Result<()> {
             log_every,
             seed,
             output_weight,
+            plot,
             conv,
         } => {
             let x = npy::read(&input)?;
@@ -260,11 +390,22 @@ pub fn run(cli: Cli) -> Result<()> {
             let ctx = context()?;
             let sgd = Sgd::new(lr).momentum(momentum).weight_decay(weight_decay);
             let mut trainer = Trainer::new(&ctx, &layer, &x, &y, sgd)?;
+            let bar = progress(steps as u64, "training");
+            let mut points = Vec::new();
             for i in 0..steps {
                 let log = (i + 1) % log_every == 0;
-                if let Some(loss) = trainer.step(log)? {
-                    println!("epoch {}, loss {loss:.3}", i + 1);
+                if let Some(loss) = trainer.step(log || plot.is_some())? {
+                    points.push((i + 1, loss));
+                    if log {
+                        bar.suspend(|| println!("epoch {}, loss {loss:.3}", i + 1));
+                    }
                 }
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            if let Some(p) = &plot {
+                plot::loss_svg(p, &points, &format!("training loss, lr {lr}"))?;
+                println!("loss curve written to {}", p.display());
             }
             let learned = trainer.layer()?;
             println!(
