@@ -3,9 +3,10 @@
 use crate::error::{Error, Result};
 use crate::options::{Conv2dOptions, Padding};
 
-/// Along one axis: output element `i` of the stack sees input positions
+/// Along one axis: output element `i` of the stack sees input positions within
 /// `start + i*jump ..= start + i*jump + size - 1` (positions below 0 or past the input are
-/// padding).
+/// padding). This is the span of the field: with dilation some positions inside it may be
+/// skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field {
     /// Number of input positions one output element depends on.

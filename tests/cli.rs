@@ -450,3 +450,150 @@ fn bad_input_gives_one_line_errors() {
     }
     assert_eq!(cases.len(), 29);
 }
+
+/// `edges` on an image made here: a bright square on a dark background; the edge map is bright
+/// on the square's border and dark inside and outside it.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn edges_on_a_generated_image() {
+    let d = Dir::new("edges");
+    let (w, h) = (300u32, 200u32);
+    let img = image::GrayImage::from_fn(w, h, |x, y| {
+        image::Luma([if (100..200).contains(&x) && (50..150).contains(&y) {
+            220
+        } else {
+            30
+        }])
+    });
+    img.save(d.path("in.png")).unwrap();
+    for kernel in ["sobel", "edge", "edge-t", "laplacian", "prewitt"] {
+        let out = run(&[
+            "edges",
+            arg(&d.path("in.png")),
+            arg(&d.path("out.png")),
+            "--kernel",
+            kernel,
+        ]);
+        assert!(
+            out.status.success(),
+            "{kernel}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let e = image::open(d.path("out.png")).unwrap().to_luma8();
+        assert_eq!(e.dimensions(), (w, h));
+        let at = |x: u32, y: u32| e.get_pixel(x, y).0[0];
+        // flat regions give no response
+        assert_eq!(at(20, 20), 0, "{kernel}");
+        assert_eq!(at(150, 100), 0, "{kernel}");
+        // the vertical sides respond to all but the horizontal-difference kernel
+        let left = (97..103).map(|x| at(x, 100)).max().unwrap();
+        let top = (47..53).map(|y| at(150, y)).max().unwrap();
+        match kernel {
+            "edge" => assert!(left > 200 && top == 0, "{kernel}: {left} {top}"),
+            "edge-t" => assert!(left == 0 && top > 200, "{kernel}: {left} {top}"),
+            _ => assert!(left > 200 && top > 200, "{kernel}: {left} {top}"),
+        }
+    }
+    // filter with a kernel from a file (a box blur keeps flat regions at their level)
+    write_npy(&d.path("box.npy"), &[3, 3], &[1.0f32 / 9.0; 9]);
+    let out = run(&[
+        "filter",
+        arg(&d.path("in.png")),
+        arg(&d.path("blur.png")),
+        "--weight",
+        arg(&d.path("box.npy")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = image::open(d.path("blur.png")).unwrap().to_luma8();
+    assert!(
+        (b.get_pixel(150, 100).0[0] as i32 - 220).abs() <= 1
+            && (b.get_pixel(10, 10).0[0] as i32 - 30).abs() <= 1
+    );
+    // bad input: not an image, unknown kernel
+    std::fs::write(d.path("bad.png"), "nope").unwrap();
+    for args in [
+        vec!["edges", arg(&d.path("bad.png")), arg(&d.path("o.png"))],
+        vec![
+            "edges",
+            arg(&d.path("in.png")),
+            arg(&d.path("o.png")),
+            "--kernel",
+            "nope",
+        ],
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .any(|l| l.starts_with("error")));
+    }
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn train_plots_the_loss_and_walkthrough_saves_pictures() {
+    let d = Dir::new("plot");
+    let x: Vec<f32> = (0..48)
+        .map(|i| if (2..6).contains(&(i % 8)) { 0.0 } else { 1.0 })
+        .collect();
+    let y: Vec<f32> = (0..42)
+        .map(|i| {
+            let (r, c) = (i / 7, i % 7);
+            x[r * 8 + c] - x[r * 8 + c + 1]
+        })
+        .collect();
+    write_npy(&d.path("x.npy"), &[6, 8], &x);
+    write_npy(&d.path("y.npy"), &[6, 7], &y);
+    let out = run(&[
+        "train",
+        "--input",
+        arg(&d.path("x.npy")),
+        "--target",
+        arg(&d.path("y.npy")),
+        "--kernel-size",
+        "1,2",
+        "--plot",
+        arg(&d.path("loss.svg")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(d.path("loss.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("polyline") && svg.contains("loss"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
+    let out = run(&[
+        "train",
+        "--input",
+        arg(&d.path("x.npy")),
+        "--target",
+        arg(&d.path("y.npy")),
+        "--kernel-size",
+        "1,2",
+        "--plot",
+        arg(&d.path("loss.png")),
+    ]);
+    assert!(!out.status.success(), "--plot takes .svg only");
+    let out = run(&["walkthrough", "--save", arg(&d.path("pics"))]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "edge_input.png",
+        "edge_map.png",
+        "edge_map_transposed.png",
+        "diagonal_edges.png",
+    ] {
+        assert!(image::open(d.path("pics").join(f)).is_ok(), "{f}");
+    }
+}
