@@ -33,7 +33,7 @@ pub mod train;
 
 pub use context::GpuContext;
 pub use error::{Error, Result};
-pub use kernels::Sgd;
+pub use kernels::{Algorithm, Sgd};
 pub use layer::{Conv2d, Sequential, SequentialGrads};
 pub use ops::{geometry, Conv2dGrads, GpuTensor, Wanted};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};

@@ -4,7 +4,7 @@ use wgpu::util::DeviceExt;
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::kernels;
+use crate::kernels::{self, Algorithm};
 use crate::options::{Conv2dGeometry, Conv2dOptions};
 use crate::split;
 use crate::tensor::Tensor;
@@ -228,6 +228,21 @@ impl GpuContext {
         bias: Option<&GpuTensor>,
         y: &GpuTensor,
     ) -> Result<()> {
+        self.record_forward_with(encoder, g, x, w, bias, y, Algorithm::Auto)
+    }
+
+    /// [`GpuContext::record_forward`] with a chosen kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_forward_with(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        g: &Conv2dGeometry,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        bias: Option<&GpuTensor>,
+        y: &GpuTensor,
+        algorithm: Algorithm,
+    ) -> Result<()> {
         expect_len(x, g.input_shape(), "input")?;
         expect_len(w, g.weight_shape(), "weight")?;
         expect_len(y, g.output_shape(), "output")?;
@@ -242,6 +257,7 @@ impl GpuContext {
             &w.buffer,
             bias.map(|b| &b.buffer),
             &y.buffer,
+            algorithm,
         )
     }
 
@@ -258,12 +274,31 @@ impl GpuContext {
         gx: Option<&GpuTensor>,
         gb: Option<&GpuTensor>,
     ) -> Result<()> {
+        self.record_backward_with(encoder, g, x, w, gy, gw, gx, gb, Algorithm::Auto)
+    }
+
+    /// [`GpuContext::record_backward`] with a chosen weight-gradient kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_backward_with(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        g: &Conv2dGeometry,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        gy: &GpuTensor,
+        gw: Option<&GpuTensor>,
+        gx: Option<&GpuTensor>,
+        gb: Option<&GpuTensor>,
+        algorithm: Algorithm,
+    ) -> Result<()> {
         expect_len(x, g.input_shape(), "input")?;
         expect_len(w, g.weight_shape(), "weight")?;
         expect_len(gy, g.output_shape(), "grad_output")?;
         if let Some(gw) = gw {
             expect_len(gw, g.weight_shape(), "grad_weight")?;
-            kernels::encode_weight_grad(self, encoder, g, &x.buffer, &gy.buffer, &gw.buffer)?;
+            kernels::encode_weight_grad(
+                self, encoder, g, &x.buffer, &gy.buffer, &gw.buffer, algorithm,
+            )?;
         }
         if let Some(gx) = gx {
             expect_len(gx, g.input_shape(), "grad_input")?;
@@ -297,11 +332,30 @@ impl GpuContext {
         bias: Option<&Tensor>,
         opts: &Conv2dOptions,
     ) -> Result<Tensor> {
+        self.conv2d_with(x, w, bias, opts, Algorithm::Auto)
+    }
+
+    /// [`GpuContext::conv2d`] with a chosen kernel.
+    pub fn conv2d_with(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        opts: &Conv2dOptions,
+        algorithm: Algorithm,
+    ) -> Result<Tensor> {
         let g = geometry(x.shape(), w.shape(), bias.map(Tensor::len), opts)?;
         let data = if split::needed(self, &g) {
-            split::forward(self, &g, x.data(), w.data(), bias.map(Tensor::data))?
+            split::forward(
+                self,
+                &g,
+                x.data(),
+                w.data(),
+                bias.map(Tensor::data),
+                algorithm,
+            )?
         } else {
-            self.forward_raw(&g, x.data(), w.data(), bias.map(Tensor::data))?
+            self.forward_raw(&g, x.data(), w.data(), bias.map(Tensor::data), algorithm)?
         };
         Tensor::new(output_shape(x.shape().len(), &g), data)
     }
@@ -313,6 +367,7 @@ impl GpuContext {
         x: &[f32],
         w: &[f32],
         bias: Option<&[f32]>,
+        algorithm: Algorithm,
     ) -> Result<Vec<f32>> {
         self.scoped("conv2d_forward", || {
             let xg = self.upload_slice(&g.input_shape(), x, "conv2d_forward: input")?;
@@ -322,7 +377,7 @@ impl GpuContext {
                 .transpose()?;
             let y = self.empty(&g.output_shape(), "conv2d_forward: output")?;
             let mut enc = self.encoder("conv2d_forward");
-            self.record_forward(&mut enc, g, &xg, &wg, bg.as_ref(), &y)?;
+            self.record_forward_with(&mut enc, g, &xg, &wg, bg.as_ref(), &y, algorithm)?;
             let mut out = self.submit_and_read(enc, &[&y.buffer])?;
             let mut data = out.pop().unwrap_or_default();
             data.truncate(y.len());
@@ -354,6 +409,19 @@ impl GpuContext {
         opts: &Conv2dOptions,
         wanted: Wanted,
     ) -> Result<Conv2dGrads> {
+        self.conv2d_backward_with(x, w, grad_output, opts, wanted, Algorithm::Auto)
+    }
+
+    /// [`GpuContext::conv2d_backward`] with a chosen weight-gradient kernel.
+    pub fn conv2d_backward_with(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        grad_output: &Tensor,
+        opts: &Conv2dOptions,
+        wanted: Wanted,
+        algorithm: Algorithm,
+    ) -> Result<Conv2dGrads> {
         let g = geometry(x.shape(), w.shape(), None, opts)?;
         let out_shape = output_shape(x.shape().len(), &g);
         if grad_output.shape() != out_shape.as_slice() {
@@ -364,9 +432,24 @@ impl GpuContext {
             )));
         }
         let (gw, gx, gb) = if split::needed(self, &g) {
-            split::backward(self, &g, x.data(), w.data(), grad_output.data(), wanted)?
+            split::backward(
+                self,
+                &g,
+                x.data(),
+                w.data(),
+                grad_output.data(),
+                wanted,
+                algorithm,
+            )?
         } else {
-            self.backward_raw(&g, x.data(), w.data(), grad_output.data(), wanted)?
+            self.backward_raw(
+                &g,
+                x.data(),
+                w.data(),
+                grad_output.data(),
+                wanted,
+                algorithm,
+            )?
         };
         Ok(Conv2dGrads {
             weight: gw.map(|d| Tensor::new(w.shape().to_vec(), d)).transpose()?,
@@ -383,6 +466,7 @@ impl GpuContext {
         w: &[f32],
         gy: &[f32],
         wanted: Wanted,
+        algorithm: Algorithm,
     ) -> Result<RawGrads> {
         self.scoped("conv2d_backward", || {
             let xg = self.upload_slice(&g.input_shape(), x, "conv2d_backward: input")?;
@@ -403,7 +487,7 @@ impl GpuContext {
             )?;
             let gb = make(wanted.bias, &[g.oc, 1, 1, 1], "conv2d_backward: grad_bias")?;
             let mut enc = self.encoder("conv2d_backward");
-            self.record_backward(
+            self.record_backward_with(
                 &mut enc,
                 g,
                 &xg,
@@ -412,6 +496,7 @@ impl GpuContext {
                 gw.as_ref(),
                 gx.as_ref(),
                 gb.as_ref(),
+                algorithm,
             )?;
             let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
             let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();

@@ -5,6 +5,7 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+use crate::kernels::Algorithm;
 use crate::ops::{RawGrads, Wanted};
 use crate::options::{Conv2dGeometry, Conv2dOptions, Padding, PaddingMode};
 
@@ -178,6 +179,7 @@ pub(crate) fn forward(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
+    algorithm: Algorithm,
 ) -> Result<Vec<f32>> {
     let mut y = vec![0f32; g.output_shape().iter().product()];
     for p in pieces(ctx, g)? {
@@ -187,6 +189,7 @@ pub(crate) fn forward(
             &band_input(g, &p, x),
             weight_block(g, &p, w),
             bias.map(|b| &b[p.o0..p.o0 + p.ob]),
+            algorithm,
         )?;
         for (local, full) in block_indices(g, &p) {
             y[full..full + g.ow].copy_from_slice(&out[local..local + g.ow]);
@@ -204,6 +207,7 @@ pub(crate) fn backward(
     w: &[f32],
     gy: &[f32],
     wanted: Wanted,
+    algorithm: Algorithm,
 ) -> Result<RawGrads> {
     let per = g.cpg() * g.kh * g.kw;
     let mut gw = wanted.weight.then(|| vec![0f32; g.oc * per]);
@@ -223,6 +227,7 @@ pub(crate) fn backward(
             weight_block(g, &p, w),
             &gy_piece,
             wanted,
+            algorithm,
         )?;
         if let (Some(acc), Some(part)) = (gw.as_mut(), pw) {
             for (a, v) in acc[p.o0 * per..(p.o0 + p.ob) * per].iter_mut().zip(part) {

@@ -6,8 +6,10 @@ mod common;
 use common::{assert_within, case_data, cases, ctx, Rng};
 use proptest::prelude::*;
 use wgpu_conv::{
-    cpu, geometry, Conv2d, Conv2dOptions, ConvMode, Error, Padding, PaddingMode, Tensor,
+    cpu, geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, Error, Padding, PaddingMode, Tensor,
 };
+
+const ALGORITHMS: [Algorithm; 2] = [Algorithm::Direct, Algorithm::Tiled];
 
 fn check_forward(
     x_shape: [usize; 4],
@@ -16,16 +18,19 @@ fn check_forward(
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
+    algorithm: Algorithm,
     what: &str,
 ) {
     let g = opts.resolve(x_shape, w_shape).unwrap();
     let xt = Tensor::new(x_shape.to_vec(), x.to_vec()).unwrap();
     let wt = Tensor::new(w_shape.to_vec(), w.to_vec()).unwrap();
     let bt = b.map(|b| Tensor::new(vec![b.len()], b.to_vec()).unwrap());
-    let y = ctx().conv2d(&xt, &wt, bt.as_ref(), opts).unwrap();
+    let y = ctx()
+        .conv2d_with(&xt, &wt, bt.as_ref(), opts, algorithm)
+        .unwrap();
     assert_eq!(y.shape(), g.output_shape(), "{what}: shape");
     let reference = cpu::conv2d_forward(&g, x, w, b);
-    assert_within(y.data(), &reference, what);
+    assert_within(y.data(), &reference, &format!("{what} ({algorithm:?})"));
 }
 
 #[test]
@@ -33,7 +38,18 @@ fn check_forward(
 fn forward_matches_cpu_reference_on_every_case() {
     for (i, case) in cases().iter().enumerate() {
         let (x, w, b) = case_data(case, i as u64);
-        check_forward(case.x, case.w, &case.opts, &x, &w, b.as_deref(), case.name);
+        for a in ALGORITHMS {
+            check_forward(
+                case.x,
+                case.w,
+                &case.opts,
+                &x,
+                &w,
+                b.as_deref(),
+                a,
+                case.name,
+            );
+        }
     }
 }
 
@@ -231,6 +247,8 @@ proptest! {
         let x = rng.vec(x_shape.iter().product());
         let w = rng.vec(w_shape.iter().product());
         let b = bias.then(|| rng.vec(w_shape[0]));
-        check_forward(x_shape, w_shape, &opts, &x, &w, b.as_deref(), &format!("{x_shape:?} {w_shape:?} {opts:?}"));
+        for a in ALGORITHMS {
+            check_forward(x_shape, w_shape, &opts, &x, &w, b.as_deref(), a, &format!("{x_shape:?} {w_shape:?} {opts:?}"));
+        }
     }
 }

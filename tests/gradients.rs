@@ -7,7 +7,8 @@ mod common;
 use common::{assert_within, case_data, cases, ctx, Rng};
 use proptest::prelude::*;
 use wgpu_conv::{
-    cpu, Conv2d, Conv2dGrads, Conv2dOptions, ConvMode, PaddingMode, Sequential, Tensor, Wanted,
+    cpu, Algorithm, Conv2d, Conv2dGrads, Conv2dOptions, ConvMode, PaddingMode, Sequential, Tensor,
+    Wanted,
 };
 
 fn backward(
@@ -18,8 +19,20 @@ fn backward(
     w: &[f32],
     gy: &[f32],
 ) -> Conv2dGrads {
+    backward_with(x_shape, w_shape, opts, x, w, gy, Algorithm::Auto)
+}
+
+fn backward_with(
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    opts: &Conv2dOptions,
+    x: &[f32],
+    w: &[f32],
+    gy: &[f32],
+    algorithm: Algorithm,
+) -> Conv2dGrads {
     ctx()
-        .conv2d_backward(
+        .conv2d_backward_with(
             &Tensor::new(x_shape.to_vec(), x.to_vec()).unwrap(),
             &Tensor::new(w_shape.to_vec(), w.to_vec()).unwrap(),
             &Tensor::new(
@@ -32,6 +45,7 @@ fn backward(
             .unwrap(),
             opts,
             Wanted::ALL,
+            algorithm,
         )
         .unwrap()
 }
@@ -48,7 +62,34 @@ fn check_gradients(
     let x = rng.vec(x_shape.iter().product());
     let w = rng.vec(w_shape.iter().product());
     let gy = rng.vec(g.output_shape().iter().product());
-    let grads = backward(x_shape, w_shape, opts, &x, &w, &gy);
+    for algorithm in [Algorithm::Direct, Algorithm::Tiled] {
+        let grads = backward_with(x_shape, w_shape, opts, &x, &w, &gy, algorithm);
+        check_grads(
+            &g,
+            x_shape,
+            w_shape,
+            &x,
+            &w,
+            &gy,
+            grads,
+            &format!("{what} ({algorithm:?})"),
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_grads(
+    g: &wgpu_conv::Conv2dGeometry,
+    x_shape: [usize; 4],
+    w_shape: [usize; 4],
+    x: &[f32],
+    w: &[f32],
+    gy: &[f32],
+    grads: Conv2dGrads,
+    what: &str,
+) {
+    let (x, w, gy) = (x.to_vec(), w.to_vec(), gy.to_vec());
+    let g = *g;
     let gw = grads.weight.unwrap();
     let gx = grads.input.unwrap();
     let gb = grads.bias.unwrap();
@@ -233,14 +274,17 @@ fn finite_differences() {
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn weight_grad_is_bitwise_deterministic() {
-    for (xs, ws, opts) in [
+    for ((xs, ws, opts), algorithm) in [
         (
             [4usize, 2, 96, 80],
             [3usize, 2, 3, 3],
             Conv2dOptions::new().padding(1),
         ),
         ([1, 1, 512, 512], [1, 1, 1, 2], Conv2dOptions::new()),
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|c| [(c, Algorithm::Direct), (c, Algorithm::Tiled)])
+    {
         let g = opts.resolve(xs, ws).unwrap();
         assert!(
             g.n * g.oh * g.ow > 16 * wgpu_conv::kernels::REDUCTION_SLICE,
@@ -250,8 +294,8 @@ fn weight_grad_is_bitwise_deterministic() {
         let x = rng.vec(xs.iter().product());
         let w = rng.vec(ws.iter().product());
         let gy = rng.vec(g.output_shape().iter().product());
-        let a = backward(xs, ws, &opts, &x, &w, &gy);
-        let b = backward(xs, ws, &opts, &x, &w, &gy);
+        let a = backward_with(xs, ws, &opts, &x, &w, &gy, algorithm);
+        let b = backward_with(xs, ws, &opts, &x, &w, &gy, algorithm);
         let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(
             bits(a.weight.as_ref().unwrap()),

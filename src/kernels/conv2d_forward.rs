@@ -1,4 +1,4 @@
-use super::{groups_for, ConvParams};
+use super::{groups_for, Algorithm, ConvParams};
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::options::Conv2dGeometry;
@@ -12,13 +12,24 @@ pub(crate) fn encode(
     w: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
+    algorithm: Algorithm,
 ) -> Result<()> {
-    let total: usize = g.output_shape().iter().product();
     let mut p = ConvParams::new(g);
     p.has_bias = u32::from(bias.is_some());
-    p.total = total as u32;
     let bias = bias.unwrap_or(&ctx.kernels.placeholder);
-    ctx.kernels.conv2d_forward.dispatch(
+    let (kernel, total) = match algorithm.resolve(g) {
+        Algorithm::Tiled => {
+            let blocks = g.n * g.groups * g.ocpg().div_ceil(4) * g.oh * g.ow.div_ceil(4);
+            (&ctx.kernels.conv2d_forward_tiled, blocks)
+        }
+        _ => (
+            &ctx.kernels.conv2d_forward,
+            g.output_shape().iter().product(),
+        ),
+    };
+    p.total = u32::try_from(total)
+        .map_err(|_| crate::Error::TooLarge("forward: too many invocations".into()))?;
+    kernel.dispatch(
         &ctx.device,
         &ctx.limits,
         encoder,

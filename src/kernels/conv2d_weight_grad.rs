@@ -1,4 +1,4 @@
-use super::{reduce_partials, ConvParams};
+use super::{groups_for, reduce_partials, Algorithm, ConvParams};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::options::Conv2dGeometry;
@@ -36,6 +36,7 @@ pub(crate) fn encode(
     x: &wgpu::Buffer,
     gy: &wgpu::Buffer,
     gw: &wgpu::Buffer,
+    algorithm: Algorithm,
 ) -> Result<()> {
     let elements: usize = g.weight_shape().iter().product();
     let (slice, slices) = slicing(ctx, elements, g.n * g.oh * g.ow)?;
@@ -43,15 +44,32 @@ pub(crate) fn encode(
     let mut p = ConvParams::new(g);
     p.slice_len = slice as u32;
     p.slices = slices as u32;
-    let workgroups = u32::try_from(elements * slices)
-        .map_err(|_| Error::TooLarge("weight gradient: too many workgroups".into()))?;
-    ctx.kernels.conv2d_weight_grad.dispatch(
-        &ctx.device,
-        &ctx.limits,
-        encoder,
-        bytemuck::bytes_of(&p),
-        &[x, gy, &partials],
-        workgroups,
-    )?;
+    match algorithm.resolve(g) {
+        Algorithm::Tiled => {
+            let blocks = g.groups * g.ocpg().div_ceil(4) * g.taps().div_ceil(4) * slices;
+            p.total = u32::try_from(blocks)
+                .map_err(|_| Error::TooLarge("weight gradient: too many invocations".into()))?;
+            ctx.kernels.conv2d_weight_grad_tiled.dispatch(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&p),
+                &[x, gy, &partials],
+                groups_for(blocks)?,
+            )?;
+        }
+        _ => {
+            let workgroups = u32::try_from(elements * slices)
+                .map_err(|_| Error::TooLarge("weight gradient: too many workgroups".into()))?;
+            ctx.kernels.conv2d_weight_grad.dispatch(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&p),
+                &[x, gy, &partials],
+                workgroups,
+            )?;
+        }
+    }
     reduce_partials::encode(ctx, encoder, &partials, gw, elements, slices)
 }

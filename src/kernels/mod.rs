@@ -24,6 +24,37 @@ pub(crate) use {
     sgd_step::encode as encode_sgd_step,
 };
 
+/// Which kernel computes a pass. `Auto` picks by shape (see [`Algorithm::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Algorithm {
+    /// Chosen by shape.
+    #[default]
+    Auto,
+    /// One invocation per output element (forward) or per weight element and slice (weight
+    /// gradient): the simple reference kernels.
+    Direct,
+    /// Register-blocked kernels: 4 output channels x 4 pixels (forward), 4 output channels x 4
+    /// taps per slice (weight gradient).
+    Tiled,
+}
+
+impl Algorithm {
+    /// What `Auto` means for `g`: the direct kernels for outputs too small to fill the device
+    /// with blocks (under 256 output elements), the tiled ones otherwise.
+    pub fn resolve(self, g: &Conv2dGeometry) -> Algorithm {
+        match self {
+            Algorithm::Auto => {
+                if g.output_shape().iter().product::<usize>() < 256 {
+                    Algorithm::Direct
+                } else {
+                    Algorithm::Tiled
+                }
+            }
+            a => a,
+        }
+    }
+}
+
 /// Invocations per workgroup of every kernel (each `.wgsl` file says `@workgroup_size(64)`;
 /// `tests/shaders.rs` checks that they agree).
 pub const WORKGROUP_SIZE: u32 = 64;
@@ -49,6 +80,14 @@ pub const SHADERS: &[(&str, &str)] = &[
     (
         "reduce_partials",
         include_str!("../../shaders/reduce_partials.wgsl"),
+    ),
+    (
+        "conv2d_forward_tiled",
+        include_str!("../../shaders/conv2d_forward_tiled.wgsl"),
+    ),
+    (
+        "conv2d_weight_grad_tiled",
+        include_str!("../../shaders/conv2d_weight_grad_tiled.wgsl"),
     ),
     ("mse_loss", include_str!("../../shaders/mse_loss.wgsl")),
     ("sgd_step", include_str!("../../shaders/sgd_step.wgsl")),
@@ -204,6 +243,8 @@ pub(crate) struct Kernel {
 /// Every pipeline, built once per device.
 pub(crate) struct Kernels {
     pub(crate) conv2d_forward: Kernel,
+    pub(crate) conv2d_forward_tiled: Kernel,
+    pub(crate) conv2d_weight_grad_tiled: Kernel,
     pub(crate) conv2d_weight_grad: Kernel,
     pub(crate) conv2d_input_grad: Kernel,
     pub(crate) conv2d_bias_grad: Kernel,
@@ -228,6 +269,16 @@ impl Kernels {
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let k = Self {
             conv2d_forward: Kernel::new(device, "conv2d_forward", &[Read, Read, Read, Write]),
+            conv2d_forward_tiled: Kernel::new(
+                device,
+                "conv2d_forward_tiled",
+                &[Read, Read, Read, Write],
+            ),
+            conv2d_weight_grad_tiled: Kernel::new(
+                device,
+                "conv2d_weight_grad_tiled",
+                &[Read, Read, Write],
+            ),
             conv2d_weight_grad: Kernel::new(device, "conv2d_weight_grad", &[Read, Read, Write]),
             conv2d_input_grad: Kernel::new(device, "conv2d_input_grad", &[Read, Read, Write]),
             conv2d_bias_grad: Kernel::new(device, "conv2d_bias_grad", &[Read, Write]),

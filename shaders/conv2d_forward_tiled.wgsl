@@ -1,0 +1,147 @@
+// Forward 2-D convolution, register-blocked: each invocation computes 4 output channels (of one
+// group) x 4 neighbouring output pixels of one row, so every input value it loads feeds 4
+// multiply-adds and every weight 4. Same options and results as conv2d_forward (the direct
+// kernel), which stays as the reference path.
+
+// Keep in sync with `ConvParams` in src/kernels/mod.rs (the same struct opens every conv2d_*.wgsl).
+struct Params {
+    n: u32, c: u32, h: u32, w: u32,
+    oc: u32, kh: u32, kw: u32, cpg: u32,
+    oh: u32, ow: u32, groups: u32, ocpg: u32,
+    stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
+    pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
+    pad_mode: u32, flip: u32, has_bias: u32, total: u32,
+    slice_len: u32, slices: u32, _pad0: u32, _pad1: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+const WORKGROUP_SIZE: u32 = 64u;
+
+// Where coordinate `i` of the padded axis (relative to the unpadded start) reads from in an
+// axis of length `n`, or -1 for a zero. Modes: 0 zeros, 1 reflect, 2 replicate, 3 circular
+// (keep in sync with `PaddingMode::code`).
+fn pad_source(i: i32, n: i32, mode: u32) -> i32 {
+    if i >= 0 && i < n {
+        return i;
+    }
+    switch mode {
+        case 1u: {
+            var r = abs(i);
+            if r >= n {
+                r = 2 * (n - 1) - r;
+            }
+            return r;
+        }
+        case 2u: {
+            return clamp(i, 0, n - 1);
+        }
+        case 3u: {
+            // Circular padding is at most n wide, so one wrap suffices. (No `%` on negative
+            // values: GLSL, which the GL backend compiles to, leaves its sign undefined.)
+            var r = i;
+            if r < 0 {
+                r += n;
+            }
+            if r >= n {
+                r -= n;
+            }
+            return r;
+        }
+        default: {
+            return -1;
+        }
+    }
+}
+// Loads input column `col` (padded coordinate, relative) of row `row_base`, or 0 where it is
+// padding or `live` is false. The index is clamped so that no load leaves the buffer.
+fn load_x(row_base: u32, col: i32, live: bool) -> f32 {
+    let s = pad_source(col, i32(p.w), p.pad_mode);
+    let v = x[row_base + u32(clamp(s, 0, i32(p.w) - 1))];
+    return select(0.0, v, live && s >= 0);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_forward_tiled(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let idx = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
+    if idx >= p.total {
+        return;
+    }
+    // blocks: 4 output pixels along a row, 4 output channels within a group
+    let oxb_count = (p.ow + 3u) / 4u;
+    let ocb_per_group = (p.ocpg + 3u) / 4u;
+    let oxb = idx % oxb_count;
+    var t = idx / oxb_count;
+    let oy = t % p.oh;
+    t = t / p.oh;
+    let ocb = t % (ocb_per_group * p.groups);
+    let n = t / (ocb_per_group * p.groups);
+    let grp = ocb / ocb_per_group;
+    let o0 = grp * p.ocpg + (ocb % ocb_per_group) * 4u;
+    let o_last = (grp + 1u) * p.ocpg - 1u;
+    let taps = p.cpg * p.kh * p.kw;
+    let w0 = min(o0, o_last) * taps;
+    let w1 = min(o0 + 1u, o_last) * taps;
+    let w2 = min(o0 + 2u, o_last) * taps;
+    let w3 = min(o0 + 3u, o_last) * taps;
+    let ox0 = oxb * 4u;
+    let live = vec4<bool>(ox0 < p.ow, ox0 + 1u < p.ow, ox0 + 2u < p.ow, ox0 + 3u < p.ow);
+    let col0 = i32(ox0 * p.stride_w) - i32(p.pad_left);
+    let sw = i32(p.stride_w);
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var ci = 0u; ci < p.cpg; ci++) {
+        let x_plane = (n * p.c + grp * p.cpg + ci) * p.h;
+        for (var a = 0u; a < p.kh; a++) {
+            let sy = pad_source(i32(oy * p.stride_h + a * p.dil_h) - i32(p.pad_top), i32(p.h), p.pad_mode);
+            if sy < 0 {
+                continue;
+            }
+            let row_base = (x_plane + u32(sy)) * p.w;
+            let ta = select(a, p.kh - 1u - a, p.flip != 0u);
+            let w_row = (ci * p.kh + ta) * p.kw;
+            for (var b = 0u; b < p.kw; b++) {
+                let col = col0 + i32(b * p.dil_w);
+                let xv = vec4<f32>(
+                    load_x(row_base, col, live.x),
+                    load_x(row_base, col + sw, live.y),
+                    load_x(row_base, col + 2 * sw, live.z),
+                    load_x(row_base, col + 3 * sw, live.w),
+                );
+                let k = w_row + select(b, p.kw - 1u - b, p.flip != 0u);
+                acc0 = fma(vec4<f32>(weight[w0 + k]), xv, acc0);
+                acc1 = fma(vec4<f32>(weight[w1 + k]), xv, acc1);
+                acc2 = fma(vec4<f32>(weight[w2 + k]), xv, acc2);
+                acc3 = fma(vec4<f32>(weight[w3 + k]), xv, acc3);
+            }
+        }
+    }
+    let plane = p.oh * p.ow;
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var j = 0u; j < 4u; j++) {
+        let o = o0 + j;
+        if o > o_last {
+            break;
+        }
+        var v = accs[j];
+        if p.has_bias != 0u {
+            v += vec4<f32>(bias[o]);
+        }
+        let base = (n * p.oc + o) * plane + oy * p.ow + ox0;
+        for (var i = 0u; i < 4u; i++) {
+            if ox0 + i < p.ow {
+                y[base + i] = v[i];
+            }
+        }
+    }
+}

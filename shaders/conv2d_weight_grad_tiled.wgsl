@@ -1,0 +1,164 @@
+// Weight gradient of sum(y * gy), register-blocked first pass of the deterministic reduction:
+// each invocation owns 4 output channels x 4 kernel taps (16 weight elements of one group) and
+// one slice of the N*OH*OW reduction, which it walks in order, each gy value feeding 4
+// multiply-adds and each input value 4. It writes partials[element * slices + slice];
+// `reduce_partials` adds them in slice order. No atomics: the result depends only on the shape.
+
+// Keep in sync with `ConvParams` in src/kernels/mod.rs (the same struct opens every conv2d_*.wgsl).
+struct Params {
+    n: u32, c: u32, h: u32, w: u32,
+    oc: u32, kh: u32, kw: u32, cpg: u32,
+    oh: u32, ow: u32, groups: u32, ocpg: u32,
+    stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
+    pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
+    pad_mode: u32, flip: u32, has_bias: u32, total: u32,
+    slice_len: u32, slices: u32, _pad0: u32, _pad1: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> grad_output: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+
+const WORKGROUP_SIZE: u32 = 64u;
+
+// Where coordinate `i` of the padded axis (relative to the unpadded start) reads from in an
+// axis of length `n`, or -1 for a zero. Modes: 0 zeros, 1 reflect, 2 replicate, 3 circular
+// (keep in sync with `PaddingMode::code`).
+fn pad_source(i: i32, n: i32, mode: u32) -> i32 {
+    if i >= 0 && i < n {
+        return i;
+    }
+    switch mode {
+        case 1u: {
+            var r = abs(i);
+            if r >= n {
+                r = 2 * (n - 1) - r;
+            }
+            return r;
+        }
+        case 2u: {
+            return clamp(i, 0, n - 1);
+        }
+        case 3u: {
+            // Circular padding is at most n wide, so one wrap suffices. (No `%` on negative
+            // values: GLSL, which the GL backend compiles to, leaves its sign undefined.)
+            var r = i;
+            if r < 0 {
+                r += n;
+            }
+            if r >= n {
+                r -= n;
+            }
+            return r;
+        }
+        default: {
+            return -1;
+        }
+    }
+}
+struct Tap {
+    live: bool,
+    plane: u32,   // n-independent part of the input plane index: channel
+    dy: i32,      // row offset: a*dil_h - pad_top
+    dx: i32,      // column offset: b*dil_w - pad_left
+    element: u32, // stored weight index within an output channel
+}
+
+fn tap(t: u32, grp: u32, taps: u32) -> Tap {
+    var r: Tap;
+    r.live = t < taps;
+    let tt = min(t, taps - 1u);
+    let kb = tt % p.kw;
+    let ka = (tt / p.kw) % p.kh;
+    let ci = tt / (p.kw * p.kh);
+    let a = select(ka, p.kh - 1u - ka, p.flip != 0u);
+    let b = select(kb, p.kw - 1u - kb, p.flip != 0u);
+    r.plane = grp * p.cpg + ci;
+    r.dy = i32(a * p.dil_h) - i32(p.pad_top);
+    r.dx = i32(b * p.dil_w) - i32(p.pad_left);
+    r.element = tt;
+    return r;
+}
+
+fn load_tap(tp: Tap, n: u32, iy: i32, ix: i32) -> f32 {
+    let sy = pad_source(iy + tp.dy, i32(p.h), p.pad_mode);
+    let sx = pad_source(ix + tp.dx, i32(p.w), p.pad_mode);
+    let ok = tp.live && sy >= 0 && sx >= 0;
+    let i = ((n * p.c + tp.plane) * p.h + u32(max(sy, 0))) * p.w + u32(max(sx, 0));
+    return select(0.0, x[i], ok);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_weight_grad_tiled(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let idx = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
+    if idx >= p.total {
+        return;
+    }
+    let taps = p.cpg * p.kh * p.kw;
+    let tb_count = (taps + 3u) / 4u;
+    let ocb_per_group = (p.ocpg + 3u) / 4u;
+    let tb = idx % tb_count;
+    var t = idx / tb_count;
+    let s = t % p.slices;
+    let ocb = t / p.slices;
+    let grp = ocb / ocb_per_group;
+    let o0 = grp * p.ocpg + (ocb % ocb_per_group) * 4u;
+    let o_last = (grp + 1u) * p.ocpg - 1u;
+    let g0 = min(o0, o_last);
+    let g1 = min(o0 + 1u, o_last);
+    let g2 = min(o0 + 2u, o_last);
+    let g3 = min(o0 + 3u, o_last);
+    let t0 = tap(tb * 4u, grp, taps);
+    let t1 = tap(tb * 4u + 1u, grp, taps);
+    let t2 = tap(tb * 4u + 2u, grp, taps);
+    let t3 = tap(tb * 4u + 3u, grp, taps);
+
+    let len = p.n * p.oh * p.ow;
+    let start = s * p.slice_len;
+    let end = min(start + p.slice_len, len);
+    var ox = start % p.ow;
+    var oy = (start / p.ow) % p.oh;
+    var n = start / (p.ow * p.oh);
+    let plane = p.oh * p.ow;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var r = start; r < end; r++) {
+        let iy = i32(oy * p.stride_h);
+        let ix = i32(ox * p.stride_w);
+        let xv = vec4<f32>(load_tap(t0, n, iy, ix), load_tap(t1, n, iy, ix), load_tap(t2, n, iy, ix), load_tap(t3, n, iy, ix));
+        let gbase = n * p.oc * plane + oy * p.ow + ox;
+        acc0 = fma(vec4<f32>(grad_output[gbase + g0 * plane]), xv, acc0);
+        acc1 = fma(vec4<f32>(grad_output[gbase + g1 * plane]), xv, acc1);
+        acc2 = fma(vec4<f32>(grad_output[gbase + g2 * plane]), xv, acc2);
+        acc3 = fma(vec4<f32>(grad_output[gbase + g3 * plane]), xv, acc3);
+        ox += 1u;
+        if ox == p.ow {
+            ox = 0u;
+            oy += 1u;
+            if oy == p.oh {
+                oy = 0u;
+                n += 1u;
+            }
+        }
+    }
+    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    let elems = vec4<u32>(t0.element, t1.element, t2.element, t3.element);
+    let lives = vec4<bool>(t0.live, t1.live, t2.live, t3.live);
+    for (var j = 0u; j < 4u; j++) {
+        let o = o0 + j;
+        if o > o_last {
+            break;
+        }
+        for (var i = 0u; i < 4u; i++) {
+            if lives[i] {
+                partials[(o * taps + elems[i]) * p.slices + s] = accs[j][i];
+            }
+        }
+    }
+}
