@@ -1,7 +1,9 @@
-// Forward 2-D convolution, register-blocked: each invocation computes 4 output channels (of one
-// group) x 4 neighbouring output pixels of one row, so every input value it loads feeds 4
+// Forward 2-D convolution, register-blocked: each invocation computes 8 output channels (of one
+// group) x 4 neighbouring output pixels of one row, so every input value it loads feeds 8
 // multiply-adds and every weight 4. Same options and results as conv2d_forward (the direct
-// kernel), which stays as the reference path.
+// kernel), which stays as the reference path. Dispatched as a 3-D grid (x: blocks of 4 output
+// columns, y: output rows, z: batch x channel blocks), so that no invocation divides by a
+// runtime value except once for z (integer division is slow on CPU adapters).
 
 // Keep in sync with `ConvParams` in src/kernels/mod.rs (the same struct opens every conv2d_*.wgsl).
 struct Params {
@@ -18,8 +20,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-
-const WORKGROUP_SIZE: u32 = 64u;
 
 // Where coordinate `i` of the padded axis (relative to the unpadded start) reads from in an
 // axis of length `n`, or -1 for a zero. Modes: 0 zeros, 1 reflect, 2 replicate, 3 circular
@@ -64,33 +64,29 @@ fn load_x(row_base: u32, col: i32, live: bool) -> f32 {
     return select(0.0, v, live && s >= 0);
 }
 
-@compute @workgroup_size(64)
-fn conv2d_forward_tiled(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let idx = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
-    if idx >= p.total {
+@compute @workgroup_size(8, 8, 1)
+fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
+    // blocks: 4 output pixels along a row, 8 output channels within a group
+    let oxb = gid.x;
+    let oy = gid.y;
+    if oxb * 4u >= p.ow || oy >= p.oh {
         return;
     }
-    // blocks: 4 output pixels along a row, 4 output channels within a group
-    let oxb_count = (p.ow + 3u) / 4u;
-    let ocb_per_group = (p.ocpg + 3u) / 4u;
-    let oxb = idx % oxb_count;
-    var t = idx / oxb_count;
-    let oy = t % p.oh;
-    t = t / p.oh;
-    let ocb = t % (ocb_per_group * p.groups);
-    let n = t / (ocb_per_group * p.groups);
+    let ocb_per_group = (p.ocpg + 7u) / 8u;
+    let ocb = gid.z % (ocb_per_group * p.groups);
+    let n = gid.z / (ocb_per_group * p.groups);
     let grp = ocb / ocb_per_group;
-    let o0 = grp * p.ocpg + (ocb % ocb_per_group) * 4u;
+    let o0 = grp * p.ocpg + (ocb % ocb_per_group) * 8u;
     let o_last = (grp + 1u) * p.ocpg - 1u;
     let taps = p.cpg * p.kh * p.kw;
     let w0 = min(o0, o_last) * taps;
     let w1 = min(o0 + 1u, o_last) * taps;
     let w2 = min(o0 + 2u, o_last) * taps;
     let w3 = min(o0 + 3u, o_last) * taps;
+    let w4 = min(o0 + 4u, o_last) * taps;
+    let w5 = min(o0 + 5u, o_last) * taps;
+    let w6 = min(o0 + 6u, o_last) * taps;
+    let w7 = min(o0 + 7u, o_last) * taps;
     let ox0 = oxb * 4u;
     let live = vec4<bool>(ox0 < p.ow, ox0 + 1u < p.ow, ox0 + 2u < p.ow, ox0 + 3u < p.ow);
     let col0 = i32(ox0 * p.stride_w) - i32(p.pad_left);
@@ -100,6 +96,10 @@ fn conv2d_forward_tiled(
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
     for (var ci = 0u; ci < p.cpg; ci++) {
         let x_plane = (n * p.c + grp * p.cpg + ci) * p.h;
         for (var a = 0u; a < p.kh; a++) {
@@ -123,12 +123,16 @@ fn conv2d_forward_tiled(
                 acc1 = fma(vec4<f32>(weight[w1 + k]), xv, acc1);
                 acc2 = fma(vec4<f32>(weight[w2 + k]), xv, acc2);
                 acc3 = fma(vec4<f32>(weight[w3 + k]), xv, acc3);
+                acc4 = fma(vec4<f32>(weight[w4 + k]), xv, acc4);
+                acc5 = fma(vec4<f32>(weight[w5 + k]), xv, acc5);
+                acc6 = fma(vec4<f32>(weight[w6 + k]), xv, acc6);
+                acc7 = fma(vec4<f32>(weight[w7 + k]), xv, acc7);
             }
         }
     }
     let plane = p.oh * p.ow;
-    let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var j = 0u; j < 4u; j++) {
+    let accs = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+    for (var j = 0u; j < 8u; j++) {
         let o = o0 + j;
         if o > o_last {
             break;

@@ -19,8 +19,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> grad_output: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 
-const WORKGROUP_SIZE: u32 = 64u;
-
 // Where coordinate `i` of the padded axis (relative to the unpadded start) reads from in an
 // axis of length `n`, or -1 for a zero. Modes: 0 zeros, 1 reflect, 2 replicate, 3 circular
 // (keep in sync with `PaddingMode::code`).
@@ -88,23 +86,17 @@ fn load_tap(tp: Tap, n: u32, iy: i32, ix: i32) -> f32 {
     return select(0.0, x[i], ok);
 }
 
-@compute @workgroup_size(64)
-fn conv2d_weight_grad_tiled(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let idx = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
-    if idx >= p.total {
+// Dispatched as a 3-D grid: x: slices, y: blocks of 4 taps, z: blocks of 4 output channels.
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let taps = p.cpg * p.kh * p.kw;
+    let s = gid.x;
+    let tb = gid.y;
+    let ocb = gid.z;
+    if s >= p.slices {
         return;
     }
-    let taps = p.cpg * p.kh * p.kw;
-    let tb_count = (taps + 3u) / 4u;
     let ocb_per_group = (p.ocpg + 3u) / 4u;
-    let tb = idx % tb_count;
-    var t = idx / tb_count;
-    let s = t % p.slices;
-    let ocb = t / p.slices;
     let grp = ocb / ocb_per_group;
     let o0 = grp * p.ocpg + (ocb % ocb_per_group) * 4u;
     let o_last = (grp + 1u) * p.ocpg - 1u;

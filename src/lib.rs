@@ -27,6 +27,7 @@ pub mod layer;
 mod ops;
 pub mod options;
 pub mod receptive_field;
+pub mod shapes;
 mod split;
 mod tensor;
 pub mod train;

@@ -302,7 +302,9 @@ impl GpuContext {
         }
         if let Some(gx) = gx {
             expect_len(gx, g.input_shape(), "grad_input")?;
-            kernels::encode_input_grad(self, encoder, g, &w.buffer, &gy.buffer, &gx.buffer)?;
+            kernels::encode_input_grad(
+                self, encoder, g, &w.buffer, &gy.buffer, &gx.buffer, algorithm,
+            )?;
         }
         if let Some(gb) = gb {
             expect_len(gb, [g.oc, 1, 1, 1], "grad_bias")?;

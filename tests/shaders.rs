@@ -1,11 +1,11 @@
 //! CPU-only: every `.wgsl` file parses and validates with naga (wgpu's own front end), has an
-//! entry point named like the file with `@workgroup_size(WORKGROUP_SIZE)`, and its `Params`
+//! entry point named like the file with the `@workgroup_size` of `kernels::workgroup_size`, and its `Params`
 //! uniform has the size of the Rust struct it mirrors.
 
 use std::mem::size_of;
 
 use wgpu_conv::kernels::{
-    ConvParams, LossParams, ReduceParams, SgdParams, SHADERS, WORKGROUP_SIZE,
+    workgroup_size, ConvParams, LossParams, ReduceParams, SgdParams, SHADERS,
 };
 
 fn module(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -47,7 +47,7 @@ fn every_shader_file_is_listed_and_validates() {
             .unwrap_or_else(|| panic!("{name}: no entry point named like the file"));
         assert_eq!(
             ep.workgroup_size,
-            [WORKGROUP_SIZE, 1, 1],
+            workgroup_size(name),
             "{name}: workgroup size"
         );
     }

@@ -1,5 +1,6 @@
 //! The command-line interface.
 
+mod bench;
 mod images;
 mod npy;
 mod plot;
@@ -150,6 +151,30 @@ enum Command {
     },
     /// The adapters found, the one chosen and why, and the limits that matter here.
     Info,
+    /// Throughput (GFLOP/s) of the kernels on named shapes, each result checked against the
+    /// CPU reference first.
+    Bench {
+        /// Shapes: resnet_3x3, resnet_1x1, stem_7x7, depthwise, blur_img, edge_img, d2l_fig
+        /// (all when omitted).
+        #[arg(long, value_delimiter = ',')]
+        shapes: Vec<String>,
+        /// Ops: forward, weight_grad, input_grad.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "forward,weight_grad,input_grad"
+        )]
+        ops: Vec<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Timed runs per shape and op (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Also time the direct (naive) kernels, for comparison.
+        #[arg(long)]
+        direct: bool,
+    },
 }
 
 /// The convolution options shared by forward, backward and train.
@@ -189,7 +214,7 @@ impl ConvArgs {
 
 /// A progress bar on stderr for long runs; invisible when stderr is not a terminal.
 fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
-    if len < 50 {
+    if len == 0 || (len < 50 && what == "training") {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::with_draw_target(
@@ -422,6 +447,22 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Info => info(),
+        Command::Bench {
+            shapes,
+            ops,
+            json,
+            runs,
+            direct,
+        } => {
+            if runs == 0 {
+                bail!("--runs must be at least 1");
+            }
+            let ops = ops
+                .iter()
+                .map(|o| bench::Op::parse(o))
+                .collect::<Result<Vec<_>>>()?;
+            bench::run(&context()?, &shapes, &ops, runs, json, direct)
+        }
     }
 }
 

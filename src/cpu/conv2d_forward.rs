@@ -55,3 +55,44 @@ pub fn conv2d_forward(g: &Conv2dGeometry, x: &[f32], w: &[f32], bias: Option<&[f
         terms: g.taps() + usize::from(bias.is_some()),
     }
 }
+
+/// One element of [`conv2d_forward`] (flat output index `i`): `(value, magnitude, terms)`.
+/// For checking a sample of a large output without computing all of it.
+pub fn conv2d_forward_at(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    i: usize,
+) -> (f64, f64, usize) {
+    let (j, t) = (i % g.ow, i / g.ow);
+    let (oy, t) = (t % g.oh, t / g.oh);
+    let (o, n) = (t % g.oc, t / g.oc);
+    let (cpg, grp) = (g.cpg(), o / g.ocpg());
+    let (mut acc, mut mag) = (0f64, 0f64);
+    for ci in 0..cpg {
+        let c = grp * cpg + ci;
+        for a in 0..g.kh {
+            let py = (oy * g.stride.h + a * g.dilation.h) as isize - g.pad_top as isize;
+            let Some(sy) = g.padding_mode.source(py, g.h) else {
+                continue;
+            };
+            for b in 0..g.kw {
+                let px = (j * g.stride.w + b * g.dilation.w) as isize - g.pad_left as isize;
+                let Some(sx) = g.padding_mode.source(px, g.w) else {
+                    continue;
+                };
+                let (ta, tb) = g.tap(a, b);
+                let v = x[((n * g.c + c) * g.h + sy) * g.w + sx] as f64
+                    * w[((o * cpg + ci) * g.kh + ta) * g.kw + tb] as f64;
+                acc += v;
+                mag += v.abs();
+            }
+        }
+    }
+    if let Some(b) = bias {
+        acc += b[o] as f64;
+        mag += (b[o] as f64).abs();
+    }
+    (acc, mag, g.taps() + usize::from(bias.is_some()))
+}

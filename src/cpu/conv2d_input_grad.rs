@@ -51,3 +51,45 @@ pub fn conv2d_input_grad(g: &Conv2dGeometry, w: &[f32], gy: &[f32]) -> Reference
         terms: count.into_iter().max().unwrap_or(0),
     }
 }
+
+/// One element of [`conv2d_input_grad`] (flat input index `i`): `(value, magnitude, terms)`,
+/// by gathering every (output, tap) whose padded read lands on this pixel.
+pub fn conv2d_input_grad_at(
+    g: &Conv2dGeometry,
+    w: &[f32],
+    gy: &[f32],
+    i: usize,
+) -> (f64, f64, usize) {
+    let (ix, t) = (i % g.w, i / g.w);
+    let (iy, t) = (t % g.h, t / g.h);
+    let (c, n) = (t % g.c, t / g.c);
+    let (cpg, ocpg) = (g.cpg(), g.ocpg());
+    let (grp, ci) = (c / cpg, c % cpg);
+    let (mut acc, mut mag, mut terms) = (0f64, 0f64, 0usize);
+    for o in grp * ocpg..(grp + 1) * ocpg {
+        for oy in 0..g.oh {
+            for a in 0..g.kh {
+                let py = (oy * g.stride.h + a * g.dilation.h) as isize - g.pad_top as isize;
+                if g.padding_mode.source(py, g.h) != Some(iy) {
+                    continue;
+                }
+                for ox in 0..g.ow {
+                    for b in 0..g.kw {
+                        let px =
+                            (ox * g.stride.w + b * g.dilation.w) as isize - g.pad_left as isize;
+                        if g.padding_mode.source(px, g.w) != Some(ix) {
+                            continue;
+                        }
+                        let (ta, tb) = g.tap(a, b);
+                        let v = gy[((n * g.oc + o) * g.oh + oy) * g.ow + ox] as f64
+                            * w[((o * cpg + ci) * g.kh + ta) * g.kw + tb] as f64;
+                        acc += v;
+                        mag += v.abs();
+                        terms += 1;
+                    }
+                }
+            }
+        }
+    }
+    (acc, mag, terms)
+}

@@ -52,3 +52,37 @@ pub fn conv2d_weight_grad(g: &Conv2dGeometry, x: &[f32], gy: &[f32]) -> Referenc
         terms: n_ * g.oh * g.ow,
     }
 }
+
+/// One element of [`conv2d_weight_grad`] (flat weight index `i`): `(value, magnitude, terms)`.
+pub fn conv2d_weight_grad_at(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    gy: &[f32],
+    i: usize,
+) -> (f64, f64, usize) {
+    let (kb, t) = (i % g.kw, i / g.kw);
+    let (ka, t) = (t % g.kh, t / g.kh);
+    let (ci, o) = (t % g.cpg(), t / g.cpg());
+    let (a, b) = g.tap(ka, kb);
+    let c = (o / g.ocpg()) * g.cpg() + ci;
+    let (mut acc, mut mag) = (0f64, 0f64);
+    for n in 0..g.n {
+        for oy in 0..g.oh {
+            let py = (oy * g.stride.h + a * g.dilation.h) as isize - g.pad_top as isize;
+            let Some(sy) = g.padding_mode.source(py, g.h) else {
+                continue;
+            };
+            for ox in 0..g.ow {
+                let px = (ox * g.stride.w + b * g.dilation.w) as isize - g.pad_left as isize;
+                let Some(sx) = g.padding_mode.source(px, g.w) else {
+                    continue;
+                };
+                let v = x[((n * g.c + c) * g.h + sy) * g.w + sx] as f64
+                    * gy[((n * g.oc + o) * g.oh + oy) * g.ow + ox] as f64;
+                acc += v;
+                mag += v.abs();
+            }
+        }
+    }
+    (acc, mag, g.n * g.oh * g.ow)
+}

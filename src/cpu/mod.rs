@@ -12,9 +12,9 @@ mod mse_loss;
 mod sgd_step;
 
 pub use conv2d_bias_grad::conv2d_bias_grad;
-pub use conv2d_forward::conv2d_forward;
-pub use conv2d_input_grad::conv2d_input_grad;
-pub use conv2d_weight_grad::conv2d_weight_grad;
+pub use conv2d_forward::{conv2d_forward, conv2d_forward_at};
+pub use conv2d_input_grad::{conv2d_input_grad, conv2d_input_grad_at};
+pub use conv2d_weight_grad::{conv2d_weight_grad, conv2d_weight_grad_at};
 pub use mse_loss::mse_loss;
 pub use sgd_step::sgd_step;
 
@@ -78,6 +78,24 @@ impl std::fmt::Display for Comparison {
             self.failures, self.worst_index, self.got, self.expected, self.bound, self.worst_ratio
         )
     }
+}
+
+/// A [`Reference`] for a sample of elements, from an `*_at` function; `got` must then be the
+/// GPU values at the same indices.
+pub fn sampled(indices: &[usize], mut at: impl FnMut(usize) -> (f64, f64, usize)) -> Reference {
+    let mut r = Reference {
+        shape: vec![indices.len()],
+        values: Vec::new(),
+        magnitude: Vec::new(),
+        terms: 0,
+    };
+    for &i in indices {
+        let (v, m, t) = at(i);
+        r.values.push(v);
+        r.magnitude.push(m);
+        r.terms = r.terms.max(t);
+    }
+    r
 }
 
 /// Compares `got` with the reference element by element against [`Reference::bound`].

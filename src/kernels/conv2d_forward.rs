@@ -17,24 +17,34 @@ pub(crate) fn encode(
     let mut p = ConvParams::new(g);
     p.has_bias = u32::from(bias.is_some());
     let bias = bias.unwrap_or(&ctx.kernels.placeholder);
-    let (kernel, total) = match algorithm.resolve(g) {
-        Algorithm::Tiled => {
-            let blocks = g.n * g.groups * g.ocpg().div_ceil(4) * g.oh * g.ow.div_ceil(4);
-            (&ctx.kernels.conv2d_forward_tiled, blocks)
+    let tiled_grid = [
+        g.ow.div_ceil(4).div_ceil(8) as u64,
+        g.oh.div_ceil(8) as u64,
+        (g.n * g.groups * g.ocpg().div_ceil(8)) as u64,
+    ];
+    let max = u64::from(ctx.limits.max_compute_workgroups_per_dimension);
+    match algorithm.resolve(g) {
+        Algorithm::Tiled if tiled_grid.iter().all(|&d| d <= max) => {
+            ctx.kernels.conv2d_forward_tiled.dispatch_grid(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&p),
+                &[x, w, bias, y],
+                tiled_grid.map(|d| d as u32),
+            )
         }
-        _ => (
-            &ctx.kernels.conv2d_forward,
-            g.output_shape().iter().product(),
-        ),
-    };
-    p.total = u32::try_from(total)
-        .map_err(|_| crate::Error::TooLarge("forward: too many invocations".into()))?;
-    kernel.dispatch(
-        &ctx.device,
-        &ctx.limits,
-        encoder,
-        bytemuck::bytes_of(&p),
-        &[x, w, bias, y],
-        groups_for(total)?,
-    )
+        _ => {
+            let total: usize = g.output_shape().iter().product();
+            p.total = total as u32;
+            ctx.kernels.conv2d_forward.dispatch(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&p),
+                &[x, w, bias, y],
+                groups_for(total)?,
+            )
+        }
+    }
 }

@@ -1,9 +1,11 @@
-use super::{groups_for, ConvParams};
+use super::{groups_for, Algorithm, ConvParams};
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::options::Conv2dGeometry;
 
-/// Records the input gradient `gx` of `sum(y * gy)`, one invocation per input element.
+/// Records the input gradient `gx` of `sum(y * gy)`: the channel-blocked kernel on a 3-D grid,
+/// or one invocation per input element (the direct kernel, also the fallback where the grid
+/// would not fit).
 pub(crate) fn encode(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -11,9 +13,26 @@ pub(crate) fn encode(
     w: &wgpu::Buffer,
     gy: &wgpu::Buffer,
     gx: &wgpu::Buffer,
+    algorithm: Algorithm,
 ) -> Result<()> {
-    let total: usize = g.input_shape().iter().product();
     let mut p = ConvParams::new(g);
+    let grid = [
+        g.w.div_ceil(8),
+        g.h.div_ceil(8),
+        g.n * g.groups * g.cpg().div_ceil(4),
+    ];
+    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    if algorithm.resolve(g) == Algorithm::Tiled && grid.iter().all(|&d| d <= max) {
+        return ctx.kernels.conv2d_input_grad_tiled.dispatch_grid(
+            &ctx.device,
+            &ctx.limits,
+            encoder,
+            bytemuck::bytes_of(&p),
+            &[w, gy, gx],
+            grid.map(|d| d as u32),
+        );
+    }
+    let total: usize = g.input_shape().iter().product();
     p.total = total as u32;
     ctx.kernels.conv2d_input_grad.dispatch(
         &ctx.device,

@@ -1,22 +1,32 @@
-use super::{groups_for, reduce_partials, Algorithm, ConvParams};
+use super::{reduce_partials, Algorithm, ConvParams};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::options::Conv2dGeometry;
 
-/// Length of one slice of the `N*OH*OW` reduction behind the weight and bias gradients (and the
-/// loss). Fixed, so the summation order depends only on the shape; raised only where the
-/// partials would not fit the device's largest binding.
+/// Length of one slice of the `N*OH*OW` reduction behind the direct weight and bias gradients
+/// (and the loss). Fixed, so the summation order depends only on the shape; raised only where
+/// the partials would not fit the device's largest binding.
 pub const REDUCTION_SLICE: usize = 1024;
 
-/// Slice length and slice count for `elements` reductions of length `len` each.
-pub(crate) fn slicing(ctx: &GpuContext, elements: usize, len: usize) -> Result<(usize, usize)> {
-    let budget = ((ctx.binding_limit() / 4) as usize).min(1 << 24);
-    let mut slice = REDUCTION_SLICE;
-    while elements.saturating_mul(len.div_ceil(slice)) > budget {
+/// Invocations the tiled weight gradient aims for: enough to keep every core's SIMD lanes busy.
+const TILED_TARGET_INVOCATIONS: usize = 8192;
+
+fn partial_budget(ctx: &GpuContext) -> usize {
+    ((ctx.binding_limit() / 4) as usize).min(1 << 24)
+}
+
+/// Slice length and slice count for `elements` reductions of length `len` each, slices of
+/// `slice` or longer (doubled until the partials fit the budget).
+fn slices_from(
+    ctx: &GpuContext,
+    elements: usize,
+    len: usize,
+    mut slice: usize,
+) -> Result<(usize, usize)> {
+    let budget = partial_budget(ctx);
+    slice = slice.max(1);
+    while elements.saturating_mul(len.div_ceil(slice)) > budget && slice < len {
         slice *= 2;
-        if slice >= len {
-            break;
-        }
     }
     let slices = len.div_ceil(slice).max(1);
     if elements.saturating_mul(slices) > budget && slices > 1 {
@@ -27,8 +37,30 @@ pub(crate) fn slicing(ctx: &GpuContext, elements: usize, len: usize) -> Result<(
     Ok((slice, slices))
 }
 
+/// Slicing of the direct reductions (fixed slice length).
+pub(crate) fn slicing(ctx: &GpuContext, elements: usize, len: usize) -> Result<(usize, usize)> {
+    slices_from(ctx, elements, len, REDUCTION_SLICE)
+}
+
+/// Slicing of the tiled weight gradient: as many slices as keep about
+/// `TILED_TARGET_INVOCATIONS` invocations in flight, each at least 16 long. Depends only on
+/// the shape (and the binding limit), never on timing.
+fn tiled_slicing(ctx: &GpuContext, g: &Conv2dGeometry, blocks: usize) -> Result<(usize, usize)> {
+    let len = g.n * g.oh * g.ow;
+    let want = TILED_TARGET_INVOCATIONS
+        .div_ceil(blocks)
+        .clamp(1, len.div_ceil(16).max(1));
+    slices_from(
+        ctx,
+        g.weight_shape().iter().product(),
+        len,
+        len.div_ceil(want),
+    )
+}
+
 /// Records the weight gradient `gw` of `sum(y * gy)`: partial sums per slice of the reduction,
 /// then their fixed-order sum.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -39,37 +71,38 @@ pub(crate) fn encode(
     algorithm: Algorithm,
 ) -> Result<()> {
     let elements: usize = g.weight_shape().iter().product();
-    let (slice, slices) = slicing(ctx, elements, g.n * g.oh * g.ow)?;
-    let partials = ctx.scratch_buffer("conv2d_weight_grad: partials", elements * slices)?;
     let mut p = ConvParams::new(g);
+    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let (tb, ocb) = (g.taps().div_ceil(4), g.groups * g.ocpg().div_ceil(4));
+    let tiled = algorithm.resolve(g) == Algorithm::Tiled && tb <= max && ocb <= max;
+    let (slice, slices) = if tiled {
+        tiled_slicing(ctx, g, tb * ocb)?
+    } else {
+        slicing(ctx, elements, g.n * g.oh * g.ow)?
+    };
+    let partials = ctx.scratch_buffer("conv2d_weight_grad: partials", elements * slices)?;
     p.slice_len = slice as u32;
     p.slices = slices as u32;
-    match algorithm.resolve(g) {
-        Algorithm::Tiled => {
-            let blocks = g.groups * g.ocpg().div_ceil(4) * g.taps().div_ceil(4) * slices;
-            p.total = u32::try_from(blocks)
-                .map_err(|_| Error::TooLarge("weight gradient: too many invocations".into()))?;
-            ctx.kernels.conv2d_weight_grad_tiled.dispatch(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&p),
-                &[x, gy, &partials],
-                groups_for(blocks)?,
-            )?;
-        }
-        _ => {
-            let workgroups = u32::try_from(elements * slices)
-                .map_err(|_| Error::TooLarge("weight gradient: too many workgroups".into()))?;
-            ctx.kernels.conv2d_weight_grad.dispatch(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&p),
-                &[x, gy, &partials],
-                workgroups,
-            )?;
-        }
+    if tiled {
+        ctx.kernels.conv2d_weight_grad_tiled.dispatch_grid(
+            &ctx.device,
+            &ctx.limits,
+            encoder,
+            bytemuck::bytes_of(&p),
+            &[x, gy, &partials],
+            [slices.div_ceil(64) as u32, tb as u32, ocb as u32],
+        )?;
+    } else {
+        let workgroups = u32::try_from(elements * slices)
+            .map_err(|_| Error::TooLarge("weight gradient: too many workgroups".into()))?;
+        ctx.kernels.conv2d_weight_grad.dispatch(
+            &ctx.device,
+            &ctx.limits,
+            encoder,
+            bytemuck::bytes_of(&p),
+            &[x, gy, &partials],
+            workgroups,
+        )?;
     }
     reduce_partials::encode(ctx, encoder, &partials, gw, elements, slices)
 }

@@ -33,7 +33,7 @@ pub enum Algorithm {
     /// One invocation per output element (forward) or per weight element and slice (weight
     /// gradient): the simple reference kernels.
     Direct,
-    /// Register-blocked kernels: 4 output channels x 4 pixels (forward), 4 output channels x 4
+    /// Register-blocked kernels: 8 output channels x 4 pixels (forward), 4 output channels x 4
     /// taps per slice (weight gradient).
     Tiled,
 }
@@ -55,9 +55,22 @@ impl Algorithm {
     }
 }
 
-/// Invocations per workgroup of every kernel (each `.wgsl` file says `@workgroup_size(64)`;
-/// `tests/shaders.rs` checks that they agree).
+/// Invocations per workgroup of the kernels dispatched as a line of work items (their `.wgsl`
+/// files say `@workgroup_size(64)`; `tests/shaders.rs` checks every size against
+/// [`workgroup_size`]).
 pub const WORKGROUP_SIZE: u32 = 64;
+
+/// Workgroup shape of the tiled forward and input-gradient kernels (3-D grids over columns,
+/// rows and batch x channel blocks).
+pub const TILE_WORKGROUP: [u32; 3] = [8, 8, 1];
+
+/// The `@workgroup_size` each kernel declares.
+pub fn workgroup_size(kernel: &str) -> [u32; 3] {
+    match kernel {
+        "conv2d_forward_tiled" | "conv2d_input_grad_tiled" => TILE_WORKGROUP,
+        _ => [WORKGROUP_SIZE, 1, 1],
+    }
+}
 
 /// Every shader: (stem = entry point, source).
 pub const SHADERS: &[(&str, &str)] = &[
@@ -88,6 +101,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     (
         "conv2d_weight_grad_tiled",
         include_str!("../../shaders/conv2d_weight_grad_tiled.wgsl"),
+    ),
+    (
+        "conv2d_input_grad_tiled",
+        include_str!("../../shaders/conv2d_input_grad_tiled.wgsl"),
     ),
     ("mse_loss", include_str!("../../shaders/mse_loss.wgsl")),
     ("sgd_step", include_str!("../../shaders/sgd_step.wgsl")),
@@ -245,6 +262,7 @@ pub(crate) struct Kernels {
     pub(crate) conv2d_forward: Kernel,
     pub(crate) conv2d_forward_tiled: Kernel,
     pub(crate) conv2d_weight_grad_tiled: Kernel,
+    pub(crate) conv2d_input_grad_tiled: Kernel,
     pub(crate) conv2d_weight_grad: Kernel,
     pub(crate) conv2d_input_grad: Kernel,
     pub(crate) conv2d_bias_grad: Kernel,
@@ -273,6 +291,11 @@ impl Kernels {
                 device,
                 "conv2d_forward_tiled",
                 &[Read, Read, Read, Write],
+            ),
+            conv2d_input_grad_tiled: Kernel::new(
+                device,
+                "conv2d_input_grad_tiled",
+                &[Read, Read, Write],
             ),
             conv2d_weight_grad_tiled: Kernel::new(
                 device,
@@ -364,6 +387,62 @@ impl Kernel {
         }
     }
 
+    /// Records one dispatch of a 3-D grid of workgroups.
+    pub(crate) fn dispatch_grid(
+        &self,
+        device: &wgpu::Device,
+        limits: &wgpu::Limits,
+        encoder: &mut wgpu::CommandEncoder,
+        params: &[u8],
+        buffers: &[&wgpu::Buffer],
+        grid: [u32; 3],
+    ) -> Result<()> {
+        let max = limits.max_compute_workgroups_per_dimension;
+        if grid.iter().any(|&d| d > max) {
+            return Err(Error::TooLarge(format!(
+                "{}: grid {grid:?} exceeds {max} workgroups per dimension",
+                self.name
+            )));
+        }
+        let bind_group = self.bind(device, params, buffers);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(self.name),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(grid[0].max(1), grid[1].max(1), grid[2].max(1));
+        Ok(())
+    }
+
+    fn bind(
+        &self,
+        device: &wgpu::Device,
+        params: &[u8],
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(&format!("{}: params", self.name)),
+            contents: params,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.as_entire_binding(),
+            });
+        }
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&format!("{}: bind group", self.name)),
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+
     /// Records one dispatch of `workgroups` workgroups (spread over x and y so that neither
     /// passes the device's per-dimension limit) with `params` as the uniform and `buffers` bound
     /// at 1, 2, ...
@@ -383,34 +462,7 @@ impl Kernel {
                     self.name
                 ))
             })?;
-        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(&format!("{}: params", self.name)),
-            contents: params,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.as_entire_binding(),
-            });
-        }
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&format!("{}: bind group", self.name)),
-            layout: &self.layout,
-            entries: &entries,
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(self.name),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
-        Ok(())
+        self.dispatch_grid(device, limits, encoder, params, buffers, [x, y, 1])
     }
 }
 

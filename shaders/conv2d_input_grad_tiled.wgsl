@@ -1,0 +1,158 @@
+// Input gradient of sum(y * gy), blocked over input channels: each invocation computes one
+// input pixel for 4 input channels of one group, so each gy value it loads feeds 4
+// multiply-adds and the tap bookkeeping is shared. As conv2d_input_grad, the gradient of every
+// padded position that reads the pixel (its border copies too) is gathered. Dispatched as a 3-D
+// grid (x: input columns, y: input rows, z: batch x channel blocks).
+
+// Keep in sync with `ConvParams` in src/kernels/mod.rs (the same struct opens every conv2d_*.wgsl).
+struct Params {
+    n: u32, c: u32, h: u32, w: u32,
+    oc: u32, kh: u32, kw: u32, cpg: u32,
+    oh: u32, ow: u32, groups: u32, ocpg: u32,
+    stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
+    pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
+    pad_mode: u32, flip: u32, has_bias: u32, total: u32,
+    slice_len: u32, slices: u32, _pad0: u32, _pad1: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read> grad_output: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad_input: array<f32>;
+
+// Where coordinate `i` of the padded axis (relative to the unpadded start) reads from in an
+// axis of length `n`, or -1 for a zero. Modes: 0 zeros, 1 reflect, 2 replicate, 3 circular
+// (keep in sync with `PaddingMode::code`).
+fn pad_source(i: i32, n: i32, mode: u32) -> i32 {
+    if i >= 0 && i < n {
+        return i;
+    }
+    switch mode {
+        case 1u: {
+            var r = abs(i);
+            if r >= n {
+                r = 2 * (n - 1) - r;
+            }
+            return r;
+        }
+        case 2u: {
+            return clamp(i, 0, n - 1);
+        }
+        case 3u: {
+            // Circular padding is at most n wide, so one wrap suffices. (No `%` on negative
+            // values: GLSL, which the GL backend compiles to, leaves its sign undefined.)
+            var r = i;
+            if r < 0 {
+                r += n;
+            }
+            if r >= n {
+                r -= n;
+            }
+            return r;
+        }
+        default: {
+            return -1;
+        }
+    }
+}
+// The k-th padded coordinate (relative to the unpadded start) that may read pixel `i` of an
+// axis of length `n` with `before` / `after` padding: k = 0 is the pixel itself, then the
+// border positions -1 .. -before and n .. n+after-1.
+fn candidate(k: u32, i: u32, n: u32, before: u32) -> i32 {
+    if k == 0u {
+        return i32(i);
+    }
+    if k <= before {
+        return -i32(k);
+    }
+    return i32(n + (k - before - 1u));
+}
+@compute @workgroup_size(8, 8, 1)
+fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let ix = gid.x;
+    let iy = gid.y;
+    if ix >= p.w || iy >= p.h {
+        return;
+    }
+    let cb_per_group = (p.cpg + 3u) / 4u;
+    let cb = gid.z % (cb_per_group * p.groups);
+    let n = gid.z / (cb_per_group * p.groups);
+    let grp = cb / cb_per_group;
+    let ci0 = (cb % cb_per_group) * 4u;
+    let ci_last = p.cpg - 1u;
+    let taps = p.kh * p.kw;
+    let k0 = min(ci0, ci_last) * taps;
+    let k1 = min(ci0 + 1u, ci_last) * taps;
+    let k2 = min(ci0 + 2u, ci_last) * taps;
+    let k3 = min(ci0 + 3u, ci_last) * taps;
+    var rows = 1u;
+    var cols = 1u;
+    if p.pad_mode != 0u {
+        rows += p.pad_top + p.pad_bottom;
+        cols += p.pad_left + p.pad_right;
+    }
+    var acc = vec4<f32>(0.0);
+    for (var kr = 0u; kr < rows; kr++) {
+        let ry = candidate(kr, iy, p.h, p.pad_top);
+        if pad_source(ry, i32(p.h), p.pad_mode) != i32(iy) {
+            continue;
+        }
+        let py = u32(ry + i32(p.pad_top));
+        for (var kc = 0u; kc < cols; kc++) {
+            let rx = candidate(kc, ix, p.w, p.pad_left);
+            if pad_source(rx, i32(p.w), p.pad_mode) != i32(ix) {
+                continue;
+            }
+            let px = u32(rx + i32(p.pad_left));
+            for (var a = 0u; a < p.kh; a++) {
+                let off_y = a * p.dil_h;
+                if off_y > py {
+                    break;
+                }
+                let ty = py - off_y;
+                var oy = ty;
+                if p.stride_h != 1u {
+                    oy = ty / p.stride_h;
+                    if oy * p.stride_h != ty {
+                        continue;
+                    }
+                }
+                if oy >= p.oh {
+                    continue;
+                }
+                let ta = select(a, p.kh - 1u - a, p.flip != 0u);
+                for (var b = 0u; b < p.kw; b++) {
+                    let off_x = b * p.dil_w;
+                    if off_x > px {
+                        break;
+                    }
+                    let tx = px - off_x;
+                    var ox = tx;
+                    if p.stride_w != 1u {
+                        ox = tx / p.stride_w;
+                        if ox * p.stride_w != tx {
+                            continue;
+                        }
+                    }
+                    if ox >= p.ow {
+                        continue;
+                    }
+                    let t = ta * p.kw + select(b, p.kw - 1u - b, p.flip != 0u);
+                    for (var j = 0u; j < p.ocpg; j++) {
+                        let o = grp * p.ocpg + j;
+                        let g = grad_output[((n * p.oc + o) * p.oh + oy) * p.ow + ox];
+                        let wo = o * p.cpg * taps + t;
+                        acc = fma(vec4<f32>(g), vec4<f32>(weight[wo + k0], weight[wo + k1], weight[wo + k2], weight[wo + k3]), acc);
+                    }
+                }
+            }
+        }
+    }
+    let plane = p.h * p.w;
+    for (var j = 0u; j < 4u; j++) {
+        let ci = ci0 + j;
+        if ci > ci_last {
+            break;
+        }
+        grad_input[((n * p.c + grp * p.cpg + ci) * p.h + iy) * p.w + ix] = acc[j];
+    }
+}

@@ -1,0 +1,345 @@
+//! `wgpu-conv bench`: throughput of the kernels on named shapes, each result checked against
+//! the CPU reference first.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use wgpu_conv::shapes::{bench_shapes, BenchShape};
+use wgpu_conv::{cpu, Algorithm, Conv2dGeometry, GpuContext, GpuTensor, Tensor};
+
+/// Elements checked against the reference per result (all of them for small results).
+const SAMPLES: usize = 384;
+/// The CPU reference runs in full only below this many FLOPs (a few seconds at ~1 GFLOP/s).
+const CPU_FLOP_LIMIT: f64 = 2.5e9;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Forward,
+    WeightGrad,
+    InputGrad,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Forward => "forward",
+            Op::WeightGrad => "weight_grad",
+            Op::InputGrad => "input_grad",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Op> {
+        Ok(match s {
+            "forward" => Op::Forward,
+            "weight_grad" => Op::WeightGrad,
+            "input_grad" => Op::InputGrad,
+            _ => bail!("unknown op {s:?}: forward, weight_grad or input_grad"),
+        })
+    }
+}
+
+struct Data {
+    g: Conv2dGeometry,
+    x: Vec<f32>,
+    w: Vec<f32>,
+    gy: Vec<f32>,
+    xg: GpuTensor,
+    wg: GpuTensor,
+    gyg: GpuTensor,
+    out: GpuTensor,
+}
+
+fn values(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i + seed) * 7919) % 2001) as f32 / 1000.0 - 1.0)
+        .collect()
+}
+
+fn record(
+    ctx: &GpuContext,
+    d: &Data,
+    op: Op,
+    algorithm: Algorithm,
+    enc: &mut wgpu::CommandEncoder,
+) -> Result<()> {
+    match op {
+        Op::Forward => ctx.record_forward_with(enc, &d.g, &d.xg, &d.wg, None, &d.out, algorithm)?,
+        Op::WeightGrad => ctx.record_backward_with(
+            enc,
+            &d.g,
+            &d.xg,
+            &d.wg,
+            &d.gyg,
+            Some(&d.out),
+            None,
+            None,
+            algorithm,
+        )?,
+        Op::InputGrad => ctx.record_backward_with(
+            enc,
+            &d.g,
+            &d.xg,
+            &d.wg,
+            &d.gyg,
+            None,
+            Some(&d.out),
+            None,
+            algorithm,
+        )?,
+    }
+    Ok(())
+}
+
+/// Runs once and checks a sample of the result (or all of it) against the CPU reference.
+fn check(ctx: &GpuContext, d: &Data, op: Op, algorithm: Algorithm) -> Result<()> {
+    let mut enc = ctx.encoder("bench check");
+    record(ctx, d, op, algorithm, &mut enc)?;
+    ctx.submit_and_wait(enc)?;
+    let got = ctx.download(&[&d.out])?.remove(0);
+    let len = got.len();
+    let idx: Vec<usize> = if len <= SAMPLES {
+        (0..len).collect()
+    } else {
+        (0..SAMPLES)
+            .map(|k| (k * 7_919_993 + k * k) % len)
+            .collect()
+    };
+    let reference = match op {
+        Op::Forward => cpu::sampled(&idx, |i| cpu::conv2d_forward_at(&d.g, &d.x, &d.w, None, i)),
+        Op::WeightGrad => cpu::sampled(&idx, |i| cpu::conv2d_weight_grad_at(&d.g, &d.x, &d.gy, i)),
+        Op::InputGrad => cpu::sampled(&idx, |i| cpu::conv2d_input_grad_at(&d.g, &d.w, &d.gy, i)),
+    };
+    let picked: Vec<f32> = idx.iter().map(|&i| got.data()[i]).collect();
+    let c = cpu::compare(&picked, &reference);
+    if !c.ok() {
+        bail!(
+            "{} {} ({algorithm:?}) disagrees with the CPU reference: {c}; not reporting it",
+            d.g.n,
+            op.name()
+        );
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time(ctx: &GpuContext, d: &Data, op: Op, algorithm: Algorithm, runs: usize) -> Result<Duration> {
+    // one untimed run to warm caches and pipelines
+    let mut enc = ctx.encoder("bench warm-up");
+    record(ctx, d, op, algorithm, &mut enc)?;
+    ctx.submit_and_wait(enc)?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut enc = ctx.encoder("bench");
+        record(ctx, d, op, algorithm, &mut enc)?;
+        let t = Instant::now();
+        ctx.submit_and_wait(enc)?;
+        times.push(t.elapsed());
+    }
+    Ok(median(times))
+}
+
+/// CPU reference throughput (GFLOP/s) on the whole shape, or why it was skipped.
+fn cpu_gflops(d: &Data, op: Op) -> std::result::Result<f64, String> {
+    let flops = d.g.flops();
+    if flops > CPU_FLOP_LIMIT {
+        return Err(format!(
+            "skipped: {:.1} GFLOP would take more than a few seconds",
+            flops / 1e9
+        ));
+    }
+    let t = Instant::now();
+    let r = match op {
+        Op::Forward => cpu::conv2d_forward(&d.g, &d.x, &d.w, None),
+        Op::WeightGrad => cpu::conv2d_weight_grad(&d.g, &d.x, &d.gy),
+        Op::InputGrad => cpu::conv2d_input_grad(&d.g, &d.w, &d.gy),
+    };
+    std::hint::black_box(r);
+    Ok(flops / t.elapsed().as_secs_f64() / 1e9)
+}
+
+/// What one line of the report holds.
+pub struct Row {
+    shape: &'static str,
+    op: &'static str,
+    median_s: f64,
+    gflops: f64,
+    call_us: f64,
+    direct: Option<(f64, f64)>,
+    cpu: std::result::Result<f64, String>,
+}
+
+fn prepare(ctx: &GpuContext, s: &BenchShape, op: Op) -> Result<Data> {
+    let g = s.options.resolve(s.input, s.weight)?;
+    let x = values(s.input.iter().product(), 1);
+    let w = values(s.weight.iter().product(), 2);
+    let gy = values(g.output_shape().iter().product(), 3);
+    let out_shape = match op {
+        Op::Forward => g.output_shape(),
+        Op::WeightGrad => g.weight_shape(),
+        Op::InputGrad => g.input_shape(),
+    };
+    Ok(Data {
+        xg: ctx.upload(&Tensor::new(g.input_shape().to_vec(), x.clone())?)?,
+        wg: ctx.upload(&Tensor::new(g.weight_shape().to_vec(), w.clone())?)?,
+        gyg: ctx.upload(&Tensor::new(g.output_shape().to_vec(), gy.clone())?)?,
+        out: ctx.empty(&out_shape, "bench: output")?,
+        g,
+        x,
+        w,
+        gy,
+    })
+}
+
+/// Per-call latency of the blocking API (upload, dispatch, readback), median over `runs`.
+fn call_latency(ctx: &GpuContext, s: &BenchShape, d: &Data, op: Op, runs: usize) -> Result<f64> {
+    let x = Tensor::new(s.input.to_vec(), d.x.clone())?;
+    let w = Tensor::new(s.weight.to_vec(), d.w.clone())?;
+    let gy = Tensor::new(d.g.output_shape().to_vec(), d.gy.clone())?;
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        match op {
+            Op::Forward => drop(ctx.conv2d(&x, &w, None, &s.options)?),
+            Op::WeightGrad => drop(ctx.conv2d_backward(
+                &x,
+                &w,
+                &gy,
+                &s.options,
+                wgpu_conv::Wanted {
+                    weight: true,
+                    input: false,
+                    bias: false,
+                },
+            )?),
+            Op::InputGrad => drop(ctx.conv2d_backward(
+                &x,
+                &w,
+                &gy,
+                &s.options,
+                wgpu_conv::Wanted {
+                    weight: false,
+                    input: true,
+                    bias: false,
+                },
+            )?),
+        }
+        times.push(t.elapsed());
+    }
+    Ok(median(times).as_secs_f64() * 1e6)
+}
+
+/// Runs the benchmark and prints the table (or JSON lines).
+pub fn run(
+    ctx: &GpuContext,
+    shapes: &[String],
+    ops: &[Op],
+    runs: usize,
+    json: bool,
+    direct: bool,
+) -> Result<()> {
+    let all = bench_shapes();
+    let picked: Vec<BenchShape> = if shapes.is_empty() {
+        all
+    } else {
+        shapes
+            .iter()
+            .map(|n| {
+                all.iter().find(|s| s.name == n).copied().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown shape {n:?}; one of: {}",
+                        all.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+                    )
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    let info = ctx.adapter_info();
+    let adapter = info.name.clone();
+    let backend = format!("{:?}", info.backend);
+    let driver = format!("{} {}", info.driver, info.driver_info)
+        .trim()
+        .to_string();
+    if !json {
+        println!("adapter: {}", ctx.describe());
+        println!(
+            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>22} {:>10}",
+            "shape", "op", "median", "GFLOP/s", "call", "direct kernel", "CPU ref"
+        );
+    }
+    let total = (picked.len() * ops.len()) as u64;
+    let bar = super::progress(if json { 0 } else { total }, "bench");
+    for s in &picked {
+        for &op in ops {
+            let d = prepare(ctx, s, op)?;
+            check(ctx, &d, op, Algorithm::Auto)?;
+            let t = time(ctx, &d, op, Algorithm::Auto, runs)?.as_secs_f64();
+            let direct_fig = if direct && op != Op::InputGrad {
+                check(ctx, &d, op, Algorithm::Direct)?;
+                let td = time(ctx, &d, op, Algorithm::Direct, runs.min(3))?.as_secs_f64();
+                Some((td, d.g.flops() / td / 1e9))
+            } else {
+                None
+            };
+            let row = Row {
+                shape: s.name,
+                op: op.name(),
+                median_s: t,
+                gflops: d.g.flops() / t / 1e9,
+                call_us: call_latency(ctx, s, &d, op, runs.min(5))?,
+                direct: direct_fig,
+                cpu: cpu_gflops(&d, op),
+            };
+            bar.suspend(|| print_row(&row, json, &adapter, &backend, &driver));
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn print_row(r: &Row, json: bool, adapter: &str, backend: &str, driver: &str) {
+    if json {
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let direct = match r.direct {
+            Some((s, g)) => format!(",\"direct_median_s\":{s:.6e},\"direct_gflops\":{g:.3}"),
+            None => String::new(),
+        };
+        let cpu = match &r.cpu {
+            Ok(g) => format!(",\"cpu_gflops\":{g:.3}"),
+            Err(note) => format!(",\"cpu_gflops\":null,\"cpu_note\":\"{}\"", esc(note)),
+        };
+        println!(
+            "{{\"shape\":\"{}\",\"op\":\"{}\",\"median_s\":{:.6e},\"gflops\":{:.3},\"call_us\":{:.1}{direct}{cpu},\"adapter\":\"{}\",\"backend\":\"{}\",\"driver\":\"{}\"}}",
+            r.shape,
+            r.op,
+            r.median_s,
+            r.gflops,
+            r.call_us,
+            esc(adapter),
+            esc(backend),
+            esc(driver)
+        );
+    } else {
+        let direct = match r.direct {
+            Some((s, g)) => format!("{:>9.3} ms {:>7.2} GF", s * 1e3, g),
+            None => "-".to_string(),
+        };
+        let cpu = match &r.cpu {
+            Ok(g) => format!("{g:.2} GF"),
+            Err(_) => "skipped".to_string(),
+        };
+        println!(
+            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>8.0} us {:>22} {:>10}",
+            r.shape,
+            r.op,
+            r.median_s * 1e3,
+            r.gflops,
+            r.call_us,
+            direct,
+            cpu
+        );
+    }
+}
