@@ -3,7 +3,8 @@ use crate::context::GpuContext;
 use crate::error::Result;
 use crate::options::Conv2dGeometry;
 
-/// Records the forward convolution `y = conv(x, w) + bias`, one invocation per output element.
+/// Records the forward convolution `y = conv(x, w) + bias` with the tiled or the direct kernel.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
