@@ -11,6 +11,7 @@ use wgpu_conv::{
 
 const ALGORITHMS: [Algorithm; 2] = [Algorithm::Direct, Algorithm::Tiled];
 
+#[allow(clippy::too_many_arguments)]
 fn check_forward(
     x_shape: [usize; 4],
     w_shape: [usize; 4],
