@@ -10,7 +10,7 @@ struct Params {
     stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
     pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
     pad_mode: u32, flip: u32, has_bias: u32, total: u32,
-    slice_len: u32, slices: u32, _pad0: u32, _pad1: u32,
+    slice_len: u32, slices: u32, base: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -63,7 +63,7 @@ fn conv2d_forward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let idx = (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
+    let idx = p.base + (wid.y * nwg.x + wid.x) * WORKGROUP_SIZE + lid;
     if idx >= p.total {
         return;
     }

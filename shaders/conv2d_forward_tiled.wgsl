@@ -13,7 +13,7 @@ struct Params {
     stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
     pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
     pad_mode: u32, flip: u32, has_bias: u32, total: u32,
-    slice_len: u32, slices: u32, _pad0: u32, _pad1: u32,
+    slice_len: u32, slices: u32, base: u32, _pad1: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -73,8 +73,9 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let ocb_per_group = (p.ocpg + 7u) / 8u;
-    let ocb = gid.z % (ocb_per_group * p.groups);
-    let n = gid.z / (ocb_per_group * p.groups);
+    let z = p.base + gid.z;
+    let ocb = z % (ocb_per_group * p.groups);
+    let n = z / (ocb_per_group * p.groups);
     let grp = ocb / ocb_per_group;
     let o0 = grp * p.ocpg + (ocb % ocb_per_group) * 8u;
     let o_last = (grp + 1u) * p.ocpg - 1u;

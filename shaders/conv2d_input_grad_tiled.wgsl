@@ -12,7 +12,7 @@ struct Params {
     stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
     pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
     pad_mode: u32, flip: u32, has_bias: u32, total: u32,
-    slice_len: u32, slices: u32, _pad0: u32, _pad1: u32,
+    slice_len: u32, slices: u32, base: u32, _pad1: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
@@ -74,8 +74,9 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let cb_per_group = (p.cpg + 3u) / 4u;
-    let cb = gid.z % (cb_per_group * p.groups);
-    let n = gid.z / (cb_per_group * p.groups);
+    let z = p.base + gid.z;
+    let cb = z % (cb_per_group * p.groups);
+    let n = z / (cb_per_group * p.groups);
     let grp = cb / cb_per_group;
     let ci0 = (cb % cb_per_group) * 4u;
     let ci_last = p.cpg - 1u;

@@ -12,7 +12,7 @@ struct Params {
     stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
     pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
     pad_mode: u32, flip: u32, has_bias: u32, total: u32,
-    slice_len: u32, slices: u32, _pad0: u32, _pad1: u32,
+    slice_len: u32, slices: u32, base: u32, _pad1: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -90,7 +90,7 @@ fn load_tap(tp: Tap, n: u32, iy: i32, ix: i32) -> f32 {
 @compute @workgroup_size(64, 1, 1)
 fn conv2d_weight_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
     let taps = p.cpg * p.kh * p.kw;
-    let s = gid.x;
+    let s = p.base + gid.x;
     let tb = gid.y;
     let ocb = gid.z;
     if s >= p.slices {

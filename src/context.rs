@@ -26,6 +26,10 @@ pub struct GpuContext {
     pub(crate) kernels: Kernels,
     lost: Arc<Mutex<Option<String>>>,
     binding_cap: AtomicU64,
+    /// Held for the whole of each call on backends that cannot take calls from several threads
+    /// at once (wgpu's GL backend shares one GL context and panics when it waits on it too
+    /// long); `None` elsewhere.
+    serial: Option<Mutex<()>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -203,11 +207,12 @@ impl GpuContext {
         Ok(Self {
             device,
             queue,
-            info,
             limits,
             kernels,
             lost,
             binding_cap: AtomicU64::new(u64::MAX),
+            serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
+            info,
         })
     }
 
@@ -253,6 +258,13 @@ impl GpuContext {
         &self.limits
     }
 
+    /// On backends that need it, waits for this thread's turn; the guard ends it.
+    pub(crate) fn serialized(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.serial
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// An error if the device has been lost.
     pub(crate) fn check_alive(&self) -> Result<()> {
         match self.lost.lock().ok().and_then(|g| g.clone()) {
@@ -264,6 +276,7 @@ impl GpuContext {
     /// Runs `record` inside validation and out-of-memory error scopes and returns what they
     /// caught as typed errors.
     pub(crate) fn scoped<T>(&self, label: &str, record: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _turn = self.serialized();
         self.check_alive()?;
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);

@@ -199,14 +199,16 @@ impl Sequential {
 
     /// The forward pass through every layer (one submission).
     pub fn forward(&self, ctx: &GpuContext, x: &Tensor) -> Result<Tensor> {
-        let (enc, acts, _) = self.record_forward(ctx, x)?;
-        let last = acts
-            .last()
-            .ok_or_else(|| Error::shape("an empty Sequential"))?;
-        let mut out = ctx.submit_and_read(enc, &[last.buffer()])?;
-        let mut d = out.pop().unwrap_or_default();
-        d.truncate(last.len());
-        Tensor::new(last.shape().to_vec(), d)
+        ctx.scoped("sequential forward", || {
+            let (enc, acts, _) = self.record_forward(ctx, x)?;
+            let last = acts
+                .last()
+                .ok_or_else(|| Error::shape("an empty Sequential"))?;
+            let mut out = ctx.submit_and_read(enc, &[last.buffer()])?;
+            let mut d = out.pop().unwrap_or_default();
+            d.truncate(last.len());
+            Tensor::new(last.shape().to_vec(), d)
+        })
     }
 
     #[allow(clippy::type_complexity)]

@@ -185,6 +185,7 @@ impl GpuContext {
 
     /// Copies device tensors back (one submission, one wait).
     pub fn download(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
+        let _turn = self.serialized();
         let encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -204,6 +205,7 @@ impl GpuContext {
 
     /// Submits recorded work and blocks until the device has finished it (no readback).
     pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        let _turn = self.serialized();
         self.check_alive()?;
         self.queue.submit([encoder.finish()]);
         self.device

@@ -303,6 +303,21 @@ fn bad_input_gives_one_line_errors() {
     let full = std::fs::read(d.path("x4.npy")).unwrap();
     std::fs::write(d.path("trunc.npy"), &full[..full.len() - 10]).unwrap();
     write_npy(&d.path("empty.npy"), &[0, 4], &[] as &[f32]);
+    write_npy(&d.path("empty_w.npy"), &[0, 2], &[] as &[f32]);
+    write_npy(&d.path("rank5.npy"), &[1, 1, 1, 2, 2], &[1.0f32; 4]);
+    write_npy(&d.path("bools.npy"), &[2, 2], &[true, false, true, false]);
+    write_npy(&d.path("int16.npy"), &[2, 2], &[1i16, 2, 3, 4]);
+    write_npy(&d.path("scalar.npy"), &[], &[1.0f32]);
+    // a header claiming 2^32 x 2^32 elements, and no data
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }";
+    let mut huge = b"\x93NUMPY\x01\x00".to_vec();
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let hlen = (header.len() + pad + 1) as u16;
+    huge.extend_from_slice(&hlen.to_le_bytes());
+    huge.extend_from_slice(header.as_bytes());
+    huge.extend(std::iter::repeat_n(b' ', pad));
+    huge.push(b'\n');
+    std::fs::write(d.path("huge.npy"), &huge).unwrap();
     let fwd = |x: &str, w: &str, extra: &[&str]| {
         let mut a = vec![
             "forward".to_string(),
@@ -436,6 +451,33 @@ fn bad_input_gives_one_line_errors() {
             ],
         ),
         ("unknown command", vec!["frobnicate".into()]),
+        ("empty weight", fwd("x2.npy", "empty_w.npy", &[])),
+        ("rank 5", fwd("rank5.npy", "w2.npy", &[])),
+        ("bool dtype", fwd("bools.npy", "w2.npy", &[])),
+        ("int16 dtype", fwd("int16.npy", "w2.npy", &[])),
+        ("0-d array", fwd("scalar.npy", "w2.npy", &[])),
+        ("element count overflows", fwd("huge.npy", "w2.npy", &[])),
+        (
+            "stride beyond usize",
+            fwd("x2.npy", "w2.npy", &["--stride", "99999999999999999999999"]),
+        ),
+        (
+            "dilation far too large",
+            fwd("x2.npy", "w2.npy", &["--dilation", "4000000000"]),
+        ),
+        (
+            "groups beyond usize",
+            fwd("x4.npy", "w4.npy", &["--groups", "-3"]),
+        ),
+        (
+            "same padding with stride 2",
+            fwd(
+                "x4.npy",
+                "w4.npy",
+                &["--padding", "same", "--stride", "1,2"],
+            ),
+        ),
+        ("input is a directory", fwd("", "w2.npy", &[])),
     ];
     for (what, args) in &cases {
         let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -448,7 +490,7 @@ fn bad_input_gives_one_line_errors() {
         assert_eq!(lines.len(), 1, "{what}: stderr is not one line: {stderr}");
         assert!(lines[0].starts_with("error"), "{what}: {stderr}");
     }
-    assert_eq!(cases.len(), 29);
+    assert_eq!(cases.len(), 40);
 }
 
 /// `edges` on an image made here: a bright square on a dark background; the edge map is bright
@@ -595,5 +637,66 @@ fn train_plots_the_loss_and_walkthrough_saves_pictures() {
         "diagonal_edges.png",
     ] {
         assert!(image::open(d.path("pics").join(f)).is_ok(), "{f}");
+    }
+}
+
+/// NaN and infinity in the data are no error: they propagate as IEEE arithmetic says.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn nan_data_propagates() {
+    let d = Dir::new("nan");
+    write_npy(
+        &d.path("x.npy"),
+        &[2, 3],
+        &[1.0f32, f32::NAN, 2.0, f32::INFINITY, 1.0, 1.0],
+    );
+    write_npy(&d.path("k.npy"), &[1, 2], &[1.0f32, 1.0]);
+    let out = run(&[
+        "forward",
+        "--input",
+        arg(&d.path("x.npy")),
+        "--weight",
+        arg(&d.path("k.npy")),
+        "--output",
+        arg(&d.path("y.npy")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, y) = read_npy(&d.path("y.npy"));
+    assert!(
+        y[0].is_nan() && y[1].is_nan() && y[2] == f32::INFINITY && y[3] == 2.0,
+        "{y:?}"
+    );
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    /// A bounded fuzz of the .npy reader: valid files with bytes overwritten or cut short. The
+    /// tool either works or ends with an error; it never panics.
+    #[test]
+    fn mangled_npy_files_never_panic(cut in 0usize..200, flips in prop::collection::vec((0usize..200, any::<u8>()), 0..6)) {
+        let d = Dir::new(&format!("fuzz{cut}"));
+        write_npy(&d.path("x.npy"), &[3, 4], &[1.5f32; 12]);
+        write_npy(&d.path("k.npy"), &[2, 2], &[1.0f32; 4]);
+        let mut bytes = std::fs::read(d.path("x.npy")).unwrap();
+        for (at, v) in flips {
+            if at < bytes.len() {
+                bytes[at] = v;
+            }
+        }
+        bytes.truncate(cut.max(1).min(bytes.len()));
+        std::fs::write(d.path("x.npy"), &bytes).unwrap();
+        let out = bin()
+            .args(["forward", "--input", arg(&d.path("x.npy")), "--weight", arg(&d.path("k.npy")), "--output", arg(&d.path("y.npy"))])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        prop_assert!(!stderr.contains("panicked"), "{}", stderr);
+        prop_assert!(out.status.code().is_some(), "killed by a signal");
     }
 }

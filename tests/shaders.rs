@@ -112,7 +112,7 @@ fn conv_params_members_match_in_order() {
         "total",
         "slice_len",
         "slices",
-        "_pad0",
+        "base",
         "_pad1",
     ];
     assert_eq!(rust.len() * 4, size_of::<ConvParams>());

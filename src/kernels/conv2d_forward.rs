@@ -1,4 +1,4 @@
-use super::{groups_for, Algorithm, ConvParams};
+use super::{dispatch_chunks, groups_for, Algorithm, ConvParams, WORKGROUP_SIZE};
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::options::Conv2dGeometry;
@@ -24,28 +24,38 @@ pub(crate) fn encode(
         (g.n * g.groups * g.ocpg().div_ceil(8)) as u64,
     ];
     let max = u64::from(ctx.limits.max_compute_workgroups_per_dimension);
+    let taps = g.taps() as f64;
     match algorithm.resolve(g) {
         Algorithm::Tiled if tiled_grid.iter().all(|&d| d <= max) => {
-            ctx.kernels.conv2d_forward_tiled.dispatch_grid(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&p),
-                &[x, w, bias, y],
-                tiled_grid.map(|d| d as u32),
-            )
+            let per_z = 2.0 * 8.0 * (g.oh * g.ow) as f64 * taps;
+            for (first, count) in dispatch_chunks(tiled_grid[2] as usize, per_z, 1) {
+                p.base = first as u32;
+                ctx.kernels.conv2d_forward_tiled.dispatch_grid(
+                    &ctx.device,
+                    &ctx.limits,
+                    encoder,
+                    bytemuck::bytes_of(&p),
+                    &[x, w, bias, y],
+                    [tiled_grid[0] as u32, tiled_grid[1] as u32, count as u32],
+                )?;
+            }
+            Ok(())
         }
         _ => {
             let total: usize = g.output_shape().iter().product();
             p.total = total as u32;
-            ctx.kernels.conv2d_forward.dispatch(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&p),
-                &[x, w, bias, y],
-                groups_for(total)?,
-            )
+            for (first, count) in dispatch_chunks(total, 2.0 * taps, WORKGROUP_SIZE as usize) {
+                p.base = first as u32;
+                ctx.kernels.conv2d_forward.dispatch(
+                    &ctx.device,
+                    &ctx.limits,
+                    encoder,
+                    bytemuck::bytes_of(&p),
+                    &[x, w, bias, y],
+                    groups_for(count)?,
+                )?;
+            }
+            Ok(())
         }
     }
 }

@@ -1,4 +1,4 @@
-use super::{groups_for, Algorithm, ConvParams};
+use super::{dispatch_chunks, groups_for, Algorithm, ConvParams, WORKGROUP_SIZE};
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::options::Conv2dGeometry;
@@ -22,24 +22,33 @@ pub(crate) fn encode(
         g.n * g.groups * g.cpg().div_ceil(4),
     ];
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    if algorithm.resolve(g) == Algorithm::Tiled && grid.iter().all(|&d| d <= max) {
-        return ctx.kernels.conv2d_input_grad_tiled.dispatch_grid(
+    let per_tap = 2.0 * (g.ocpg() * g.kh * g.kw) as f64;
+    if algorithm.resolve(g) == Algorithm::Tiled && grid[0] <= max && grid[1] <= max {
+        for (first, count) in dispatch_chunks(grid[2], 4.0 * (g.h * g.w) as f64 * per_tap, 1) {
+            p.base = first as u32;
+            ctx.kernels.conv2d_input_grad_tiled.dispatch_grid(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&p),
+                &[w, gy, gx],
+                [grid[0] as u32, grid[1] as u32, count as u32],
+            )?;
+        }
+        return Ok(());
+    }
+    let total: usize = g.input_shape().iter().product();
+    p.total = total as u32;
+    for (first, count) in dispatch_chunks(total, per_tap, WORKGROUP_SIZE as usize) {
+        p.base = first as u32;
+        ctx.kernels.conv2d_input_grad.dispatch(
             &ctx.device,
             &ctx.limits,
             encoder,
             bytemuck::bytes_of(&p),
             &[w, gy, gx],
-            grid.map(|d| d as u32),
-        );
+            groups_for(count)?,
+        )?;
     }
-    let total: usize = g.input_shape().iter().product();
-    p.total = total as u32;
-    ctx.kernels.conv2d_input_grad.dispatch(
-        &ctx.device,
-        &ctx.limits,
-        encoder,
-        bytemuck::bytes_of(&p),
-        &[w, gy, gx],
-        groups_for(total)?,
-    )
+    Ok(())
 }

@@ -1,4 +1,4 @@
-use super::{reduce_partials, Algorithm, ConvParams};
+use super::{dispatch_chunks, reduce_partials, Algorithm, ConvParams};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::options::Conv2dGeometry;
@@ -84,25 +84,33 @@ pub(crate) fn encode(
     p.slice_len = slice as u32;
     p.slices = slices as u32;
     if tiled {
-        ctx.kernels.conv2d_weight_grad_tiled.dispatch_grid(
-            &ctx.device,
-            &ctx.limits,
-            encoder,
-            bytemuck::bytes_of(&p),
-            &[x, gy, &partials],
-            [slices.div_ceil(64) as u32, tb as u32, ocb as u32],
-        )?;
+        let per_slice = 2.0 * 16.0 * slice as f64 * (tb * ocb) as f64;
+        for (first, count) in dispatch_chunks(slices, per_slice, 64) {
+            p.base = first as u32;
+            ctx.kernels.conv2d_weight_grad_tiled.dispatch_grid(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&p),
+                &[x, gy, &partials],
+                [count.div_ceil(64) as u32, tb as u32, ocb as u32],
+            )?;
+        }
     } else {
-        let workgroups = u32::try_from(elements * slices)
+        let jobs = elements * slices;
+        u32::try_from(jobs)
             .map_err(|_| Error::TooLarge("weight gradient: too many workgroups".into()))?;
-        ctx.kernels.conv2d_weight_grad.dispatch(
-            &ctx.device,
-            &ctx.limits,
-            encoder,
-            bytemuck::bytes_of(&p),
-            &[x, gy, &partials],
-            workgroups,
-        )?;
+        for (first, count) in dispatch_chunks(jobs, 2.0 * slice as f64, 1) {
+            p.base = first as u32;
+            ctx.kernels.conv2d_weight_grad.dispatch(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&p),
+                &[x, gy, &partials],
+                count as u32,
+            )?;
+        }
     }
     reduce_partials::encode(ctx, encoder, &partials, gw, elements, slices)
 }

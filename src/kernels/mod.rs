@@ -166,8 +166,8 @@ pub struct ConvParams {
     pub slice_len: u32,
     /// Number of slices of a reduction.
     pub slices: u32,
-    /// Padding to 16 bytes.
-    pub _pad0: u32,
+    /// First work item of this dispatch (long passes are cut into several dispatches).
+    pub base: u32,
     /// Padding to 16 bytes.
     pub _pad1: u32,
 }
@@ -202,7 +202,7 @@ impl ConvParams {
             total: 0,
             slice_len: 0,
             slices: 0,
-            _pad0: 0,
+            base: 0,
             _pad1: 0,
         }
     }
@@ -466,6 +466,25 @@ impl Kernel {
     }
 }
 
+/// The most floating-point work one dispatch is given (about 0.1 s on a CPU adapter, far less
+/// on a GPU), so that no dispatch runs long enough for a driver watchdog to reset the device.
+pub const MAX_DISPATCH_FLOPS: f64 = (1u64 << 28) as f64;
+
+/// Cuts `items` work items of `flops_per_item` each into `(first, count)` runs of at most
+/// [`MAX_DISPATCH_FLOPS`] (at least one item each), each aligned to `align` items.
+pub(crate) fn dispatch_chunks(
+    items: usize,
+    flops_per_item: f64,
+    align: usize,
+) -> Vec<(usize, usize)> {
+    let align = align.max(1);
+    let per = ((MAX_DISPATCH_FLOPS / flops_per_item.max(1.0)) as usize / align).max(1) * align;
+    (0..items)
+        .step_by(per)
+        .map(|s| (s, per.min(items - s)))
+        .collect()
+}
+
 /// Spreads `workgroups` over a 2-D grid `(x, y)` with `x, y <= max_per_dim`. The shaders
 /// rebuild the linear index as `wid.y * nwg.x + wid.x` and skip the excess.
 pub fn grid(workgroups: u32, max_per_dim: u32) -> Option<(u32, u32)> {
@@ -479,4 +498,41 @@ pub fn grid(workgroups: u32, max_per_dim: u32) -> Option<(u32, u32)> {
 pub(crate) fn groups_for(items: usize) -> Result<u32> {
     u32::try_from(items.div_ceil(WORKGROUP_SIZE as usize))
         .map_err(|_| Error::TooLarge(format!("{items} invocations do not fit one dispatch")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_chunks_cover_everything_once() {
+        for (items, flops, align) in [
+            (10usize, 1.0, 1usize),
+            (1000, MAX_DISPATCH_FLOPS / 7.0, 1),
+            (5000, MAX_DISPATCH_FLOPS / 100.0, 64),
+            (3, MAX_DISPATCH_FLOPS * 10.0, 1),
+        ] {
+            let chunks = dispatch_chunks(items, flops, align);
+            let mut next = 0;
+            for &(first, count) in &chunks {
+                assert_eq!(first, next);
+                assert!(count >= 1);
+                assert!(first % align == 0);
+                assert!(count as f64 * flops <= MAX_DISPATCH_FLOPS || count <= align);
+                next += count;
+            }
+            assert_eq!(next, items);
+        }
+        assert_eq!(
+            dispatch_chunks(1000, MAX_DISPATCH_FLOPS / 7.0, 1).len(),
+            143
+        );
+    }
+
+    #[test]
+    fn grid_respects_the_limit() {
+        assert_eq!(grid(10, 65535), Some((10, 1)));
+        assert_eq!(grid(70000, 65535), Some((65535, 2)));
+        assert_eq!(grid(u32::MAX, 4), None);
+    }
 }

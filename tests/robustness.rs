@@ -1,0 +1,273 @@
+//! A library call must never take the caller's program down: long passes are cut into bounded
+//! dispatches, many threads share one context, memory does not grow over many calls, a lost
+//! device is a typed error, and hostile sizes and option strings are errors, never panics.
+
+mod common;
+
+use common::{assert_within, ctx, Rng};
+use proptest::prelude::*;
+use wgpu_conv::kernels::MAX_DISPATCH_FLOPS;
+use wgpu_conv::{
+    cpu, Algorithm, Conv2dOptions, ConvMode, Error, GpuContext, Hw, Padding, PaddingMode, Tensor,
+    Wanted,
+};
+
+fn sample_check(got: &[f32], at: impl FnMut(usize) -> (f64, f64, usize), what: &str) {
+    let idx: Vec<usize> = (0..256)
+        .map(|k| (k * 7_919_993 + 13 * k * k) % got.len())
+        .collect();
+    let reference = cpu::sampled(&idx, at);
+    let picked: Vec<f32> = idx.iter().map(|&i| got[i]).collect();
+    assert_within(&picked, &reference, what);
+}
+
+/// A pass larger than `MAX_DISPATCH_FLOPS` is recorded as several dispatches (each with its
+/// own `base`), with both kernel families, and the result still matches the reference.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn long_passes_are_cut_into_bounded_dispatches() {
+    let opts = Conv2dOptions::new()
+        .padding(1)
+        .padding_mode(PaddingMode::Reflect);
+    let (xs, ws) = ([2usize, 32, 128, 128], [32usize, 32, 3, 3]);
+    let g = opts.resolve(xs, ws).unwrap();
+    assert!(
+        g.flops() > 2.0 * MAX_DISPATCH_FLOPS,
+        "the shape must need several dispatches"
+    );
+    let mut rng = Rng::new(77);
+    let x = rng.vec(xs.iter().product());
+    let w = rng.vec(ws.iter().product());
+    let gy = rng.vec(g.output_shape().iter().product());
+    let (xt, wt) = (
+        Tensor::new(xs.to_vec(), x.clone()).unwrap(),
+        Tensor::new(ws.to_vec(), w.clone()).unwrap(),
+    );
+    let gyt = Tensor::new(g.output_shape().to_vec(), gy.clone()).unwrap();
+    for a in [Algorithm::Direct, Algorithm::Tiled] {
+        let y = ctx().conv2d_with(&xt, &wt, None, &opts, a).unwrap();
+        sample_check(
+            y.data(),
+            |i| cpu::conv2d_forward_at(&g, &x, &w, None, i),
+            &format!("forward {a:?}"),
+        );
+        let grads = ctx()
+            .conv2d_backward_with(&xt, &wt, &gyt, &opts, Wanted::ALL, a)
+            .unwrap();
+        sample_check(
+            grads.weight.unwrap().data(),
+            |i| cpu::conv2d_weight_grad_at(&g, &x, &gy, i),
+            &format!("weight_grad {a:?}"),
+        );
+        sample_check(
+            grads.input.unwrap().data(),
+            |i| cpu::conv2d_input_grad_at(&g, &w, &gy, i),
+            &format!("input_grad {a:?}"),
+        );
+    }
+}
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+/// 8 threads x 50 calls each on one shared context, forward and backward on shapes that
+/// differ by thread, every result checked against the CPU reference.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn many_threads_share_one_context() {
+    assert_send_sync::<GpuContext>();
+    let ctx = ctx();
+    std::thread::scope(|s| {
+        for t in 0..8usize {
+            s.spawn(move || {
+                let mut rng = Rng::new(1000 + t as u64);
+                for call in 0..50usize {
+                    let opts = Conv2dOptions::new()
+                        .padding(t % 3)
+                        .stride(1 + call % 2)
+                        .mode(if t % 2 == 0 {
+                            ConvMode::CrossCorrelation
+                        } else {
+                            ConvMode::Convolution
+                        });
+                    let xs = [1 + t % 2, 2, 5 + t, 6 + call % 4];
+                    let ws = [3, 2, 1 + t % 3, 2];
+                    let g = opts.resolve(xs, ws).unwrap();
+                    let x = rng.vec(xs.iter().product());
+                    let w = rng.vec(ws.iter().product());
+                    let xt = Tensor::new(xs.to_vec(), x.clone()).unwrap();
+                    let wt = Tensor::new(ws.to_vec(), w.clone()).unwrap();
+                    if call % 2 == 0 {
+                        let y = ctx.conv2d(&xt, &wt, None, &opts).unwrap();
+                        assert_within(
+                            y.data(),
+                            &cpu::conv2d_forward(&g, &x, &w, None),
+                            &format!("thread {t} call {call}"),
+                        );
+                    } else {
+                        let gy = rng.vec(g.output_shape().iter().product());
+                        let gyt = Tensor::new(g.output_shape().to_vec(), gy.clone()).unwrap();
+                        let grads = ctx
+                            .conv2d_backward(&xt, &wt, &gyt, &opts, Wanted::ALL)
+                            .unwrap();
+                        assert_within(
+                            grads.weight.unwrap().data(),
+                            &cpu::conv2d_weight_grad(&g, &x, &gy),
+                            &format!("thread {t} call {call} weight"),
+                        );
+                        assert_within(
+                            grads.input.unwrap().data(),
+                            &cpu::conv2d_input_grad(&g, &w, &gy),
+                            &format!("thread {t} call {call} input"),
+                        );
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// 10,000 consecutive calls (after a warm-up) do not grow the resident memory: buffers are freed
+/// once their submission is done.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn ten_thousand_calls_do_not_grow_memory() {
+    let ctx = GpuContext::new().unwrap();
+    let x = Tensor::from_fn([1, 1, 3, 3], |i| (i[2] * 3 + i[3]) as f32);
+    let k = Tensor::from_fn([1, 1, 2, 2], |i| (i[2] * 2 + i[3]) as f32);
+    for _ in 0..500 {
+        ctx.conv2d(&x, &k, None, &Conv2dOptions::new()).unwrap();
+    }
+    let before = resident_bytes();
+    let t = std::time::Instant::now();
+    for _ in 0..10_000 {
+        let y = ctx.conv2d(&x, &k, None, &Conv2dOptions::new()).unwrap();
+        assert_eq!(y.data()[0], 19.0);
+    }
+    let after = resident_bytes();
+    eprintln!(
+        "resident memory before/after 10,000 calls: {:.1} / {:.1} MiB ({:.0} us per call) on {}",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+        t.elapsed().as_secs_f64() * 1e6 / 10_000.0,
+        ctx.describe()
+    );
+    assert!(
+        after < before + 16 * 1048576,
+        "resident memory grew from {before} to {after} bytes"
+    );
+}
+
+/// A lost device (here destroyed on purpose) is a typed error on the next call, never a panic,
+/// and a new context works.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn a_lost_device_is_an_error_and_a_new_context_works() {
+    let doomed = GpuContext::new().unwrap();
+    let x = Tensor::zeros([4, 4]);
+    let k = Tensor::zeros([2, 2]);
+    assert!(doomed.corr2d(&x, &k).is_ok());
+    doomed.device().destroy();
+    let _ = doomed.device().poll(wgpu::PollType::wait_indefinitely());
+    match doomed.corr2d(&x, &k) {
+        Err(Error::DeviceLost(_)) => {}
+        other => panic!("expected DeviceLost, got {other:?}"),
+    }
+    assert!(matches!(
+        doomed.conv2d_backward(
+            &x,
+            &k,
+            &Tensor::zeros([3, 3]),
+            &Conv2dOptions::new(),
+            Wanted::ALL
+        ),
+        Err(Error::DeviceLost(_))
+    ));
+    let fresh = GpuContext::new().unwrap();
+    assert_eq!(
+        fresh
+            .corr2d(
+                &Tensor::from_fn([3, 3], |i| (i[0] * 3 + i[1]) as f32),
+                &Tensor::from_fn([2, 2], |i| (i[0] * 2 + i[1]) as f32)
+            )
+            .unwrap()
+            .data(),
+        [19.0, 25.0, 37.0, 43.0]
+    );
+}
+
+/// Hostile sizes through the library: typed errors.
+#[test]
+fn hostile_sizes_are_typed_errors() {
+    assert!(matches!(
+        Tensor::new(vec![2, 2], vec![0.0; 3]),
+        Err(Error::InvalidShape(_))
+    ));
+    assert!(matches!(
+        Tensor::new(vec![usize::MAX, 2], vec![]),
+        Err(Error::TooLarge(_))
+    ));
+    assert!(matches!(
+        Tensor::new(vec![1, 1, 1, 1, 1], vec![0.0]),
+        Err(Error::InvalidShape(_))
+    ));
+    assert!(matches!(
+        Tensor::new(Vec::<usize>::new(), vec![]),
+        Err(Error::InvalidShape(_))
+    ));
+    let o = Conv2dOptions::new();
+    assert!(matches!(
+        o.resolve([1 << 20, 1 << 20, 1 << 20, 1 << 20], [1, 1 << 20, 1, 1]),
+        Err(Error::TooLarge(_))
+    ));
+    assert!(o
+        .dilation(usize::MAX)
+        .resolve([1, 1, 4, 4], [1, 1, 3, 3])
+        .is_err());
+    assert!(o
+        .stride(usize::MAX)
+        .resolve([1, 1, 4, 4], [1, 1, 3, 3])
+        .is_ok());
+    assert!(o
+        .padding(usize::MAX)
+        .resolve([1, 1, 4, 4], [1, 1, 3, 3])
+        .is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    /// Option strings of any kind parse or fail, never panic.
+    #[test]
+    fn option_parsing_never_panics(s in "\\PC{0,24}") {
+        let _ = s.parse::<Hw>();
+        let _ = s.parse::<Padding>();
+        let _ = s.parse::<PaddingMode>();
+        let _ = s.parse::<ConvMode>();
+    }
+
+    /// Any sizes and options resolve or fail with an error, never panic (overflow included).
+    #[test]
+    fn resolve_never_panics(
+        x in prop::array::uniform4(prop_oneof![0usize..6, Just(usize::MAX), Just(1 << 31), any::<usize>()]),
+        w in prop::array::uniform4(prop_oneof![0usize..6, Just(usize::MAX), any::<usize>()]),
+        s in (0usize..4, 0usize..4, prop_oneof![0usize..4, Just(usize::MAX)]),
+        p in prop::array::uniform4(prop_oneof![0usize..4, Just(usize::MAX), any::<usize>()]),
+        m in 0usize..4,
+    ) {
+        let opts = Conv2dOptions::new()
+            .stride((s.0, s.1))
+            .dilation((s.2, 1))
+            .groups(s.0)
+            .padding(p)
+            .padding_mode([PaddingMode::Zeros, PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular][m]);
+        if let Ok(g) = opts.resolve(x, w) {
+            prop_assert!(g.oh >= 1 && g.ow >= 1);
+            prop_assert!(g.output_shape().iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some());
+        }
+    }
+}
