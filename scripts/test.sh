@@ -9,10 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 have_vulkan_icd() {
-    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null | grep -q .
+    compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null || compgen -G "/etc/vulkan/icd.d/*.json" >/dev/null
 }
 have_egl_mesa() {
-    ls /usr/lib/*/libEGL_mesa.so* 2>/dev/null | grep -q .
+    compgen -G "/usr/lib/*/libEGL_mesa.so*" >/dev/null
 }
 
 if ! have_vulkan_icd || ! have_egl_mesa; then
