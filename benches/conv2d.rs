@@ -170,20 +170,32 @@ fn benches(c: &mut Criterion) {
 /// 2 steps (as the chapter prints it), the learned kernel read at the end.
 fn training(c: &mut Criterion) {
     let ctx = GpuContext::new().expect("benchmarks need an adapter (install mesa-vulkan-drivers)");
-    let x = Tensor::from_fn([1, 1, 6, 8], |i| if (2..6).contains(&i[3]) { 0.0 } else { 1.0 });
-    let y = Tensor::from_fn([1, 1, 6, 7], |i| x.at(&[0, 0, i[2], i[3]]) - x.at(&[0, 0, i[2], i[3] + 1]));
+    let x = Tensor::from_fn(
+        [1, 1, 6, 8],
+        |i| if (2..6).contains(&i[3]) { 0.0 } else { 1.0 },
+    );
+    let y = Tensor::from_fn([1, 1, 6, 7], |i| {
+        x.at(&[0, 0, i[2], i[3]]) - x.at(&[0, 0, i[2], i[3] + 1])
+    });
     let init = wgpu_conv::Conv2d::new(1, 1, (1, 2), false, Conv2dOptions::new(), 0).unwrap();
     let mut group = c.benchmark_group("train");
     group.sample_size(20);
-    group.bench_function(BenchmarkId::new(format!("gpu/{}", ctx.adapter_info().name), "chapter_10_steps"), |b| {
-        b.iter(|| {
-            let mut t = wgpu_conv::Trainer::new(&ctx, &init, &x, &y, wgpu_conv::Sgd::new(3e-2)).unwrap();
-            for i in 0..10 {
-                t.step((i + 1) % 2 == 0).unwrap();
-            }
-            t.layer().unwrap()
-        })
-    });
+    group.bench_function(
+        BenchmarkId::new(
+            format!("gpu/{}", ctx.adapter_info().name),
+            "chapter_10_steps",
+        ),
+        |b| {
+            b.iter(|| {
+                let mut t = wgpu_conv::Trainer::new(&ctx, &init, &x, &y, wgpu_conv::Sgd::new(3e-2))
+                    .unwrap();
+                for i in 0..10 {
+                    t.step((i + 1) % 2 == 0).unwrap();
+                }
+                t.layer().unwrap()
+            })
+        },
+    );
     group.bench_function(BenchmarkId::new("cpu_reference", "chapter_10_steps"), |b| {
         b.iter(|| wgpu_conv::train_cpu(&init, &x, &y, wgpu_conv::Sgd::new(3e-2), 10).unwrap())
     });

@@ -1,17 +1,8 @@
 // Bias gradient of sum(y * gy), first pass of the same deterministic two-pass reduction as
 // conv2d_weight_grad: one workgroup sums one slice of (n, oy, ox) for one output channel and
 // writes partials[channel * slices + slice]; `reduce_partials` finishes in slice order.
+// (conv2d_common.wgsl, with `Params` and `pad_source`, is prepended to this file.)
 
-// Keep in sync with `ConvParams` in src/kernels/mod.rs (the same struct opens every conv2d_*.wgsl).
-struct Params {
-    n: u32, c: u32, h: u32, w: u32,
-    oc: u32, kh: u32, kw: u32, cpg: u32,
-    oh: u32, ow: u32, groups: u32, ocpg: u32,
-    stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
-    pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
-    pad_mode: u32, flip: u32, has_bias: u32, total: u32,
-    slice_len: u32, slices: u32, base: u32, _pad1: u32,
-}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> grad_output: array<f32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;

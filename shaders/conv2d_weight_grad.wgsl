@@ -4,17 +4,8 @@
 // run, then a fixed tree in workgroup memory) and writes partials[element * slices + slice].
 // `reduce_partials` then adds each element's partials in slice order. No atomics: the result
 // depends only on the shape, never on scheduling.
+// (conv2d_common.wgsl, with `Params` and `pad_source`, is prepended to this file.)
 
-// Keep in sync with `ConvParams` in src/kernels/mod.rs (the same struct opens every conv2d_*.wgsl).
-struct Params {
-    n: u32, c: u32, h: u32, w: u32,
-    oc: u32, kh: u32, kw: u32, cpg: u32,
-    oh: u32, ow: u32, groups: u32, ocpg: u32,
-    stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
-    pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
-    pad_mode: u32, flip: u32, has_bias: u32, total: u32,
-    slice_len: u32, slices: u32, base: u32, _pad1: u32,
-}
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_output: array<f32>;
@@ -24,41 +15,6 @@ const WORKGROUP_SIZE: u32 = 64u;
 
 var<workgroup> scratch: array<f32, 64>;
 
-// Where coordinate `i` of the padded axis (relative to the unpadded start) reads from in an
-// axis of length `n`, or -1 for a zero. Modes: 0 zeros, 1 reflect, 2 replicate, 3 circular
-// (keep in sync with `PaddingMode::code`).
-fn pad_source(i: i32, n: i32, mode: u32) -> i32 {
-    if i >= 0 && i < n {
-        return i;
-    }
-    switch mode {
-        case 1u: {
-            var r = abs(i);
-            if r >= n {
-                r = 2 * (n - 1) - r;
-            }
-            return r;
-        }
-        case 2u: {
-            return clamp(i, 0, n - 1);
-        }
-        case 3u: {
-            // Circular padding is at most n wide, so one wrap suffices. (No `%` on negative
-            // values: GLSL, which the GL backend compiles to, leaves its sign undefined.)
-            var r = i;
-            if r < 0 {
-                r += n;
-            }
-            if r >= n {
-                r -= n;
-            }
-            return r;
-        }
-        default: {
-            return -1;
-        }
-    }
-}
 @compute @workgroup_size(64)
 fn conv2d_weight_grad(
     @builtin(workgroup_id) wid: vec3<u32>,

@@ -1,6 +1,7 @@
-//! CPU-only: every `.wgsl` file parses and validates with naga (wgpu's own front end), has an
-//! entry point named like the file with the `@workgroup_size` of `kernels::workgroup_size`, and its `Params`
-//! uniform has the size of the Rust struct it mirrors.
+//! CPU-only: every kernel (for `conv2d_*`, `conv2d_common.wgsl` followed by its own file) parses
+//! and validates with naga (wgpu's own front end), has an entry point named like the file with
+//! the `@workgroup_size` of `kernels::workgroup_size`, and its `Params` uniform has the size and
+//! member order of the Rust struct it mirrors.
 
 use std::mem::size_of;
 
@@ -28,16 +29,26 @@ fn every_shader_file_is_listed_and_validates() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .filter(|stem| stem != "conv2d_common")
         .collect();
     files.sort();
+    let common = std::fs::read_to_string(format!("{dir}/conv2d_common.wgsl")).unwrap();
     let mut listed: Vec<String> = SHADERS.iter().map(|(n, _)| n.to_string()).collect();
     listed.sort();
     assert_eq!(files, listed, "shaders/ and kernels::SHADERS disagree");
     for (name, src) in SHADERS {
-        let on_disk = std::fs::read_to_string(format!("{dir}/{name}.wgsl")).unwrap();
+        let mut on_disk = std::fs::read_to_string(format!("{dir}/{name}.wgsl")).unwrap();
+        if name.starts_with("conv2d_") {
+            // the conv kernels are the shared prelude followed by their own file
+            assert!(
+                !on_disk.contains("struct Params"),
+                "{name}: Params belongs in conv2d_common.wgsl"
+            );
+            on_disk = format!("{common}{on_disk}");
+        }
         assert_eq!(
             &on_disk, src,
-            "{name}: embedded source differs from the file"
+            "{name}: embedded source differs from the files"
         );
         let (m, _) = module(name, src);
         let ep = m

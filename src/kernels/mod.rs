@@ -72,39 +72,61 @@ pub fn workgroup_size(kernel: &str) -> [u32; 3] {
     }
 }
 
-/// Every shader: (stem = entry point, source).
+/// Every kernel: (stem = entry point, complete source). The `conv2d_*` kernels are
+/// `shaders/conv2d_common.wgsl` followed by their own file.
 pub const SHADERS: &[(&str, &str)] = &[
     (
         "conv2d_forward",
-        include_str!("../../shaders/conv2d_forward.wgsl"),
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_forward.wgsl")
+        ),
     ),
     (
         "conv2d_weight_grad",
-        include_str!("../../shaders/conv2d_weight_grad.wgsl"),
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_weight_grad.wgsl")
+        ),
     ),
     (
         "conv2d_input_grad",
-        include_str!("../../shaders/conv2d_input_grad.wgsl"),
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_input_grad.wgsl")
+        ),
     ),
     (
         "conv2d_bias_grad",
-        include_str!("../../shaders/conv2d_bias_grad.wgsl"),
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_bias_grad.wgsl")
+        ),
+    ),
+    (
+        "conv2d_forward_tiled",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_forward_tiled.wgsl")
+        ),
+    ),
+    (
+        "conv2d_weight_grad_tiled",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_weight_grad_tiled.wgsl")
+        ),
+    ),
+    (
+        "conv2d_input_grad_tiled",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_input_grad_tiled.wgsl")
+        ),
     ),
     (
         "reduce_partials",
         include_str!("../../shaders/reduce_partials.wgsl"),
-    ),
-    (
-        "conv2d_forward_tiled",
-        include_str!("../../shaders/conv2d_forward_tiled.wgsl"),
-    ),
-    (
-        "conv2d_weight_grad_tiled",
-        include_str!("../../shaders/conv2d_weight_grad_tiled.wgsl"),
-    ),
-    (
-        "conv2d_input_grad_tiled",
-        include_str!("../../shaders/conv2d_input_grad_tiled.wgsl"),
     ),
     ("mse_loss", include_str!("../../shaders/mse_loss.wgsl")),
     ("sgd_step", include_str!("../../shaders/sgd_step.wgsl")),

@@ -1,0 +1,63 @@
+// Shared by every conv2d_*.wgsl kernel: src/kernels/mod.rs prepends this file to each of them
+// (WGSL has no includes). Holds the uniform layout and the padding arithmetic.
+
+// Keep in sync with `ConvParams` in src/kernels/mod.rs.
+struct Params {
+    n: u32, c: u32, h: u32, w: u32,
+    oc: u32, kh: u32, kw: u32, cpg: u32,
+    oh: u32, ow: u32, groups: u32, ocpg: u32,
+    stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
+    pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
+    pad_mode: u32, flip: u32, has_bias: u32, total: u32,
+    slice_len: u32, slices: u32, base: u32, _pad1: u32,
+}
+
+
+// Where coordinate `i` of the padded axis (relative to the unpadded start) reads from in an
+// axis of length `n`, or -1 for a zero. Modes: 0 zeros, 1 reflect, 2 replicate, 3 circular
+// (keep in sync with `PaddingMode::code`).
+fn pad_source(i: i32, n: i32, mode: u32) -> i32 {
+    if i >= 0 && i < n {
+        return i;
+    }
+    switch mode {
+        case 1u: {
+            var r = abs(i);
+            if r >= n {
+                r = 2 * (n - 1) - r;
+            }
+            return r;
+        }
+        case 2u: {
+            return clamp(i, 0, n - 1);
+        }
+        case 3u: {
+            // Circular padding is at most n wide, so one wrap suffices. (No `%` on negative
+            // values: GLSL, which the GL backend compiles to, leaves its sign undefined.)
+            var r = i;
+            if r < 0 {
+                r += n;
+            }
+            if r >= n {
+                r -= n;
+            }
+            return r;
+        }
+        default: {
+            return -1;
+        }
+    }
+}
+
+// The k-th padded coordinate (relative to the unpadded start) that may read pixel `i` of an
+// axis of length `n` with `before` / `after` padding: k = 0 is the pixel itself, then the
+// border positions -1 .. -before and n .. n+after-1.
+fn candidate(k: u32, i: u32, n: u32, before: u32) -> i32 {
+    if k == 0u {
+        return i32(i);
+    }
+    if k <= before {
+        return -i32(k);
+    }
+    return i32(n + (k - before - 1u));
+}
