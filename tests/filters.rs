@@ -294,3 +294,33 @@ fn receptive_fields_match_backpropagation() {
         "only {exact} axes had a field inside the input"
     );
 }
+
+/// The exercise's diagonal edge: with `K` the edge shows on the diagonal; transposing the image
+/// moves it below the diagonal with the opposite sign; transposing the kernel instead gives the
+/// transpose of that (vertical differences).
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn diagonal_edges_with_transposed_image_or_kernel() {
+    let n = 7;
+    let x = filters::diagonal_image(n);
+    let y = ctx().corr2d(&x, &filters::edge()).unwrap();
+    let y_xt = ctx()
+        .corr2d(&x.transpose2().unwrap(), &filters::edge())
+        .unwrap();
+    let y_kt = ctx().corr2d(&x, &filters::edge_t()).unwrap();
+    for i in 0..n {
+        for j in 0..n - 1 {
+            assert_eq!(
+                y.at(&[i, j]),
+                if j == i { 1.0 } else { 0.0 },
+                "K at ({i},{j})"
+            );
+            assert_eq!(
+                y_xt.at(&[i, j]),
+                if j + 1 == i { -1.0 } else { 0.0 },
+                "X.T at ({i},{j})"
+            );
+            assert_eq!(y_kt.at(&[j, i]), y_xt.at(&[i, j]), "K.T at ({j},{i})");
+        }
+    }
+}
