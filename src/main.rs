@@ -7,6 +7,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Headless (no Wayland or X display): Mesa's Vulkan device-select layer would try to reach a
+    // display and print "XDG_RUNTIME_DIR is invalid" on stderr; it only orders GPUs for a display,
+    // which does not matter here, so turn it off unless the user set it. Done before any thread.
+    if std::env::var_os("WAYLAND_DISPLAY").is_none()
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
         Err(e) => {
