@@ -25,7 +25,28 @@ pub(crate) fn encode(
     ];
     let max = u64::from(ctx.limits.max_compute_workgroups_per_dimension);
     let taps = g.taps() as f64;
+    let rows_grid = [
+        g.ow.div_ceil(16).div_ceil(8) as u64,
+        g.oh.div_ceil(8) as u64,
+        (g.n * g.oc) as u64,
+    ];
     match algorithm.resolve(g) {
+        // one output channel per group: 16 pixels of one channel per invocation
+        Algorithm::Tiled if g.ocpg() == 1 && rows_grid[..2].iter().all(|&d| d <= max) => {
+            let per_z = 2.0 * (g.oh * g.ow) as f64 * taps;
+            for (first, count) in dispatch_chunks(rows_grid[2] as usize, per_z, 1) {
+                p.base = first as u32;
+                ctx.kernels.conv2d_forward_rows.dispatch_grid(
+                    &ctx.device,
+                    &ctx.limits,
+                    encoder,
+                    bytemuck::bytes_of(&p),
+                    &[x, w, bias, y],
+                    [rows_grid[0] as u32, rows_grid[1] as u32, count as u32],
+                )?;
+            }
+            Ok(())
+        }
         Algorithm::Tiled if tiled_grid.iter().all(|&d| d <= max) => {
             let per_z = 2.0 * 8.0 * (g.oh * g.ow) as f64 * taps;
             for (first, count) in dispatch_chunks(tiled_grid[2] as usize, per_z, 1) {

@@ -33,8 +33,9 @@ pub enum Algorithm {
     /// One invocation per output element (forward) or per weight element and slice (weight
     /// gradient): the simple reference kernels.
     Direct,
-    /// Register-blocked kernels: 8 output channels x 4 pixels (forward), 4 output channels x 4
-    /// taps per slice (weight gradient).
+    /// Register-blocked kernels: 8 output channels x 4 pixels (forward; 16 pixels of one channel
+    /// where each group has one output channel), 4 output channels x 4 taps per slice (weight
+    /// gradient), 4 input channels per pixel (input gradient).
     Tiled,
 }
 
@@ -67,7 +68,9 @@ pub const TILE_WORKGROUP: [u32; 3] = [8, 8, 1];
 /// The `@workgroup_size` each kernel declares.
 pub fn workgroup_size(kernel: &str) -> [u32; 3] {
     match kernel {
-        "conv2d_forward_tiled" | "conv2d_input_grad_tiled" => TILE_WORKGROUP,
+        "conv2d_forward_tiled" | "conv2d_forward_rows" | "conv2d_input_grad_tiled" => {
+            TILE_WORKGROUP
+        }
         _ => [WORKGROUP_SIZE, 1, 1],
     }
 }
@@ -108,6 +111,13 @@ pub const SHADERS: &[(&str, &str)] = &[
         concat!(
             include_str!("../../shaders/conv2d_common.wgsl"),
             include_str!("../../shaders/conv2d_forward_tiled.wgsl")
+        ),
+    ),
+    (
+        "conv2d_forward_rows",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_forward_rows.wgsl")
         ),
     ),
     (
@@ -283,6 +293,7 @@ pub(crate) struct Kernel {
 pub(crate) struct Kernels {
     pub(crate) conv2d_forward: Kernel,
     pub(crate) conv2d_forward_tiled: Kernel,
+    pub(crate) conv2d_forward_rows: Kernel,
     pub(crate) conv2d_weight_grad_tiled: Kernel,
     pub(crate) conv2d_input_grad_tiled: Kernel,
     pub(crate) conv2d_weight_grad: Kernel,
@@ -312,6 +323,11 @@ impl Kernels {
             conv2d_forward_tiled: Kernel::new(
                 device,
                 "conv2d_forward_tiled",
+                &[Read, Read, Read, Write],
+            ),
+            conv2d_forward_rows: Kernel::new(
+                device,
+                "conv2d_forward_rows",
                 &[Read, Read, Read, Write],
             ),
             conv2d_input_grad_tiled: Kernel::new(
