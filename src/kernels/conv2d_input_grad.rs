@@ -1,7 +1,7 @@
 use super::{dispatch_chunks, groups_for, Algorithm, ConvParams, WORKGROUP_SIZE};
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::options::Conv2dGeometry;
+use crate::options::{Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
 
 /// Records the input gradient `gx` of `sum(y * gy)`: the channel-blocked kernel on a 3-D grid,
 /// or one invocation per input element (the direct kernel, also the fallback where the grid
@@ -15,6 +15,13 @@ pub(crate) fn encode(
     gx: &wgpu::Buffer,
     algorithm: Algorithm,
 ) -> Result<()> {
+    if algorithm.resolve(g) == Algorithm::Tiled {
+        if let Some(t) = as_forward(g) {
+            // one channel in and out per group, stride 1, zero padding: the input gradient is the
+            // forward convolution of gy with the flipped kernel, which the rows kernel runs fast
+            return super::encode_forward(ctx, encoder, &t, gy, w, None, gx, Algorithm::Tiled);
+        }
+    }
     let mut p = ConvParams::new(g);
     let grid = [
         g.w.div_ceil(8),
@@ -51,4 +58,40 @@ pub(crate) fn encode(
         )?;
     }
     Ok(())
+}
+
+/// Where the input gradient is itself a forward convolution that needs no weight reordering
+/// (one input and one output channel per group, stride 1, zero padding no wider than the
+/// dilated kernel): its geometry, reading `gy` `[N, OC, OH, OW]` with the weight flipped and
+/// writing `[N, C, H, W]`.
+fn as_forward(g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
+    if g.cpg() != 1
+        || g.ocpg() != 1
+        || g.stride != Hw::new(1, 1)
+        || g.padding_mode != PaddingMode::Zeros
+    {
+        return None;
+    }
+    let (eh, ew) = (g.dilation.h * (g.kh - 1), g.dilation.w * (g.kw - 1));
+    let pad = |p: usize, e: usize| e.checked_sub(p);
+    let opts = Conv2dOptions {
+        stride: Hw::new(1, 1),
+        padding: Padding::Explicit {
+            top: pad(g.pad_top, eh)?,
+            left: pad(g.pad_left, ew)?,
+            bottom: pad(g.pad_bottom, eh)?,
+            right: pad(g.pad_right, ew)?,
+        },
+        dilation: g.dilation,
+        groups: g.groups,
+        padding_mode: PaddingMode::Zeros,
+        mode: match g.mode {
+            ConvMode::CrossCorrelation => ConvMode::Convolution,
+            ConvMode::Convolution => ConvMode::CrossCorrelation,
+        },
+    };
+    let t = opts
+        .resolve([g.n, g.oc, g.oh, g.ow], [g.c, 1, g.kh, g.kw])
+        .ok()?;
+    (t.output_shape() == g.input_shape()).then_some(t)
 }
