@@ -30,23 +30,19 @@ pub fn assert_within(got: &[f32], reference: &Reference, what: &str) {
     assert!(c.ok(), "{what}: {c}");
 }
 
-/// A small deterministic generator for test data (SplitMix64).
-pub struct Rng(u64);
+/// Deterministic test data: the library's SplitMix64, drawing uniformly from [-1, 1).
+pub struct Rng(wgpu_conv::layer::SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self(wgpu_conv::layer::SplitMix64::new(seed))
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in [-1, 1).
     pub fn uniform(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        self.0.uniform(-1.0, 1.0)
     }
     pub fn vec(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.uniform()).collect()
