@@ -8,35 +8,36 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use wgpu_conv::shapes::BenchShape;
 use wgpu_conv::{cpu, Conv2dGeometry, Conv2dOptions, GpuContext, GpuTensor, Tensor};
 
-struct Shape {
-    name: &'static str,
-    x: [usize; 4],
-    w: [usize; 4],
-    opts: Conv2dOptions,
-}
-
-fn shapes() -> Vec<Shape> {
+/// Shapes small enough for criterion's repeated runs (the `bench` command has the large ones).
+fn shapes() -> Vec<BenchShape> {
+    let s = |name, input, weight, options| BenchShape {
+        name,
+        input,
+        weight,
+        options,
+    };
     vec![
-        Shape {
-            name: "d2l_fig_1x1x3x3_k2x2",
-            x: [1, 1, 3, 3],
-            w: [1, 1, 2, 2],
-            opts: Conv2dOptions::new(),
-        },
-        Shape {
-            name: "edge_img_1x1x1024x1024_k1x2",
-            x: [1, 1, 1024, 1024],
-            w: [1, 1, 1, 2],
-            opts: Conv2dOptions::new(),
-        },
-        Shape {
-            name: "small_3x3_2x16x28x28_k16x16x3x3_pad1",
-            x: [2, 16, 28, 28],
-            w: [16, 16, 3, 3],
-            opts: Conv2dOptions::new().padding(1),
-        },
+        s(
+            "d2l_fig_1x1x3x3_k2x2",
+            [1, 1, 3, 3],
+            [1, 1, 2, 2],
+            Conv2dOptions::new(),
+        ),
+        s(
+            "edge_img_1x1x1024x1024_k1x2",
+            [1, 1, 1024, 1024],
+            [1, 1, 1, 2],
+            Conv2dOptions::new(),
+        ),
+        s(
+            "small_3x3_2x16x28x28_k16x16x3x3_pad1",
+            [2, 16, 28, 28],
+            [16, 16, 3, 3],
+            Conv2dOptions::new().padding(1),
+        ),
     ]
 }
 
@@ -59,17 +60,17 @@ struct Prepared {
     gx: GpuTensor,
 }
 
-fn prepare(ctx: &GpuContext, s: &Shape) -> Prepared {
-    let g = s.opts.resolve(s.x, s.w).unwrap();
-    let x = data(s.x.iter().product());
-    let w = data(s.w.iter().product());
+fn prepare(ctx: &GpuContext, s: &BenchShape) -> Prepared {
+    let g = s.options.resolve(s.input, s.weight).unwrap();
+    let x = data(s.input.iter().product());
+    let w = data(s.weight.iter().product());
     let gy = data(g.output_shape().iter().product());
     Prepared {
         xg: ctx
-            .upload(&Tensor::new(s.x.to_vec(), x.clone()).unwrap())
+            .upload(&Tensor::new(s.input.to_vec(), x.clone()).unwrap())
             .unwrap(),
         wg: ctx
-            .upload(&Tensor::new(s.w.to_vec(), w.clone()).unwrap())
+            .upload(&Tensor::new(s.weight.to_vec(), w.clone()).unwrap())
             .unwrap(),
         gyg: ctx
             .upload(&Tensor::new(g.output_shape().to_vec(), gy.clone()).unwrap())
@@ -103,7 +104,7 @@ fn time_gpu(
 fn benches(c: &mut Criterion) {
     let ctx = GpuContext::new().expect("benchmarks need an adapter (install mesa-vulkan-drivers)");
     eprintln!("adapter: {}", ctx.describe());
-    let prepared: Vec<(Shape, Prepared)> = shapes()
+    let prepared: Vec<(BenchShape, Prepared)> = shapes()
         .into_iter()
         .map(|s| {
             let p = prepare(&ctx, &s);

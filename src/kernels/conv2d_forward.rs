@@ -30,53 +30,44 @@ pub(crate) fn encode(
         g.oh.div_ceil(8) as u64,
         (g.n * g.oc) as u64,
     ];
-    match algorithm.resolve(g) {
-        // one output channel per group: 16 pixels of one channel per invocation
+    // The tiled kernels: 16 pixels of one channel where each group has one output channel,
+    // else 8 channels x 4 pixels; both on a 3-D grid whose z axis is cut into bounded dispatches.
+    let tiled = match algorithm.resolve(g) {
         Algorithm::Tiled if g.ocpg() == 1 && rows_grid[..2].iter().all(|&d| d <= max) => {
-            let per_z = 2.0 * (g.oh * g.ow) as f64 * taps;
-            for (first, count) in dispatch_chunks(rows_grid[2] as usize, per_z, 1) {
-                p.base = first as u32;
-                ctx.kernels.conv2d_forward_rows.dispatch_grid(
-                    &ctx.device,
-                    &ctx.limits,
-                    encoder,
-                    bytemuck::bytes_of(&p),
-                    &[x, w, bias, y],
-                    [rows_grid[0] as u32, rows_grid[1] as u32, count as u32],
-                )?;
-            }
-            Ok(())
+            Some((&ctx.kernels.conv2d_forward_rows, rows_grid, 1.0))
         }
         Algorithm::Tiled if tiled_grid.iter().all(|&d| d <= max) => {
-            let per_z = 2.0 * 8.0 * (g.oh * g.ow) as f64 * taps;
-            for (first, count) in dispatch_chunks(tiled_grid[2] as usize, per_z, 1) {
-                p.base = first as u32;
-                ctx.kernels.conv2d_forward_tiled.dispatch_grid(
-                    &ctx.device,
-                    &ctx.limits,
-                    encoder,
-                    bytemuck::bytes_of(&p),
-                    &[x, w, bias, y],
-                    [tiled_grid[0] as u32, tiled_grid[1] as u32, count as u32],
-                )?;
-            }
-            Ok(())
+            Some((&ctx.kernels.conv2d_forward_tiled, tiled_grid, 8.0))
         }
-        _ => {
-            let total: usize = g.output_shape().iter().product();
-            p.total = total as u32;
-            for (first, count) in dispatch_chunks(total, 2.0 * taps, WORKGROUP_SIZE as usize) {
-                p.base = first as u32;
-                ctx.kernels.conv2d_forward.dispatch(
-                    &ctx.device,
-                    &ctx.limits,
-                    encoder,
-                    bytemuck::bytes_of(&p),
-                    &[x, w, bias, y],
-                    groups_for(count)?,
-                )?;
-            }
-            Ok(())
+        _ => None,
+    };
+    if let Some((kernel, grid, channels_per_z)) = tiled {
+        let per_z = 2.0 * channels_per_z * (g.oh * g.ow) as f64 * taps;
+        for (first, count) in dispatch_chunks(grid[2] as usize, per_z, 1) {
+            p.base = first as u32;
+            kernel.dispatch_grid(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&p),
+                &[x, w, bias, y],
+                [grid[0] as u32, grid[1] as u32, count as u32],
+            )?;
         }
+        return Ok(());
     }
+    let total: usize = g.output_shape().iter().product();
+    p.total = total as u32;
+    for (first, count) in dispatch_chunks(total, 2.0 * taps, WORKGROUP_SIZE as usize) {
+        p.base = first as u32;
+        ctx.kernels.conv2d_forward.dispatch(
+            &ctx.device,
+            &ctx.limits,
+            encoder,
+            bytemuck::bytes_of(&p),
+            &[x, w, bias, y],
+            groups_for(count)?,
+        )?;
+    }
+    Ok(())
 }
