@@ -9,7 +9,7 @@ use wgpu_conv::{
     cpu, geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, Error, Padding, PaddingMode, Tensor,
 };
 
-const ALGORITHMS: [Algorithm; 2] = [Algorithm::Direct, Algorithm::Tiled];
+const ALGORITHMS: [Algorithm; 3] = Algorithm::ALL;
 
 #[allow(clippy::too_many_arguments)]
 fn check_forward(
@@ -152,6 +152,35 @@ fn nan_and_infinity_propagate() {
         .unwrap();
     assert_within(y.data(), &cpu::conv2d_forward(&g, &x, &w, None), "nan/inf");
     assert!(y.data()[0].is_nan() && y.data()[15].is_infinite() && y.data()[3] == 4.0);
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn nan_and_infinity_propagate_through_every_kernel() {
+    // Several output channels and 27 taps (not a whole GEMM chunk, whose padding taps must
+    // not turn 0 * inf into NaN), odd widths, padding.
+    let xs = [2usize, 3, 9, 11];
+    let ws = [5usize, 3, 3, 3];
+    let mut x = vec![0.5f32; xs.iter().product()];
+    x[3 * 99 + 4 * 11 + 4] = f32::INFINITY; // n 1, c 0, row 4, col 4
+    x[2 * 99 + 2 * 11 + 7] = f32::NAN; // n 0, c 2, row 2, col 7
+    let w: Vec<f32> = (0..ws.iter().product())
+        .map(|i| 0.25 + (i % 3) as f32)
+        .collect();
+    let opts = Conv2dOptions::new().padding(1);
+    let g = opts.resolve(xs, ws).unwrap();
+    let reference = cpu::conv2d_forward(&g, &x, &w, None);
+    let (xt, wt) = (
+        Tensor::new(xs.to_vec(), x.clone()).unwrap(),
+        Tensor::new(ws.to_vec(), w.clone()).unwrap(),
+    );
+    for a in ALGORITHMS {
+        let y = ctx().conv2d_with(&xt, &wt, None, &opts, a).unwrap();
+        assert_within(y.data(), &reference, &format!("nan/inf ({a:?})"));
+        let infinite = y.data().iter().filter(|v| v.is_infinite()).count();
+        let nan = y.data().iter().filter(|v| v.is_nan()).count();
+        assert_eq!((infinite, nan), (5 * 9, 5 * 9), "{a:?}");
+    }
 }
 
 #[test]

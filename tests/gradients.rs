@@ -62,7 +62,7 @@ fn check_gradients(
     let x = rng.vec(x_shape.iter().product());
     let w = rng.vec(w_shape.iter().product());
     let gy = rng.vec(g.output_shape().iter().product());
-    for algorithm in [Algorithm::Direct, Algorithm::Tiled] {
+    for algorithm in Algorithm::ALL {
         let grads = backward_with(x_shape, w_shape, opts, &x, &w, &gy, algorithm);
         check_grads(
             &g,

@@ -44,7 +44,7 @@ fn long_passes_are_cut_into_bounded_dispatches() {
         Tensor::new(ws.to_vec(), w.clone()).unwrap(),
     );
     let gyt = Tensor::new(g.output_shape().to_vec(), gy.clone()).unwrap();
-    for a in [Algorithm::Direct, Algorithm::Tiled] {
+    for a in Algorithm::ALL {
         let y = ctx().conv2d_with(&xt, &wt, None, &opts, a).unwrap();
         sample_check(
             y.data(),

@@ -1,13 +1,23 @@
-//! CPU-only: every kernel (for `conv2d_*`, `conv2d_common.wgsl` followed by its own file) parses
-//! and validates with naga (wgpu's own front end), has an entry point named like the file with
-//! the `@workgroup_size` of `kernels::workgroup_size`, and its `Params` uniform has the size and
-//! member order of the Rust struct it mirrors.
+//! CPU-only: every kernel (for `conv2d_*`, `conv2d_common.wgsl` followed by its own file; for
+//! the GEMM kernels, `conv2d_gemm_common.wgsl` in between) parses and validates with naga
+//! (wgpu's own front end), has an entry point named like the file with the `@workgroup_size` of
+//! `kernels::workgroup_size`, and its `Params` and `Gemm` uniforms have the size and member
+//! order of the Rust structs they mirror.
 
 use std::mem::size_of;
 
 use wgpu_conv::kernels::{
-    workgroup_size, ConvParams, LossParams, ReduceParams, SgdParams, SHADERS,
+    workgroup_size, ConvParams, GemmParams, LossParams, ReduceParams, SgdParams, CHUNK_BYTES,
+    CHUNK_TAPS, SHADERS,
 };
+
+/// The kernels built on `conv2d_gemm_common.wgsl`.
+const GEMM_KERNELS: [&str; 4] = [
+    "conv2d_pad_copies",
+    "conv2d_pack_chunks",
+    "conv2d_forward_gemm",
+    "conv2d_unpad_output",
+];
 
 fn module(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(src)
@@ -29,10 +39,11 @@ fn every_shader_file_is_listed_and_validates() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .filter(|stem| stem != "conv2d_common")
+        .filter(|stem| stem != "conv2d_common" && stem != "conv2d_gemm_common")
         .collect();
     files.sort();
     let common = std::fs::read_to_string(format!("{dir}/conv2d_common.wgsl")).unwrap();
+    let gemm_common = std::fs::read_to_string(format!("{dir}/conv2d_gemm_common.wgsl")).unwrap();
     let mut listed: Vec<String> = SHADERS.iter().map(|(n, _)| n.to_string()).collect();
     listed.sort();
     assert_eq!(files, listed, "shaders/ and kernels::SHADERS disagree");
@@ -44,7 +55,11 @@ fn every_shader_file_is_listed_and_validates() {
                 !on_disk.contains("struct Params"),
                 "{name}: Params belongs in conv2d_common.wgsl"
             );
-            on_disk = format!("{common}{on_disk}");
+            on_disk = if GEMM_KERNELS.contains(name) {
+                format!("{common}{gemm_common}{on_disk}")
+            } else {
+                format!("{common}{on_disk}")
+            };
         }
         assert_eq!(
             &on_disk, src,
@@ -144,4 +159,101 @@ fn conv_params_members_match_in_order() {
             .collect();
         assert_eq!(names, rust, "{name}: Params members");
     }
+}
+
+/// The member names of the struct `ty` in `src`'s module, and its size in bytes.
+fn struct_members(name: &str, src: &str, ty: &str) -> (Vec<String>, usize) {
+    let (m, _) = module(name, src);
+    let (handle, t) = m
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(ty))
+        .unwrap_or_else(|| panic!("{name}: no {ty} struct"));
+    let naga::TypeInner::Struct { members, .. } = &t.inner else {
+        panic!("{name}: {ty} is not a struct")
+    };
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(m.to_ctx()).unwrap();
+    (
+        members
+            .iter()
+            .map(|m| m.name.clone().unwrap_or_default())
+            .collect(),
+        layouter[handle].size as usize,
+    )
+}
+
+#[test]
+fn gemm_structs_match_the_rust_side() {
+    let rust = [
+        "n",
+        "c",
+        "h",
+        "w",
+        "oc",
+        "kh",
+        "kw",
+        "cpg",
+        "oh",
+        "ow",
+        "groups",
+        "ocpg",
+        "stride_h",
+        "stride_w",
+        "dil_h",
+        "dil_w",
+        "pad_top",
+        "pad_left",
+        "pad_right",
+        "pad_mode",
+        "hp",
+        "wq",
+        "ow4",
+        "copy_len",
+        "has_bias",
+        "taps",
+        "ocb",
+        "chunks",
+        "flip",
+        "base",
+        "copy_mask",
+        "zero_offset",
+    ];
+    assert_eq!(rust.len() * 4, size_of::<GemmParams>());
+    for (name, src) in SHADERS.iter().filter(|(n, _)| GEMM_KERNELS.contains(n)) {
+        let (names, size) = struct_members(name, src, "Gemm");
+        assert_eq!(names, rust, "{name}: Gemm members");
+        assert_eq!(size, size_of::<GemmParams>(), "{name}: Gemm size");
+        // the chunk layout: CHUNK_TAPS taps of 8 weights and one offset, after a 16-byte head
+        let (names, size) = struct_members(name, src, "Chunk");
+        assert_eq!(
+            names,
+            ["head", "offsets", "weights"],
+            "{name}: Chunk members"
+        );
+        assert_eq!(
+            size,
+            16 + CHUNK_TAPS * 4 + CHUNK_TAPS * 8 * 4,
+            "{name}: Chunk size"
+        );
+        assert!(size as u64 <= CHUNK_BYTES && CHUNK_BYTES.is_multiple_of(256));
+        assert!(src.contains(&format!("const CHUNK_TAPS: u32 = {CHUNK_TAPS}u;")));
+    }
+    let (_, pack) = SHADERS
+        .iter()
+        .find(|(n, _)| *n == "conv2d_pack_chunks")
+        .unwrap();
+    assert!(pack.contains(&format!("const CHUNK_WORDS: u32 = {}u;", CHUNK_BYTES / 4)));
+    // the forward kernel writes out one call per tap of a chunk
+    let (_, forward) = SHADERS
+        .iter()
+        .find(|(n, _)| *n == "conv2d_forward_gemm")
+        .unwrap();
+    for t in 0..CHUNK_TAPS {
+        assert!(
+            forward.contains(&format!("    tap({t}u, xb, &acc);")),
+            "tap {t}"
+        );
+    }
+    assert!(!forward.contains(&format!("tap({CHUNK_TAPS}u")));
 }

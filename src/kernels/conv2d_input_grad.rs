@@ -15,7 +15,7 @@ pub(crate) fn encode(
     gx: &wgpu::Buffer,
     algorithm: Algorithm,
 ) -> Result<()> {
-    if algorithm.resolve(g) == Algorithm::Tiled {
+    if algorithm.resolve(g) != Algorithm::Direct {
         if let Some(t) = as_forward(g) {
             // one channel in and out per group, stride 1, zero padding: the input gradient is the
             // forward convolution of gy with the flipped kernel, which the rows kernel runs fast
@@ -30,7 +30,7 @@ pub(crate) fn encode(
     ];
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let per_tap = 2.0 * (g.ocpg() * g.kh * g.kw) as f64;
-    if algorithm.resolve(g) == Algorithm::Tiled && grid[0] <= max && grid[1] <= max {
+    if algorithm.resolve(g) != Algorithm::Direct && grid[0] <= max && grid[1] <= max {
         for (first, count) in dispatch_chunks(grid[2], 4.0 * (g.h * g.w) as f64 * per_tap, 1) {
             p.base = first as u32;
             ctx.kernels.conv2d_input_grad_tiled.dispatch_grid(

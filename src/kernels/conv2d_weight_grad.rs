@@ -74,7 +74,7 @@ pub(crate) fn encode(
     let mut p = ConvParams::new(g);
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let (tb, ocb) = (g.taps().div_ceil(4), g.groups * g.ocpg().div_ceil(4));
-    let tiled = algorithm.resolve(g) == Algorithm::Tiled && tb <= max && ocb <= max;
+    let tiled = algorithm.resolve(g) != Algorithm::Direct && tb <= max && ocb <= max;
     let (slice, slices) = if tiled {
         tiled_slicing(ctx, g, tb * ocb)?
     } else {

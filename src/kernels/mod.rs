@@ -37,18 +37,25 @@ pub enum Algorithm {
     /// where each group has one output channel), 4 output channels x 4 taps per slice (weight
     /// gradient), 4 input channels per pixel (input gradient).
     Tiled,
+    /// The forward pass as an implicit GEMM over padded input copies, with the weights in
+    /// uniform blocks (`shaders/conv2d_forward_gemm.wgsl`) where each group has several output
+    /// channels; otherwise, and for the gradients, the same kernels as `Tiled`.
+    Gemm,
 }
 
 impl Algorithm {
+    /// Every explicit choice (all but `Auto`): what the tests run each case with.
+    pub const ALL: [Algorithm; 3] = [Algorithm::Direct, Algorithm::Tiled, Algorithm::Gemm];
+
     /// What `Auto` means for `g`: the direct kernels for outputs too small to fill the device
-    /// with blocks (under 256 output elements), the tiled ones otherwise.
+    /// with blocks (under 256 output elements), `Gemm` otherwise.
     pub fn resolve(self, g: &Conv2dGeometry) -> Algorithm {
         match self {
             Algorithm::Auto => {
                 if g.output_shape().iter().product::<usize>() < 256 {
                     Algorithm::Direct
                 } else {
-                    Algorithm::Tiled
+                    Algorithm::Gemm
                 }
             }
             a => a,
@@ -68,9 +75,12 @@ pub const TILE_WORKGROUP: [u32; 3] = [8, 8, 1];
 /// The `@workgroup_size` each kernel declares.
 pub fn workgroup_size(kernel: &str) -> [u32; 3] {
     match kernel {
-        "conv2d_forward_tiled" | "conv2d_forward_rows" | "conv2d_input_grad_tiled" => {
-            TILE_WORKGROUP
-        }
+        "conv2d_forward_tiled"
+        | "conv2d_forward_rows"
+        | "conv2d_input_grad_tiled"
+        | "conv2d_pad_copies"
+        | "conv2d_forward_gemm"
+        | "conv2d_unpad_output" => TILE_WORKGROUP,
         _ => [WORKGROUP_SIZE, 1, 1],
     }
 }
@@ -132,6 +142,38 @@ pub const SHADERS: &[(&str, &str)] = &[
         concat!(
             include_str!("../../shaders/conv2d_common.wgsl"),
             include_str!("../../shaders/conv2d_input_grad_tiled.wgsl")
+        ),
+    ),
+    (
+        "conv2d_pad_copies",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_pad_copies.wgsl")
+        ),
+    ),
+    (
+        "conv2d_pack_chunks",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_pack_chunks.wgsl")
+        ),
+    ),
+    (
+        "conv2d_forward_gemm",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_forward_gemm.wgsl")
+        ),
+    ),
+    (
+        "conv2d_unpad_output",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_unpad_output.wgsl")
         ),
     ),
     (
@@ -240,6 +282,85 @@ impl ConvParams {
     }
 }
 
+/// Uniform of the GEMM kernels (`conv2d_pad_copies`, `conv2d_pack_chunks`,
+/// `conv2d_forward_gemm`, `conv2d_unpad_output`). Keep in sync with `struct Gemm` in
+/// `shaders/conv2d_gemm_common.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GemmParams {
+    /// Batch.
+    pub n: u32,
+    /// Input channels.
+    pub c: u32,
+    /// Input height.
+    pub h: u32,
+    /// Input width.
+    pub w: u32,
+    /// Output channels.
+    pub oc: u32,
+    /// Kernel height.
+    pub kh: u32,
+    /// Kernel width.
+    pub kw: u32,
+    /// Input channels per group.
+    pub cpg: u32,
+    /// Output height.
+    pub oh: u32,
+    /// Output width.
+    pub ow: u32,
+    /// Groups.
+    pub groups: u32,
+    /// Output channels per group.
+    pub ocpg: u32,
+    /// Stride along the height.
+    pub stride_h: u32,
+    /// Stride along the width.
+    pub stride_w: u32,
+    /// Dilation along the height.
+    pub dil_h: u32,
+    /// Dilation along the width.
+    pub dil_w: u32,
+    /// Padding above.
+    pub pad_top: u32,
+    /// Padding on the left.
+    pub pad_left: u32,
+    /// Padding on the right.
+    pub pad_right: u32,
+    /// `PaddingMode::code`.
+    pub pad_mode: u32,
+    /// Padded input rows.
+    pub hp: u32,
+    /// Row length of one padded copy (a multiple of 4).
+    pub wq: u32,
+    /// Output row length rounded up to a multiple of 4.
+    pub ow4: u32,
+    /// Floats in one padded copy (a multiple of 4).
+    pub copy_len: u32,
+    /// 1 when a bias is added.
+    pub has_bias: u32,
+    /// Taps per output channel: `cpg * kh * kw`.
+    pub taps: u32,
+    /// Blocks of 8 output channels per group.
+    pub ocb: u32,
+    /// Chunks of [`CHUNK_TAPS`] taps per block.
+    pub chunks: u32,
+    /// 1 for strict convolution (flipped kernel).
+    pub flip: u32,
+    /// First z workgroup of this dispatch.
+    pub base: u32,
+    /// Bit `r * 4 + t` set: padded copy (r, t) is read by some tap and stored.
+    pub copy_mask: u32,
+    /// Offset, in vec4s, of the zero region that a short last chunk's padding taps read.
+    pub zero_offset: u32,
+}
+
+/// Taps one dispatch of `conv2d_forward_gemm` adds (`CHUNK_TAPS` in the shaders).
+pub const CHUNK_TAPS: usize = 32;
+
+/// Bytes between two chunks' uniform blocks: `struct Chunk` (1168 bytes) rounded up to the
+/// 256-byte uniform offset alignment that every adapter accepts (`CHUNK_WORDS` in the shaders).
+pub const CHUNK_BYTES: u64 = 1280;
+
 /// Uniform of `reduce_partials`. Keep in sync with `shaders/reduce_partials.wgsl`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -294,6 +415,10 @@ pub(crate) struct Kernels {
     pub(crate) conv2d_forward: Kernel,
     pub(crate) conv2d_forward_tiled: Kernel,
     pub(crate) conv2d_forward_rows: Kernel,
+    pub(crate) conv2d_forward_gemm: Kernel,
+    pub(crate) conv2d_pad_copies: Kernel,
+    pub(crate) conv2d_pack_chunks: Kernel,
+    pub(crate) conv2d_unpad_output: Kernel,
     pub(crate) conv2d_weight_grad_tiled: Kernel,
     pub(crate) conv2d_input_grad_tiled: Kernel,
     pub(crate) conv2d_weight_grad: Kernel,
@@ -306,16 +431,17 @@ pub(crate) struct Kernels {
     pub(crate) placeholder: wgpu::Buffer,
 }
 
-/// A storage binding: read-only input or read-write output.
+/// A binding after the parameters: read-only storage, read-write storage, or a uniform block.
 #[derive(Clone, Copy)]
 pub(crate) enum Access {
     Read,
     Write,
+    Uniform,
 }
 
 impl Kernels {
     pub(crate) fn new(device: &wgpu::Device) -> Result<Self> {
-        use Access::{Read, Write};
+        use Access::{Read, Uniform, Write};
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let k = Self {
@@ -330,6 +456,14 @@ impl Kernels {
                 "conv2d_forward_rows",
                 &[Read, Read, Read, Write],
             ),
+            conv2d_forward_gemm: Kernel::new(
+                device,
+                "conv2d_forward_gemm",
+                &[Uniform, Read, Read, Write],
+            ),
+            conv2d_pad_copies: Kernel::new(device, "conv2d_pad_copies", &[Read, Write]),
+            conv2d_pack_chunks: Kernel::new(device, "conv2d_pack_chunks", &[Read, Write]),
+            conv2d_unpad_output: Kernel::new(device, "conv2d_unpad_output", &[Read, Write]),
             conv2d_input_grad_tiled: Kernel::new(
                 device,
                 "conv2d_input_grad_tiled",
@@ -392,10 +526,13 @@ impl Kernel {
                 binding: i as u32 + 1,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage {
-                        read_only: matches!(a, Access::Read),
+                    ty: match a {
+                        Access::Uniform => wgpu::BufferBindingType::Uniform,
+                        a => wgpu::BufferBindingType::Storage {
+                            read_only: matches!(a, Access::Read),
+                        },
                     },
-                    has_dynamic_offset: false,
+                    has_dynamic_offset: matches!(a, Access::Uniform),
                     min_binding_size: None,
                 },
                 count: None,
@@ -451,6 +588,32 @@ impl Kernel {
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(grid[0].max(1), grid[1].max(1), grid[2].max(1));
         Ok(())
+    }
+
+    /// A bind group of `resources` at bindings 0, 1, ... (the parameters included).
+    pub(crate) fn bind_resources(
+        &self,
+        device: &wgpu::Device,
+        resources: &[wgpu::BindingResource<'_>],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: r.clone(),
+            })
+            .collect();
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&format!("{}: bind group", self.name)),
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+
+    /// The compute pipeline.
+    pub(crate) fn pipeline(&self) -> &wgpu::ComputePipeline {
+        &self.pipeline
     }
 
     fn bind(
