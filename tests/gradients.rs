@@ -50,6 +50,37 @@ fn backward_with(
         .unwrap()
 }
 
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn infinity_reaches_only_the_taps_that_read_it() {
+    // Output rows of 5 (not whole vec4s): the GEMM weight gradient's padded pixels 5..7 must
+    // not multiply the input at columns 5 and 6 into tap 0 (0 * inf would be NaN).
+    let xs = [1usize, 2, 3, 7];
+    let ws = [4usize, 2, 1, 3];
+    let mut x = vec![0.5f32; xs.iter().product()];
+    x[6] = f32::INFINITY; // c 0, row 0, col 6: read by tap 2 of output column 4 only
+    let w = vec![1.0f32; ws.iter().product()];
+    let opts = Conv2dOptions::new();
+    let g = opts.resolve(xs, ws).unwrap();
+    let gy = vec![1.0f32; g.output_shape().iter().product()];
+    let reference = cpu::conv2d_weight_grad(&g, &x, &gy);
+    for a in Algorithm::ALL {
+        let grads = backward_with(xs, ws, &opts, &x, &w, &gy, a);
+        let gw = grads.weight.unwrap();
+        assert_within(
+            gw.data(),
+            &reference,
+            &format!("weight grad with inf ({a:?})"),
+        );
+        let infinite = gw.data().iter().filter(|v| v.is_infinite()).count();
+        assert_eq!(
+            infinite, 4,
+            "{a:?}: tap 2 of channel 0, for each output channel"
+        );
+        assert!(gw.data().iter().all(|v| !v.is_nan()), "{a:?}");
+    }
+}
+
 fn check_gradients(
     x_shape: [usize; 4],
     w_shape: [usize; 4],
@@ -283,7 +314,7 @@ fn weight_grad_is_bitwise_deterministic() {
         ([1, 1, 512, 512], [1, 1, 1, 2], Conv2dOptions::new()),
     ]
     .into_iter()
-    .flat_map(|c| [(c, Algorithm::Direct), (c, Algorithm::Tiled)])
+    .flat_map(|c| Algorithm::ALL.map(|a| (c, a)))
     {
         let g = opts.resolve(xs, ws).unwrap();
         assert!(

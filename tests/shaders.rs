@@ -12,11 +12,12 @@ use wgpu_conv::kernels::{
 };
 
 /// The kernels built on `conv2d_gemm_common.wgsl`.
-const GEMM_KERNELS: [&str; 4] = [
+const GEMM_KERNELS: [&str; 5] = [
     "conv2d_pad_copies",
     "conv2d_pack_chunks",
     "conv2d_forward_gemm",
     "conv2d_unpad_output",
+    "conv2d_weight_grad_gemm",
 ];
 
 fn module(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -218,6 +219,10 @@ fn gemm_structs_match_the_rust_side() {
         "base",
         "copy_mask",
         "zero_offset",
+        "slices",
+        "slice_rows",
+        "_pad0",
+        "_pad1",
     ];
     assert_eq!(rust.len() * 4, size_of::<GemmParams>());
     for (name, src) in SHADERS.iter().filter(|(n, _)| GEMM_KERNELS.contains(n)) {

@@ -1,4 +1,4 @@
-use super::{dispatch_chunks, reduce_partials, Algorithm, ConvParams};
+use super::{dispatch_chunks, gemm, reduce_partials, Algorithm, ConvParams};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::options::Conv2dGeometry;
@@ -70,6 +70,12 @@ pub(crate) fn encode(
     gw: &wgpu::Buffer,
     algorithm: Algorithm,
 ) -> Result<()> {
+    if algorithm.resolve(g) == Algorithm::Gemm
+        && g.ocpg() > 1
+        && gemm::encode_weight_grad(ctx, encoder, g, x, gy, gw)?
+    {
+        return Ok(());
+    }
     let elements: usize = g.weight_shape().iter().product();
     let mut p = ConvParams::new(g);
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;

@@ -11,6 +11,7 @@ mod conv2d_bias_grad;
 mod conv2d_forward;
 mod conv2d_input_grad;
 mod conv2d_weight_grad;
+mod gemm;
 mod mse_loss;
 mod reduce_partials;
 mod sgd_step;
@@ -80,7 +81,8 @@ pub fn workgroup_size(kernel: &str) -> [u32; 3] {
         | "conv2d_input_grad_tiled"
         | "conv2d_pad_copies"
         | "conv2d_forward_gemm"
-        | "conv2d_unpad_output" => TILE_WORKGROUP,
+        | "conv2d_unpad_output"
+        | "conv2d_weight_grad_gemm" => TILE_WORKGROUP,
         _ => [WORKGROUP_SIZE, 1, 1],
     }
 }
@@ -174,6 +176,14 @@ pub const SHADERS: &[(&str, &str)] = &[
             include_str!("../../shaders/conv2d_common.wgsl"),
             include_str!("../../shaders/conv2d_gemm_common.wgsl"),
             include_str!("../../shaders/conv2d_unpad_output.wgsl")
+        ),
+    ),
+    (
+        "conv2d_weight_grad_gemm",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_weight_grad_gemm.wgsl")
         ),
     ),
     (
@@ -352,6 +362,14 @@ pub struct GemmParams {
     pub copy_mask: u32,
     /// Offset, in vec4s, of the zero region that a short last chunk's padding taps read.
     pub zero_offset: u32,
+    /// Weight gradient: slices of the `N * OH` output rows.
+    pub slices: u32,
+    /// Weight gradient: output rows per slice.
+    pub slice_rows: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
 }
 
 /// Taps one dispatch of `conv2d_forward_gemm` adds (`CHUNK_TAPS` in the shaders).
@@ -419,6 +437,7 @@ pub(crate) struct Kernels {
     pub(crate) conv2d_pad_copies: Kernel,
     pub(crate) conv2d_pack_chunks: Kernel,
     pub(crate) conv2d_unpad_output: Kernel,
+    pub(crate) conv2d_weight_grad_gemm: Kernel,
     pub(crate) conv2d_weight_grad_tiled: Kernel,
     pub(crate) conv2d_input_grad_tiled: Kernel,
     pub(crate) conv2d_weight_grad: Kernel,
@@ -464,6 +483,11 @@ impl Kernels {
             conv2d_pad_copies: Kernel::new(device, "conv2d_pad_copies", &[Read, Write]),
             conv2d_pack_chunks: Kernel::new(device, "conv2d_pack_chunks", &[Read, Write]),
             conv2d_unpad_output: Kernel::new(device, "conv2d_unpad_output", &[Read, Write]),
+            conv2d_weight_grad_gemm: Kernel::new(
+                device,
+                "conv2d_weight_grad_gemm",
+                &[Read, Read, Write],
+            ),
             conv2d_input_grad_tiled: Kernel::new(
                 device,
                 "conv2d_input_grad_tiled",

@@ -1,0 +1,364 @@
+//! Host side of the GEMM kernels (`shaders/conv2d_gemm_common.wgsl` and the kernels built on
+//! it): the padded input copies, the forward pass in uniform chunks, and the weight gradient.
+
+use wgpu::util::DeviceExt;
+
+use super::{dispatch_chunks, groups_for, reduce_partials, GemmParams, CHUNK_BYTES, CHUNK_TAPS};
+use crate::context::GpuContext;
+use crate::error::Result;
+use crate::options::{Conv2dGeometry, ConvMode};
+
+/// A scratch buffer of `bytes` bytes with `usage`, or `None` past the binding limit.
+fn scratch(
+    ctx: &GpuContext,
+    label: &str,
+    bytes: u64,
+    usage: wgpu::BufferUsages,
+) -> Option<wgpu::Buffer> {
+    (bytes <= ctx.binding_limit()).then(|| {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16),
+            usage,
+            mapped_at_creation: false,
+        })
+    })
+}
+
+/// The GEMM path's parameters for `g`, or `None` where it does not apply: a size past u32, or
+/// a stride past 8 (more copies than `copy_mask` has bits).
+pub(crate) fn gemm_params(g: &Conv2dGeometry) -> Option<GemmParams> {
+    let u = |v: usize| u32::try_from(v).ok();
+    let s = g.stride.w;
+    if s > 8 {
+        return None;
+    }
+    let ow4 = g.ow.div_ceil(4) * 4;
+    // a copy's row must reach column ow4 - 1 + q for the widest tap shift q
+    let q_max = (g.kw - 1) * g.dilation.w / s;
+    let wq = (ow4 + q_max).div_ceil(4) * 4;
+    let hp = g.h + g.pad_top + g.pad_bottom;
+    let copy_len = g.n.checked_mul(g.c)?.checked_mul(hp)?.checked_mul(wq)?;
+    let copy_mask = (0..g.kw).fold(0u32, |m, b| {
+        let shift = b * g.dilation.w;
+        m | 1 << ((shift % s) * 4 + (shift / s) % 4)
+    });
+    let zero_offset = copy_len.checked_mul(copy_mask.count_ones() as usize)? / 4;
+    let chunks = g.taps().div_ceil(CHUNK_TAPS);
+    Some(GemmParams {
+        n: u(g.n)?,
+        c: u(g.c)?,
+        h: u(g.h)?,
+        w: u(g.w)?,
+        oc: u(g.oc)?,
+        kh: u(g.kh)?,
+        kw: u(g.kw)?,
+        cpg: u(g.cpg())?,
+        oh: u(g.oh)?,
+        ow: u(g.ow)?,
+        groups: u(g.groups)?,
+        ocpg: u(g.ocpg())?,
+        stride_h: u(g.stride.h)?,
+        stride_w: u(s)?,
+        dil_h: u(g.dilation.h)?,
+        dil_w: u(g.dilation.w)?,
+        pad_top: u(g.pad_top)?,
+        pad_left: u(g.pad_left)?,
+        pad_right: u(g.pad_right)?,
+        pad_mode: g.padding_mode.code(),
+        hp: u(hp)?,
+        wq: u(wq)?,
+        ow4: u(ow4)?,
+        copy_len: u(copy_len)?,
+        has_bias: 0,
+        taps: u(g.taps())?,
+        ocb: u(g.ocpg().div_ceil(8))?,
+        chunks: u(chunks)?,
+        flip: u32::from(g.mode == ConvMode::Convolution),
+        base: 0,
+        copy_mask,
+        zero_offset: u(zero_offset)?,
+        slices: 0,
+        slice_rows: 0,
+        _pad0: 0,
+        _pad1: 0,
+    })
+}
+
+/// Records the forward pass as an implicit GEMM (see `shaders/conv2d_forward_gemm.wgsl`):
+/// the padded input copies (none where the input itself is the one copy needed), the chunks of
+/// weights and tap offsets, one dispatch per chunk, and (where output rows are not whole vec4s)
+/// the copy into `y`. Returns `false`, recording nothing, where the path does not apply or a
+/// scratch buffer would pass the binding limit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_forward(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Conv2dGeometry,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    y: &wgpu::Buffer,
+) -> Result<bool> {
+    let Some(mut gp) = gemm_params(g) else {
+        return Ok(false);
+    };
+    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let (wq, hp, ow4) = (gp.wq as usize, gp.hp as usize, gp.ow4 as usize);
+    let (blocks, runs) = (g.groups * gp.ocb as usize, gp.chunks as usize);
+    let grid = [g.ow.div_ceil(4).div_ceil(8), g.oh.div_ceil(8), g.n];
+    if grid[0] > max || grid[1] > max || wq.div_ceil(32) > max || hp.div_ceil(8) > max {
+        return Ok(false);
+    }
+    let storage = wgpu::BufferUsages::STORAGE;
+    let tail = !g.taps().is_multiple_of(CHUNK_TAPS);
+    let Some(copies) = Copies::encode(ctx, encoder, &gp, x, tail)? else {
+        return Ok(false);
+    };
+    let Some(chunks) = scratch(
+        ctx,
+        "wgpu-conv: chunks",
+        (blocks * runs) as u64 * CHUNK_BYTES,
+        storage | wgpu::BufferUsages::UNIFORM,
+    ) else {
+        return Ok(false);
+    };
+    let padded_out = if !g.ow.is_multiple_of(4) {
+        let bytes = (g.n * g.oc * g.oh * ow4 * 4) as u64;
+        match scratch(ctx, "wgpu-conv: padded output", bytes, storage) {
+            Some(b) => Some(b),
+            None => return Ok(false),
+        }
+    } else {
+        None
+    };
+    gp.has_bias = u32::from(bias.is_some());
+
+    gp.base = 0;
+    let words = blocks * runs * (CHUNK_BYTES / 4) as usize;
+    ctx.kernels.conv2d_pack_chunks.dispatch(
+        &ctx.device,
+        &ctx.limits,
+        encoder,
+        bytemuck::bytes_of(&gp),
+        &[w, &chunks],
+        groups_for(words)?,
+    )?;
+
+    let copies = copies.buffer(x);
+    let out = padded_out.as_ref().unwrap_or(y);
+    let bias = bias.unwrap_or(&ctx.kernels.placeholder);
+    let kernel = &ctx.kernels.conv2d_forward_gemm;
+    let per_batch = 2.0 * 8.0 * (g.oh * g.ow * CHUNK_TAPS) as f64;
+    for (first, count) in dispatch_chunks(g.n, per_batch, 1) {
+        for f in (first..first + count).step_by(max) {
+            gp.base = f as u32;
+            let params = ctx
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("conv2d_forward_gemm: params"),
+                    contents: bytemuck::bytes_of(&gp),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            let chunk_binding = wgpu::BufferBinding {
+                buffer: &chunks,
+                offset: 0,
+                size: wgpu::BufferSize::new(CHUNK_BYTES),
+            };
+            let bind_group = kernel.bind_resources(
+                &ctx.device,
+                &[
+                    params.as_entire_binding(),
+                    wgpu::BindingResource::Buffer(chunk_binding),
+                    copies.as_entire_binding(),
+                    bias.as_entire_binding(),
+                    out.as_entire_binding(),
+                ],
+            );
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("conv2d_forward_gemm"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(kernel.pipeline());
+            // run-major, so that the blocks sharing a run's input follow each other; each
+            // block's runs still come in order (the first one starts its sums)
+            for run in 0..runs {
+                for block in 0..blocks {
+                    let r = (block * runs + run) as u64;
+                    pass.set_bind_group(0, &bind_group, &[(r * CHUNK_BYTES) as u32]);
+                    pass.dispatch_workgroups(
+                        grid[0] as u32,
+                        grid[1] as u32,
+                        max.min(first + count - f) as u32,
+                    );
+                }
+            }
+        }
+    }
+    if let Some(padded) = &padded_out {
+        let planes = g.n * g.oc;
+        for f in (0..planes).step_by(max) {
+            gp.base = f as u32;
+            ctx.kernels.conv2d_unpad_output.dispatch_grid(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&gp),
+                &[padded, y],
+                [
+                    g.ow.div_ceil(8) as u32,
+                    g.oh.div_ceil(8) as u32,
+                    max.min(planes - f) as u32,
+                ],
+            )?;
+        }
+    }
+    Ok(true)
+}
+
+/// The padded copies of an input (see `conv2d_gemm_common.wgsl`): a scratch buffer, or the input
+/// itself where it is its own only copy.
+pub(crate) struct Copies(Option<wgpu::Buffer>);
+
+impl Copies {
+    /// Records the copies of `x` described by `gp`, with a zero region after them where `zeros`.
+    /// `None` where they would not fit one binding or the grid one dispatch.
+    fn encode(
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        gp: &GemmParams,
+        x: &wgpu::Buffer,
+        zeros: bool,
+    ) -> Result<Option<Self>> {
+        let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let (wq, hp) = (gp.wq as usize, gp.hp as usize);
+        if wq.div_ceil(32) > max || hp.div_ceil(8) > max {
+            return Ok(None);
+        }
+        // the input is its own only copy where nothing is padded and rows are whole vec4s
+        if gp.copy_mask == 1 && gp.hp == gp.h && gp.wq == gp.w && !zeros {
+            return Ok(Some(Self(None)));
+        }
+        let slots = gp.copy_mask.count_ones() as u64;
+        let copy_bytes = u64::from(gp.copy_len) * 4;
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+        let bytes = copy_bytes * (slots + u64::from(zeros));
+        let Some(copies) = scratch(ctx, "wgpu-conv: padded copies", bytes, usage) else {
+            return Ok(None);
+        };
+        if zeros {
+            encoder.clear_buffer(&copies, copy_bytes * slots, Some(copy_bytes));
+        }
+        let mut gp = *gp;
+        let planes = (gp.n * gp.c) as usize;
+        let per_plane = (slots as usize * hp * wq) as f64;
+        for (first, count) in dispatch_chunks(planes, per_plane, 1) {
+            for f in (first..first + count).step_by(max) {
+                gp.base = f as u32;
+                ctx.kernels.conv2d_pad_copies.dispatch_grid(
+                    &ctx.device,
+                    &ctx.limits,
+                    encoder,
+                    bytemuck::bytes_of(&gp),
+                    &[x, &copies],
+                    [
+                        wq.div_ceil(32) as u32,
+                        hp.div_ceil(8) as u32,
+                        max.min(first + count - f) as u32,
+                    ],
+                )?;
+            }
+        }
+        Ok(Some(Self(Some(copies))))
+    }
+
+    fn buffer<'a>(&'a self, x: &'a wgpu::Buffer) -> &'a wgpu::Buffer {
+        self.0.as_ref().unwrap_or(x)
+    }
+}
+
+/// Invocations the GEMM weight gradient aims for: enough to keep every core's SIMD lanes busy.
+const WEIGHT_GRAD_TARGET_INVOCATIONS: usize = 8192;
+
+/// Records the weight gradient with `conv2d_weight_grad_gemm` (partials per slice of output
+/// rows, then their fixed-order sum). Returns `false`, recording nothing, where the path does
+/// not apply or a buffer would pass the binding limit.
+pub(crate) fn encode_weight_grad(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Conv2dGeometry,
+    x: &wgpu::Buffer,
+    gy: &wgpu::Buffer,
+    gw: &wgpu::Buffer,
+) -> Result<bool> {
+    let Some(mut gp) = gemm_params(g) else {
+        return Ok(false);
+    };
+    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let tap_blocks = g.taps().div_ceil(8);
+    let oc_blocks = g.groups * g.ocpg().div_ceil(4);
+    let rows = g.n * g.oh;
+    // slices depend only on the shape (and the binding limit), never on timing
+    let elements: usize = g.weight_shape().iter().product();
+    let want = WEIGHT_GRAD_TARGET_INVOCATIONS.div_ceil(tap_blocks * oc_blocks);
+    let budget = (ctx.binding_limit() / 4) as usize / elements.max(1);
+    let slices = want.min(rows).min(budget).max(1);
+    let slice_rows = rows.div_ceil(slices);
+    let slices = rows.div_ceil(slice_rows);
+    if tap_blocks.div_ceil(8) > max || oc_blocks.div_ceil(8) > max {
+        return Ok(false);
+    }
+    let Some(partials) = scratch(
+        ctx,
+        "conv2d_weight_grad_gemm: partials",
+        (elements * slices * 4) as u64,
+        wgpu::BufferUsages::STORAGE,
+    ) else {
+        return Ok(false);
+    };
+    // dy with its rows padded to whole vec4s: the first (and only) copy of dy, unpadded
+    let dy_params = GemmParams {
+        n: gp.n,
+        c: gp.oc,
+        h: gp.oh,
+        w: gp.ow,
+        pad_top: 0,
+        pad_left: 0,
+        pad_right: 0,
+        pad_mode: 0,
+        stride_w: 1,
+        hp: gp.oh,
+        wq: gp.ow4,
+        copy_len: gp.n * gp.oc * gp.oh * gp.ow4,
+        copy_mask: 1,
+        ..gp
+    };
+    let Some(dy) = Copies::encode(ctx, encoder, &dy_params, gy, false)? else {
+        return Ok(false);
+    };
+    let Some(copies) = Copies::encode(ctx, encoder, &gp, x, false)? else {
+        return Ok(false);
+    };
+    gp.slices = slices as u32;
+    gp.slice_rows = slice_rows as u32;
+    let per_slice = 2.0 * 32.0 * (slice_rows * gp.ow4 as usize * tap_blocks * oc_blocks) as f64;
+    for (first, count) in dispatch_chunks(slices, per_slice, 1) {
+        for f in (first..first + count).step_by(max) {
+            gp.base = f as u32;
+            ctx.kernels.conv2d_weight_grad_gemm.dispatch_grid(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&gp),
+                &[copies.buffer(x), dy.buffer(gy), &partials],
+                [
+                    tap_blocks.div_ceil(8) as u32,
+                    oc_blocks.div_ceil(8) as u32,
+                    max.min(first + count - f) as u32,
+                ],
+            )?;
+        }
+    }
+    reduce_partials::encode(ctx, encoder, &partials, gw, elements, slices)?;
+    Ok(true)
+}
