@@ -26,8 +26,9 @@ struct Gemm {
     // bit r * 4 + t: copy (r, t) is read by some tap; vec4 offset of the zero region that
     // the padding taps of a short last chunk read
     flip: u32, base: u32, copy_mask: u32, zero_offset: u32,
-    // weight gradient: slices of the N * OH output rows, rows per slice
-    slices: u32, slice_rows: u32, _pad0: u32, _pad1: u32,
+    // weight gradient: slices of the N * OH output rows, rows per slice; 1 where the weight
+    // buffer holds the transposed layer's weight [C, OC/groups, KH, KW] (input gradients)
+    slices: u32, slice_rows: u32, transposed: u32, _pad0: u32,
 }
 
 // Taps per chunk: each dispatch of conv2d_forward_gemm adds this many taps of one block of 8

@@ -1,7 +1,8 @@
 // Writes the uniform blocks ("chunks") of conv2d_forward_gemm: for each group, block of 8
 // output channels and run of CHUNK_TAPS taps, a `Chunk` (see conv2d_gemm_common.wgsl) at a
 // stride of `CHUNK_WORDS` words. Chunk r = (group * ocb + block) * chunks + run. Strict
-// convolution flips the kernel here. One invocation per word.
+// convolution flips the kernel here, and a transposed weight (input gradients) is read
+// across. One invocation per word.
 
 @group(0) @binding(0) var<uniform> g: Gemm;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
@@ -64,7 +65,14 @@ fn conv2d_pack_chunks(
                 let window = g.kh * g.kw;
                 kk = (k / window) * window + (window - 1u - k % window);
             }
-            v = bitcast<u32>(weight[(grp * g.ocpg + first_oc + j) * g.taps + kk]);
+            let o = first_oc + j;
+            var at = (grp * g.ocpg + o) * g.taps + kk;
+            if g.transposed != 0u {
+                // the weight is [groups * cpg, ocpg, KH, KW]: swap the channel roles
+                let window = g.kh * g.kw;
+                at = ((grp * g.cpg + kk / window) * g.ocpg + o) * window + kk % window;
+            }
+            v = bitcast<u32>(weight[at]);
         }
     }
     chunks[i] = v;

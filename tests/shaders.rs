@@ -221,8 +221,8 @@ fn gemm_structs_match_the_rust_side() {
         "zero_offset",
         "slices",
         "slice_rows",
+        "transposed",
         "_pad0",
-        "_pad1",
     ];
     assert_eq!(rust.len() * 4, size_of::<GemmParams>());
     for (name, src) in SHADERS.iter().filter(|(n, _)| GEMM_KERNELS.contains(n)) {

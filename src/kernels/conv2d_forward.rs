@@ -18,7 +18,7 @@ pub(crate) fn encode(
     let algorithm = algorithm.resolve(g);
     if algorithm == Algorithm::Gemm
         && g.ocpg() > 1
-        && gemm::encode_forward(ctx, encoder, g, x, w, bias, y)?
+        && gemm::encode_forward(ctx, encoder, g, x, w, bias, y, false)?
     {
         return Ok(());
     }

@@ -1,4 +1,4 @@
-use super::{dispatch_chunks, groups_for, Algorithm, ConvParams, WORKGROUP_SIZE};
+use super::{dispatch_chunks, gemm, groups_for, Algorithm, ConvParams, WORKGROUP_SIZE};
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::options::{Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
@@ -15,11 +15,20 @@ pub(crate) fn encode(
     gx: &wgpu::Buffer,
     algorithm: Algorithm,
 ) -> Result<()> {
-    if algorithm.resolve(g) != Algorithm::Direct {
+    let algorithm = algorithm.resolve(g);
+    if algorithm != Algorithm::Direct {
         if let Some(t) = as_forward(g) {
-            // one channel in and out per group, stride 1, zero padding: the input gradient is the
-            // forward convolution of gy with the flipped kernel, which the rows kernel runs fast
-            return super::encode_forward(ctx, encoder, &t, gy, w, None, gx, Algorithm::Tiled);
+            if g.cpg() == 1 && g.ocpg() == 1 {
+                // one channel in and out per group: the forward convolution of gy with the
+                // flipped kernel, which the rows kernel runs fast
+                return super::encode_forward(ctx, encoder, &t, gy, w, None, gx, Algorithm::Tiled);
+            }
+            if algorithm == Algorithm::Gemm
+                && t.ocpg() > 1
+                && gemm::encode_forward(ctx, encoder, &t, gy, w, None, gx, true)?
+            {
+                return Ok(());
+            }
         }
     }
     let mut p = ConvParams::new(g);
@@ -30,7 +39,7 @@ pub(crate) fn encode(
     ];
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let per_tap = 2.0 * (g.ocpg() * g.kh * g.kw) as f64;
-    if algorithm.resolve(g) != Algorithm::Direct && grid[0] <= max && grid[1] <= max {
+    if algorithm != Algorithm::Direct && grid[0] <= max && grid[1] <= max {
         for (first, count) in dispatch_chunks(grid[2], 4.0 * (g.h * g.w) as f64 * per_tap, 1) {
             p.base = first as u32;
             ctx.kernels.conv2d_input_grad_tiled.dispatch_grid(
@@ -60,16 +69,12 @@ pub(crate) fn encode(
     Ok(())
 }
 
-/// Where the input gradient is itself a forward convolution that needs no weight reordering
-/// (one input and one output channel per group, stride 1, zero padding no wider than the
-/// dilated kernel): its geometry, reading `gy` `[N, OC, OH, OW]` with the weight flipped and
-/// writing `[N, C, H, W]`.
+/// Where the input gradient is itself a forward convolution (stride 1, zero padding no wider
+/// than the dilated kernel): its geometry, reading `gy` `[N, OC, OH, OW]` with the weight
+/// flipped and transposed (`[C, OC/groups, KH, KW]`; with one channel in and out per group,
+/// the weight as it is) and writing `[N, C, H, W]`.
 fn as_forward(g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
-    if g.cpg() != 1
-        || g.ocpg() != 1
-        || g.stride != Hw::new(1, 1)
-        || g.padding_mode != PaddingMode::Zeros
-    {
+    if g.stride != Hw::new(1, 1) || g.padding_mode != PaddingMode::Zeros {
         return None;
     }
     let (eh, ew) = (g.dilation.h * (g.kh - 1), g.dilation.w * (g.kw - 1));
@@ -91,7 +96,7 @@ fn as_forward(g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
         },
     };
     let t = opts
-        .resolve([g.n, g.oc, g.oh, g.ow], [g.c, 1, g.kh, g.kw])
+        .resolve([g.n, g.oc, g.oh, g.ow], [g.c, g.ocpg(), g.kh, g.kw])
         .ok()?;
     (t.output_shape() == g.input_shape()).then_some(t)
 }

@@ -80,8 +80,8 @@ pub(crate) fn gemm_params(g: &Conv2dGeometry) -> Option<GemmParams> {
         zero_offset: u(zero_offset)?,
         slices: 0,
         slice_rows: 0,
+        transposed: 0,
         _pad0: 0,
-        _pad1: 0,
     })
 }
 
@@ -99,10 +99,12 @@ pub(crate) fn encode_forward(
     w: &wgpu::Buffer,
     bias: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
+    transposed: bool,
 ) -> Result<bool> {
     let Some(mut gp) = gemm_params(g) else {
         return Ok(false);
     };
+    gp.transposed = u32::from(transposed);
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let (wq, hp, ow4) = (gp.wq as usize, gp.hp as usize, gp.ow4 as usize);
     let (blocks, runs) = (g.groups * gp.ocb as usize, gp.chunks as usize);
@@ -235,8 +237,9 @@ impl Copies {
         if wq.div_ceil(32) > max || hp.div_ceil(8) > max {
             return Ok(None);
         }
-        // the input is its own only copy where nothing is padded and rows are whole vec4s
-        if gp.copy_mask == 1 && gp.hp == gp.h && gp.wq == gp.w && !zeros {
+        // the input is its own only copy where nothing is padded, the stride is 1 and rows are
+        // whole vec4s
+        if gp.copy_mask == 1 && gp.stride_w == 1 && gp.hp == gp.h && gp.wq == gp.w && !zeros {
             return Ok(Some(Self(None)));
         }
         let slots = gp.copy_mask.count_ones() as u64;

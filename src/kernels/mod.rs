@@ -366,10 +366,11 @@ pub struct GemmParams {
     pub slices: u32,
     /// Weight gradient: output rows per slice.
     pub slice_rows: u32,
+    /// 1 where the weight buffer holds a layer's weight `[C, OC/groups, KH, KW]` whose
+    /// transpose this pass applies (the input gradient as a forward pass).
+    pub transposed: u32,
     /// Padding to 16 bytes.
     pub _pad0: u32,
-    /// Padding to 16 bytes.
-    pub _pad1: u32,
 }
 
 /// Taps one dispatch of `conv2d_forward_gemm` adds (`CHUNK_TAPS` in the shaders).
