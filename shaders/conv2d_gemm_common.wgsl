@@ -28,7 +28,11 @@ struct Gemm {
     flip: u32, base: u32, copy_mask: u32, zero_offset: u32,
     // weight gradient: slices of the N * OH output rows, rows per slice; 1 where the weight
     // buffer holds the transposed layer's weight [C, OC/groups, KH, KW] (input gradients)
-    slices: u32, slice_rows: u32, transposed: u32, _pad0: u32,
+    slices: u32, slice_rows: u32, transposed: u32,
+    // the input is the source upsampled by zero insertion: `h` x `w` logical rows and columns,
+    // of which every up_h-th row and up_w-th column is a source value (input gradients of
+    // strided layers)
+    up_h: u32, up_w: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 // Taps per chunk: each dispatch of conv2d_forward_gemm adds this many taps of one block of 8

@@ -2,7 +2,8 @@
 // conv2d_gemm_common.wgsl), every padding mode resolved here. Dispatched as a 3-D grid
 // (x: blocks of 4 columns of a copy, y: padded rows, z: planes); each invocation loads the 7
 // padded values per phase r that its block of every copy (r, t) needs, and stores each copy's
-// block as one vec4. Columns past the padded row are zeros.
+// block as one vec4. Columns past the padded row are zeros. Inserted zeros (`up_h`, `up_w`)
+// are resolved here too.
 
 @group(0) @binding(0) var<uniform> g: Gemm;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -11,10 +12,10 @@
 // Padded column `col` of the row that reads source row `sy` (-1: a zero row) at `row_base`.
 fn padded(row_base: u32, sy: i32, col: u32) -> f32 {
     let sx = pad_source(i32(col) - i32(g.pad_left), i32(g.w), g.pad_mode);
-    if sy < 0 || sx < 0 || col >= g.w + g.pad_left + g.pad_right {
+    if sy < 0 || sx < 0 || col >= g.w + g.pad_left + g.pad_right || u32(sx) % g.up_w != 0u {
         return 0.0;
     }
-    return x[row_base + u32(sx)];
+    return x[row_base + u32(sx) / g.up_w];
 }
 
 fn store(bit: u32, at: u32, v: vec4<f32>) {
@@ -31,8 +32,14 @@ fn conv2d_pad_copies(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let plane = g.base + gid.z;
-    let sy = pad_source(i32(row) - i32(g.pad_top), i32(g.h), g.pad_mode);
-    let row_base = (plane * g.h + u32(max(sy, 0))) * g.w;
+    var sy = pad_source(i32(row) - i32(g.pad_top), i32(g.h), g.pad_mode);
+    if sy >= 0 && u32(sy) % g.up_h != 0u {
+        sy = -1; // an inserted zero row
+    }
+    // the source's own size (the logical size, less the inserted zeros)
+    let src_h = (g.h - 1u) / g.up_h + 1u;
+    let src_w = (g.w - 1u) / g.up_w + 1u;
+    let row_base = (plane * src_h + u32(max(sy, 0)) / g.up_h) * src_w;
     let at = (plane * g.hp + row) * (g.wq / 4u) + gid.x;
     let s = g.stride_w;
     for (var r = 0u; r < s; r++) {

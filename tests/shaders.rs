@@ -222,7 +222,11 @@ fn gemm_structs_match_the_rust_side() {
         "slices",
         "slice_rows",
         "transposed",
+        "up_h",
+        "up_w",
         "_pad0",
+        "_pad1",
+        "_pad2",
     ];
     assert_eq!(rust.len() * 4, size_of::<GemmParams>());
     for (name, src) in SHADERS.iter().filter(|(n, _)| GEMM_KERNELS.contains(n)) {

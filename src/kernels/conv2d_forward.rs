@@ -1,7 +1,7 @@
 use super::{dispatch_chunks, gemm, groups_for, Algorithm, ConvParams, WORKGROUP_SIZE};
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::options::Conv2dGeometry;
+use crate::options::{Conv2dGeometry, Hw};
 
 /// Records the forward convolution `y = conv(x, w) + bias` with the tiled or the direct kernel.
 #[allow(clippy::too_many_arguments)]
@@ -18,7 +18,7 @@ pub(crate) fn encode(
     let algorithm = algorithm.resolve(g);
     if algorithm == Algorithm::Gemm
         && g.ocpg() > 1
-        && gemm::encode_forward(ctx, encoder, g, x, w, bias, y, false)?
+        && gemm::encode_forward(ctx, encoder, g, x, w, bias, y, false, Hw::new(1, 1))?
     {
         return Ok(());
     }

@@ -17,15 +17,16 @@ pub(crate) fn encode(
 ) -> Result<()> {
     let algorithm = algorithm.resolve(g);
     if algorithm != Algorithm::Direct {
-        if let Some(t) = as_forward(g) {
-            if g.cpg() == 1 && g.ocpg() == 1 {
+        if let Some((t, up)) = as_forward(g) {
+            let plain = up == Hw::new(1, 1);
+            if plain && g.cpg() == 1 && g.ocpg() == 1 {
                 // one channel in and out per group: the forward convolution of gy with the
                 // flipped kernel, which the rows kernel runs fast
                 return super::encode_forward(ctx, encoder, &t, gy, w, None, gx, Algorithm::Tiled);
             }
             if algorithm == Algorithm::Gemm
                 && t.ocpg() > 1
-                && gemm::encode_forward(ctx, encoder, &t, gy, w, None, gx, true)?
+                && gemm::encode_forward(ctx, encoder, &t, gy, w, None, gx, true, up)?
             {
                 return Ok(());
             }
@@ -69,23 +70,28 @@ pub(crate) fn encode(
     Ok(())
 }
 
-/// Where the input gradient is itself a forward convolution (stride 1, zero padding no wider
-/// than the dilated kernel): its geometry, reading `gy` `[N, OC, OH, OW]` with the weight
-/// flipped and transposed (`[C, OC/groups, KH, KW]`; with one channel in and out per group,
-/// the weight as it is) and writing `[N, C, H, W]`.
-fn as_forward(g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
-    if g.stride != Hw::new(1, 1) || g.padding_mode != PaddingMode::Zeros {
+/// Where the input gradient is itself a forward convolution (zero padding no wider than the
+/// dilated kernel): its geometry and the zero insertion it reads `gy` `[N, OC, OH, OW]` with
+/// (the stride: `gy` upsampled to `(OH - 1) * stride + 1` rows, and so on), the weight flipped
+/// and transposed (`[C, OC/groups, KH, KW]`; with one channel in and out per group, the weight
+/// as it is), writing `[N, C, H, W]`.
+fn as_forward(g: &Conv2dGeometry) -> Option<(Conv2dGeometry, Hw)> {
+    if g.padding_mode != PaddingMode::Zeros {
         return None;
     }
     let (eh, ew) = (g.dilation.h * (g.kh - 1), g.dilation.w * (g.kw - 1));
-    let pad = |p: usize, e: usize| e.checked_sub(p);
+    let (hu, wu) = ((g.oh - 1) * g.stride.h + 1, (g.ow - 1) * g.stride.w + 1);
+    // padding before: the dilated kernel's reach less the layer's; after: whatever makes the
+    // output H x W again
+    let before = |p: usize, e: usize| e.checked_sub(p);
+    let after = |size: usize, up: usize, p: usize| (size + p).checked_sub(up);
     let opts = Conv2dOptions {
         stride: Hw::new(1, 1),
         padding: Padding::Explicit {
-            top: pad(g.pad_top, eh)?,
-            left: pad(g.pad_left, ew)?,
-            bottom: pad(g.pad_bottom, eh)?,
-            right: pad(g.pad_right, ew)?,
+            top: before(g.pad_top, eh)?,
+            left: before(g.pad_left, ew)?,
+            bottom: after(g.h, hu, g.pad_top)?,
+            right: after(g.w, wu, g.pad_left)?,
         },
         dilation: g.dilation,
         groups: g.groups,
@@ -96,7 +102,7 @@ fn as_forward(g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
         },
     };
     let t = opts
-        .resolve([g.n, g.oc, g.oh, g.ow], [g.c, g.ocpg(), g.kh, g.kw])
+        .resolve([g.n, g.oc, hu, wu], [g.c, g.ocpg(), g.kh, g.kw])
         .ok()?;
-    (t.output_shape() == g.input_shape()).then_some(t)
+    (t.output_shape() == g.input_shape()).then_some((t, g.stride))
 }

@@ -6,7 +6,7 @@ use wgpu::util::DeviceExt;
 use super::{dispatch_chunks, groups_for, reduce_partials, GemmParams, CHUNK_BYTES, CHUNK_TAPS};
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::options::{Conv2dGeometry, ConvMode};
+use crate::options::{Conv2dGeometry, ConvMode, Hw};
 
 /// A scratch buffer of `bytes` bytes with `usage`, or `None` past the binding limit.
 fn scratch(
@@ -81,7 +81,11 @@ pub(crate) fn gemm_params(g: &Conv2dGeometry) -> Option<GemmParams> {
         slices: 0,
         slice_rows: 0,
         transposed: 0,
+        up_h: 1,
+        up_w: 1,
         _pad0: 0,
+        _pad1: 0,
+        _pad2: 0,
     })
 }
 
@@ -100,11 +104,13 @@ pub(crate) fn encode_forward(
     bias: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
     transposed: bool,
+    up: Hw,
 ) -> Result<bool> {
     let Some(mut gp) = gemm_params(g) else {
         return Ok(false);
     };
     gp.transposed = u32::from(transposed);
+    (gp.up_h, gp.up_w) = (up.h as u32, up.w as u32);
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let (wq, hp, ow4) = (gp.wq as usize, gp.hp as usize, gp.ow4 as usize);
     let (blocks, runs) = (g.groups * gp.ocb as usize, gp.chunks as usize);
@@ -237,9 +243,10 @@ impl Copies {
         if wq.div_ceil(32) > max || hp.div_ceil(8) > max {
             return Ok(None);
         }
-        // the input is its own only copy where nothing is padded, the stride is 1 and rows are
-        // whole vec4s
-        if gp.copy_mask == 1 && gp.stride_w == 1 && gp.hp == gp.h && gp.wq == gp.w && !zeros {
+        // the input is its own only copy where nothing is padded or inserted, the stride is 1
+        // and rows are whole vec4s
+        let plain = gp.stride_w == 1 && gp.up_h == 1 && gp.up_w == 1;
+        if gp.copy_mask == 1 && plain && gp.hp == gp.h && gp.wq == gp.w && !zeros {
             return Ok(Some(Self(None)));
         }
         let slots = gp.copy_mask.count_ones() as u64;

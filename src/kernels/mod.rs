@@ -369,8 +369,17 @@ pub struct GemmParams {
     /// 1 where the weight buffer holds a layer's weight `[C, OC/groups, KH, KW]` whose
     /// transpose this pass applies (the input gradient as a forward pass).
     pub transposed: u32,
+    /// Zero insertion along the height: the input buffer holds every `up_h`-th row of the
+    /// `h` logical rows (1: none).
+    pub up_h: u32,
+    /// Zero insertion along the width (1: none).
+    pub up_w: u32,
     /// Padding to 16 bytes.
     pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+    /// Padding to 16 bytes.
+    pub _pad2: u32,
 }
 
 /// Taps one dispatch of `conv2d_forward_gemm` adds (`CHUNK_TAPS` in the shaders).
