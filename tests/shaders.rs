@@ -8,16 +8,18 @@ use std::mem::size_of;
 
 use wgpu_conv::kernels::{
     workgroup_size, ConvParams, GemmParams, LossParams, ReduceParams, SgdParams, CHUNK_BYTES,
-    CHUNK_TAPS, SHADERS,
+    CHUNK_TAPS, PLANES_MAX_KERNEL, PLANE_BYTES, SHADERS,
 };
 
 /// The kernels built on `conv2d_gemm_common.wgsl`.
-const GEMM_KERNELS: [&str; 5] = [
+const GEMM_KERNELS: [&str; 7] = [
     "conv2d_pad_copies",
     "conv2d_pack_chunks",
     "conv2d_forward_gemm",
     "conv2d_unpad_output",
     "conv2d_weight_grad_gemm",
+    "conv2d_forward_planes",
+    "conv2d_pack_planes",
 ];
 
 fn module(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -265,4 +267,25 @@ fn gemm_structs_match_the_rust_side() {
         );
     }
     assert!(!forward.contains(&format!("tap({CHUNK_TAPS}u")));
+}
+
+#[test]
+fn planes_layout_matches_the_rust_side() {
+    let (_, src) = SHADERS
+        .iter()
+        .find(|(n, _)| *n == "conv2d_forward_planes")
+        .unwrap();
+    let (names, size) = struct_members("conv2d_forward_planes", src, "Plane");
+    assert_eq!(names, ["head", "weights"]);
+    assert_eq!(size as u64, PLANE_BYTES);
+    let (kh, kw) = PLANES_MAX_KERNEL;
+    // every weight of the largest kernel fits the block, and the code is written out for it
+    assert!(16 + kh * kw * 4 <= PLANE_BYTES as usize);
+    assert!(src.contains(&format!("if {}u < ROWS + KH - 1u", 4 + kh - 2)));
+    assert!(src.contains(&format!("if KW > {}u", kw - 1)));
+    let (_, pack) = SHADERS
+        .iter()
+        .find(|(n, _)| *n == "conv2d_pack_planes")
+        .unwrap();
+    assert!(pack.contains(&format!("const PLANE_WORDS: u32 = {}u;", PLANE_BYTES / 4)));
 }

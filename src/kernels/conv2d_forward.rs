@@ -16,6 +16,10 @@ pub(crate) fn encode(
     algorithm: Algorithm,
 ) -> Result<()> {
     let algorithm = algorithm.resolve(g);
+    if algorithm == Algorithm::Gemm && gemm::encode_forward_planes(ctx, encoder, g, x, w, bias, y)?
+    {
+        return Ok(());
+    }
     if algorithm == Algorithm::Gemm
         && g.ocpg() > 1
         && gemm::encode_forward(ctx, encoder, g, x, w, bias, y, false, Hw::new(1, 1))?

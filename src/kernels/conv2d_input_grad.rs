@@ -21,8 +21,8 @@ pub(crate) fn encode(
             let plain = up == Hw::new(1, 1);
             if plain && g.cpg() == 1 && g.ocpg() == 1 {
                 // one channel in and out per group: the forward convolution of gy with the
-                // flipped kernel, which the rows kernel runs fast
-                return super::encode_forward(ctx, encoder, &t, gy, w, None, gx, Algorithm::Tiled);
+                // flipped kernel, which the planes (Gemm) or rows (Tiled) kernel runs fast
+                return super::encode_forward(ctx, encoder, &t, gy, w, None, gx, algorithm);
             }
             if algorithm == Algorithm::Gemm
                 && t.ocpg() > 1

@@ -3,7 +3,10 @@
 
 use wgpu::util::DeviceExt;
 
-use super::{dispatch_chunks, groups_for, reduce_partials, GemmParams, CHUNK_BYTES, CHUNK_TAPS};
+use super::{
+    dispatch_chunks, groups_for, reduce_partials, GemmParams, Kernel, CHUNK_BYTES, CHUNK_TAPS,
+    PLANES_MAX_KERNEL, PLANE_BYTES,
+};
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::options::{Conv2dGeometry, ConvMode, Hw};
@@ -112,10 +115,9 @@ pub(crate) fn encode_forward(
     gp.transposed = u32::from(transposed);
     (gp.up_h, gp.up_w) = (up.h as u32, up.w as u32);
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    let (wq, hp, ow4) = (gp.wq as usize, gp.hp as usize, gp.ow4 as usize);
     let (blocks, runs) = (g.groups * gp.ocb as usize, gp.chunks as usize);
-    let grid = [g.ow.div_ceil(4).div_ceil(8), g.oh.div_ceil(8), g.n];
-    if grid[0] > max || grid[1] > max || wq.div_ceil(32) > max || hp.div_ceil(8) > max {
+    let grid = [g.ow.div_ceil(4).div_ceil(8), g.oh.div_ceil(8)];
+    if grid[0] > max || grid[1] > max {
         return Ok(false);
     }
     let storage = wgpu::BufferUsages::STORAGE;
@@ -131,14 +133,8 @@ pub(crate) fn encode_forward(
     ) else {
         return Ok(false);
     };
-    let padded_out = if !g.ow.is_multiple_of(4) {
-        let bytes = (g.n * g.oc * g.oh * ow4 * 4) as u64;
-        match scratch(ctx, "wgpu-conv: padded output", bytes, storage) {
-            Some(b) => Some(b),
-            None => return Ok(false),
-        }
-    } else {
-        None
+    let Ok(padded_out) = padded_output(ctx, g) else {
+        return Ok(false);
     };
     gp.has_bias = u32::from(bias.is_some());
 
@@ -153,74 +149,28 @@ pub(crate) fn encode_forward(
         groups_for(words)?,
     )?;
 
-    let copies = copies.buffer(x);
-    let out = padded_out.as_ref().unwrap_or(y);
-    let bias = bias.unwrap_or(&ctx.kernels.placeholder);
-    let kernel = &ctx.kernels.conv2d_forward_gemm;
     let per_batch = 2.0 * 8.0 * (g.oh * g.ow * CHUNK_TAPS) as f64;
-    for (first, count) in dispatch_chunks(g.n, per_batch, 1) {
-        for f in (first..first + count).step_by(max) {
-            gp.base = f as u32;
-            let params = ctx
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("conv2d_forward_gemm: params"),
-                    contents: bytemuck::bytes_of(&gp),
-                    usage: wgpu::BufferUsages::UNIFORM,
-                });
-            let chunk_binding = wgpu::BufferBinding {
-                buffer: &chunks,
-                offset: 0,
-                size: wgpu::BufferSize::new(CHUNK_BYTES),
-            };
-            let bind_group = kernel.bind_resources(
-                &ctx.device,
-                &[
-                    params.as_entire_binding(),
-                    wgpu::BindingResource::Buffer(chunk_binding),
-                    copies.as_entire_binding(),
-                    bias.as_entire_binding(),
-                    out.as_entire_binding(),
-                ],
-            );
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("conv2d_forward_gemm"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(kernel.pipeline());
-            // run-major, so that the blocks sharing a run's input follow each other; each
-            // block's runs still come in order (the first one starts its sums)
-            for run in 0..runs {
-                for block in 0..blocks {
-                    let r = (block * runs + run) as u64;
-                    pass.set_bind_group(0, &bind_group, &[(r * CHUNK_BYTES) as u32]);
-                    pass.dispatch_workgroups(
-                        grid[0] as u32,
-                        grid[1] as u32,
-                        max.min(first + count - f) as u32,
-                    );
-                }
-            }
-        }
-    }
-    if let Some(padded) = &padded_out {
-        let planes = g.n * g.oc;
-        for f in (0..planes).step_by(max) {
-            gp.base = f as u32;
-            ctx.kernels.conv2d_unpad_output.dispatch_grid(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&gp),
-                &[padded, y],
-                [
-                    g.ow.div_ceil(8) as u32,
-                    g.oh.div_ceil(8) as u32,
-                    max.min(planes - f) as u32,
-                ],
-            )?;
-        }
-    }
+    // run-major, so that the blocks sharing a run's input follow each other; each block's runs
+    // still come in order (the first one starts its sums)
+    let order = (0..runs).flat_map(|run| (0..blocks).map(move |block| block * runs + run));
+    let blocks = Blocks {
+        kernel: &ctx.kernels.conv2d_forward_gemm,
+        buffer: &chunks,
+        stride: CHUNK_BYTES,
+        order: order.collect(),
+    };
+    let out = padded_out.as_ref().unwrap_or(y);
+    blocks.dispatch(
+        ctx,
+        encoder,
+        &mut gp,
+        [grid[0], grid[1]],
+        per_batch,
+        copies.buffer(x),
+        bias,
+        out,
+    );
+    unpad(ctx, encoder, g, &mut gp, padded_out.as_ref(), y)?;
     Ok(true)
 }
 
@@ -370,5 +320,220 @@ pub(crate) fn encode_weight_grad(
         }
     }
     reduce_partials::encode(ctx, encoder, &partials, gw, elements, slices)?;
+    Ok(true)
+}
+
+/// A kernel that runs once per uniform block (`conv2d_forward_gemm`'s chunks,
+/// `conv2d_forward_planes`' channels), each block bound at its dynamic offset in `buffer`.
+struct Blocks<'a> {
+    kernel: &'a Kernel,
+    buffer: &'a wgpu::Buffer,
+    stride: u64,
+    /// Blocks in dispatch order.
+    order: Vec<usize>,
+}
+
+impl Blocks<'_> {
+    /// One dispatch per block and per run of batch elements (grid `xy` x batch), in one pass
+    /// per run, with `gp`, the block, `copies`, `bias` (or the placeholder) and `out` bound.
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        gp: &mut GemmParams,
+        xy: [usize; 2],
+        flops_per_batch: f64,
+        copies: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        out: &wgpu::Buffer,
+    ) {
+        let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let n = gp.n as usize;
+        let bias = bias.unwrap_or(&ctx.kernels.placeholder);
+        for (first, count) in dispatch_chunks(n, flops_per_batch, 1) {
+            for f in (first..first + count).step_by(max) {
+                gp.base = f as u32;
+                let params = ctx
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("wgpu-conv: block kernel params"),
+                        contents: bytemuck::bytes_of(gp),
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
+                let block = wgpu::BufferBinding {
+                    buffer: self.buffer,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(self.stride),
+                };
+                let bind_group = self.kernel.bind_resources(
+                    &ctx.device,
+                    &[
+                        params.as_entire_binding(),
+                        wgpu::BindingResource::Buffer(block),
+                        copies.as_entire_binding(),
+                        bias.as_entire_binding(),
+                        out.as_entire_binding(),
+                    ],
+                );
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("wgpu-conv: block kernel"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(self.kernel.pipeline());
+                for &r in &self.order {
+                    pass.set_bind_group(0, &bind_group, &[(r as u64 * self.stride) as u32]);
+                    pass.dispatch_workgroups(
+                        xy[0] as u32,
+                        xy[1] as u32,
+                        max.min(first + count - f) as u32,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Copies `padded` (output rows padded to whole vec4s), where there is one, into `y`.
+fn unpad(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Conv2dGeometry,
+    gp: &mut GemmParams,
+    padded: Option<&wgpu::Buffer>,
+    y: &wgpu::Buffer,
+) -> Result<()> {
+    let Some(padded) = padded else {
+        return Ok(());
+    };
+    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let planes = g.n * g.oc;
+    for f in (0..planes).step_by(max) {
+        gp.base = f as u32;
+        ctx.kernels.conv2d_unpad_output.dispatch_grid(
+            &ctx.device,
+            &ctx.limits,
+            encoder,
+            bytemuck::bytes_of(gp),
+            &[padded, y],
+            [
+                g.ow.div_ceil(8) as u32,
+                g.oh.div_ceil(8) as u32,
+                max.min(planes - f) as u32,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The output, with rows padded to whole vec4s where they are not (`None`: write `y` itself),
+/// or `Err(())` past the binding limit.
+fn padded_output(
+    ctx: &GpuContext,
+    g: &Conv2dGeometry,
+) -> std::result::Result<Option<wgpu::Buffer>, ()> {
+    if g.ow.is_multiple_of(4) {
+        return Ok(None);
+    }
+    let bytes = (g.n * g.oc * g.oh * g.ow.div_ceil(4) * 16) as u64;
+    scratch(
+        ctx,
+        "wgpu-conv: padded output",
+        bytes,
+        wgpu::BufferUsages::STORAGE,
+    )
+    .map(Some)
+    .ok_or(())
+}
+
+/// Records the forward pass of a layer with one input and one output channel per group
+/// (`conv2d_forward_planes`): stride 1, dilation 1, kernels up to [`PLANES_MAX_KERNEL`].
+/// Returns `false`, recording nothing, where the path does not apply or a scratch buffer would
+/// pass the binding limit.
+pub(crate) fn encode_forward_planes(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Conv2dGeometry,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    bias: Option<&wgpu::Buffer>,
+    y: &wgpu::Buffer,
+) -> Result<bool> {
+    let one = Hw::new(1, 1);
+    if g.cpg() != 1
+        || g.ocpg() != 1
+        || g.stride != one
+        || g.dilation != one
+        || g.kh > PLANES_MAX_KERNEL.0
+        || g.kw > PLANES_MAX_KERNEL.1
+    {
+        return Ok(false);
+    }
+    let Some(mut gp) = gemm_params(g) else {
+        return Ok(false);
+    };
+    // copy 0 only; rows may end early where nothing is padded (columns past a row feed only
+    // outputs that are not stored)
+    gp.copy_mask = 1;
+    if g.pad_left + g.pad_right == 0 && g.w.is_multiple_of(4) {
+        gp.wq = gp.w;
+    }
+    let Some(copy_len) = (g.n * g.c)
+        .checked_mul(gp.hp as usize * gp.wq as usize)
+        .and_then(|v| u32::try_from(v).ok())
+    else {
+        return Ok(false);
+    };
+    gp.copy_len = copy_len;
+    gp.has_bias = u32::from(bias.is_some());
+    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let xy = [g.ow.div_ceil(4).div_ceil(8), g.oh.div_ceil(4).div_ceil(8)];
+    if xy[0] > max || xy[1] > max {
+        return Ok(false);
+    }
+    let Some(planes) = scratch(
+        ctx,
+        "wgpu-conv: planes",
+        g.oc as u64 * PLANE_BYTES,
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+    ) else {
+        return Ok(false);
+    };
+    let Ok(padded_out) = padded_output(ctx, g) else {
+        return Ok(false);
+    };
+    let Some(copies) = Copies::encode(ctx, encoder, &gp, x, false)? else {
+        return Ok(false);
+    };
+    ctx.kernels.conv2d_pack_planes.dispatch(
+        &ctx.device,
+        &ctx.limits,
+        encoder,
+        bytemuck::bytes_of(&gp),
+        &[w, &planes],
+        groups_for(g.oc * (PLANE_BYTES / 4) as usize)?,
+    )?;
+    let kernel = ctx
+        .kernels
+        .forward_planes(&ctx.device, g.kh as u32, g.kw as u32);
+    let blocks = Blocks {
+        kernel: &kernel,
+        buffer: &planes,
+        stride: PLANE_BYTES,
+        order: (0..g.oc).collect(),
+    };
+    let out = padded_out.as_ref().unwrap_or(y);
+    let per_batch = 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64;
+    blocks.dispatch(
+        ctx,
+        encoder,
+        &mut gp,
+        xy,
+        per_batch,
+        copies.buffer(x),
+        bias,
+        out,
+    );
+    unpad(ctx, encoder, g, &mut gp, padded_out.as_ref(), y)?;
     Ok(true)
 }

@@ -82,7 +82,8 @@ pub fn workgroup_size(kernel: &str) -> [u32; 3] {
         | "conv2d_pad_copies"
         | "conv2d_forward_gemm"
         | "conv2d_unpad_output"
-        | "conv2d_weight_grad_gemm" => TILE_WORKGROUP,
+        | "conv2d_weight_grad_gemm"
+        | "conv2d_forward_planes" => TILE_WORKGROUP,
         _ => [WORKGROUP_SIZE, 1, 1],
     }
 }
@@ -176,6 +177,22 @@ pub const SHADERS: &[(&str, &str)] = &[
             include_str!("../../shaders/conv2d_common.wgsl"),
             include_str!("../../shaders/conv2d_gemm_common.wgsl"),
             include_str!("../../shaders/conv2d_unpad_output.wgsl")
+        ),
+    ),
+    (
+        "conv2d_forward_planes",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_forward_planes.wgsl")
+        ),
+    ),
+    (
+        "conv2d_pack_planes",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_pack_planes.wgsl")
         ),
     ),
     (
@@ -382,6 +399,13 @@ pub struct GemmParams {
     pub _pad2: u32,
 }
 
+/// Bytes between two output channels' uniform blocks in `conv2d_forward_planes` (`struct Plane`,
+/// `PLANE_WORDS` in the shaders).
+pub const PLANE_BYTES: u64 = 256;
+
+/// Largest kernel (height, width) `conv2d_forward_planes` takes.
+pub const PLANES_MAX_KERNEL: (usize, usize) = (7, 8);
+
 /// Taps one dispatch of `conv2d_forward_gemm` adds (`CHUNK_TAPS` in the shaders).
 pub const CHUNK_TAPS: usize = 32;
 
@@ -448,6 +472,9 @@ pub(crate) struct Kernels {
     pub(crate) conv2d_pack_chunks: Kernel,
     pub(crate) conv2d_unpad_output: Kernel,
     pub(crate) conv2d_weight_grad_gemm: Kernel,
+    pub(crate) conv2d_pack_planes: Kernel,
+    /// `conv2d_forward_planes` for each kernel size (KH, KW) used so far, built on first use.
+    forward_planes: std::sync::Mutex<std::collections::HashMap<(u32, u32), std::sync::Arc<Kernel>>>,
     pub(crate) conv2d_weight_grad_tiled: Kernel,
     pub(crate) conv2d_input_grad_tiled: Kernel,
     pub(crate) conv2d_weight_grad: Kernel,
@@ -498,6 +525,8 @@ impl Kernels {
                 "conv2d_weight_grad_gemm",
                 &[Read, Read, Write],
             ),
+            conv2d_pack_planes: Kernel::new(device, "conv2d_pack_planes", &[Read, Write]),
+            forward_planes: Default::default(),
             conv2d_input_grad_tiled: Kernel::new(
                 device,
                 "conv2d_input_grad_tiled",
@@ -534,8 +563,46 @@ impl Kernels {
     }
 }
 
+impl Kernels {
+    /// `conv2d_forward_planes` for a `kh` x `kw` kernel (the override constants KH and KW),
+    /// built on first use.
+    pub(crate) fn forward_planes(
+        &self,
+        device: &wgpu::Device,
+        kh: u32,
+        kw: u32,
+    ) -> std::sync::Arc<Kernel> {
+        let mut cache = self
+            .forward_planes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache
+            .entry((kh, kw))
+            .or_insert_with(|| {
+                use Access::{Read, Uniform, Write};
+                std::sync::Arc::new(Kernel::with_constants(
+                    device,
+                    "conv2d_forward_planes",
+                    &[Uniform, Read, Read, Write],
+                    &[("KH", f64::from(kh)), ("KW", f64::from(kw))],
+                ))
+            })
+            .clone()
+    }
+}
+
 impl Kernel {
     fn new(device: &wgpu::Device, name: &'static str, storage: &[Access]) -> Self {
+        Self::with_constants(device, name, storage, &[])
+    }
+
+    /// A kernel with its override constants set.
+    fn with_constants(
+        device: &wgpu::Device,
+        name: &'static str,
+        storage: &[Access],
+        constants: &[(&str, f64)],
+    ) -> Self {
         let source = SHADERS
             .iter()
             .find(|(n, _)| *n == name)
@@ -586,7 +653,10 @@ impl Kernel {
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some(name),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                ..Default::default()
+            },
             cache: None,
         });
         Self {

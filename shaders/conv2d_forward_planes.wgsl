@@ -1,0 +1,181 @@
+// Forward 2-D convolution of single planes (one input and one output channel per group:
+// single-channel images, depthwise layers) at stride 1 and dilation 1, over the padded input
+// (copy 0 of conv2d_gemm_common.wgsl, or the input itself). The kernel size is fixed per
+// pipeline by the override constants KH and KW (at most 7 x 8): the code below is written out
+// for the largest size, and the parts past KH and KW fold away, so every weight is a
+// constant-offset read of the `plane` uniform block (one dispatch per output channel, its
+// weights at a dynamic offset). (Loops over KH and KW are not unrolled by lavapipe's compiler,
+// and then each weight read is a per-lane gather.) Each invocation computes ROWS output rows x 4
+// neighbouring pixels: it loads each of the ROWS + KH - 1 input rows it needs once, as up to 3
+// aligned vec4s, and takes every tap's 4 values from those registers. Dispatched as a 3-D grid
+// (x: blocks of 4 output columns, y: blocks of ROWS output rows, z: batch).
+
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+const ROWS: u32 = 4u;
+
+// One output channel's weights (keep in sync with `PLANE_BYTES` in src/kernels/mod.rs).
+struct Plane {
+    // x: the channel
+    head: vec4<u32>,
+    weights: array<vec4<f32>, 15>,
+}
+
+@group(0) @binding(0) var<uniform> g: Gemm;
+@group(0) @binding(1) var<uniform> plane: Plane;
+@group(0) @binding(2) var<storage, read> copies: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+
+fn weight(t: u32) -> f32 {
+    return plane.weights[t / 4u][t % 4u];
+}
+
+// One input row: the 12 values from an output block's first column.
+struct Row {
+    v0: vec4<f32>,
+    v1: vec4<f32>,
+    v2: vec4<f32>,
+}
+
+fn load_row(at: u32) -> Row {
+    var row = Row(copies[at], vec4<f32>(0.0), vec4<f32>(0.0));
+    if KW > 1u {
+        row.v1 = copies[at + 1u];
+    }
+    if KW > 5u {
+        row.v2 = copies[at + 2u];
+    }
+    return row;
+}
+
+// The 4 consecutive values from position `b` of the row.
+fn window(row: Row, b: u32) -> vec4<f32> {
+    switch b {
+        case 0u: { return row.v0; }
+        case 1u: { return vec4<f32>(row.v0.yzw, row.v1.x); }
+        case 2u: { return vec4<f32>(row.v0.zw, row.v1.xy); }
+        case 3u: { return vec4<f32>(row.v0.w, row.v1.xyz); }
+        case 4u: { return row.v1; }
+        case 5u: { return vec4<f32>(row.v1.yzw, row.v2.x); }
+        case 6u: { return vec4<f32>(row.v1.zw, row.v2.xy); }
+        default: { return vec4<f32>(row.v1.w, row.v2.xyz); }
+    }
+}
+
+// acc plus kernel row `a` applied to the input row (nothing where a >= KH).
+fn feed(a: u32, row: Row, acc: vec4<f32>) -> vec4<f32> {
+    if a >= KH {
+        return acc;
+    }
+    var r = fma(vec4<f32>(weight(a * KW)), window(row, 0u), acc);
+    if KW > 1u {
+        r = fma(vec4<f32>(weight(a * KW + 1u)), window(row, 1u), r);
+    }
+    if KW > 2u {
+        r = fma(vec4<f32>(weight(a * KW + 2u)), window(row, 2u), r);
+    }
+    if KW > 3u {
+        r = fma(vec4<f32>(weight(a * KW + 3u)), window(row, 3u), r);
+    }
+    if KW > 4u {
+        r = fma(vec4<f32>(weight(a * KW + 4u)), window(row, 4u), r);
+    }
+    if KW > 5u {
+        r = fma(vec4<f32>(weight(a * KW + 5u)), window(row, 5u), r);
+    }
+    if KW > 6u {
+        r = fma(vec4<f32>(weight(a * KW + 6u)), window(row, 6u), r);
+    }
+    if KW > 7u {
+        r = fma(vec4<f32>(weight(a * KW + 7u)), window(row, 7u), r);
+    }
+    return r;
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let oy0 = gid.y * ROWS;
+    if gid.x * 4u >= g.ow || oy0 >= g.oh {
+        return;
+    }
+    let n = g.base + gid.z;
+    let ch = plane.head.x;
+    let wq4 = g.wq / 4u;
+    let base = ((n * g.c + ch) * g.hp + oy0) * wq4 + gid.x;
+    var start = 0.0;
+    if g.has_bias != 0u {
+        start = bias[ch];
+    }
+    var acc0 = vec4<f32>(start);
+    var acc1 = acc0;
+    var acc2 = acc0;
+    var acc3 = acc0;
+    // input row r feeds output row i = r - a through kernel row a
+    {
+        let row = load_row(base + 0u * wq4);
+        acc0 = feed(0u, row, acc0);
+    }
+    {
+        let row = load_row(base + 1u * wq4);
+        acc1 = feed(0u, row, acc1);
+        acc0 = feed(1u, row, acc0);
+    }
+    {
+        let row = load_row(base + 2u * wq4);
+        acc2 = feed(0u, row, acc2);
+        acc1 = feed(1u, row, acc1);
+        acc0 = feed(2u, row, acc0);
+    }
+    {
+        let row = load_row(base + 3u * wq4);
+        acc3 = feed(0u, row, acc3);
+        acc2 = feed(1u, row, acc2);
+        acc1 = feed(2u, row, acc1);
+        acc0 = feed(3u, row, acc0);
+    }
+    if 4u < ROWS + KH - 1u {
+        let row = load_row(base + 4u * wq4);
+        acc3 = feed(1u, row, acc3);
+        acc2 = feed(2u, row, acc2);
+        acc1 = feed(3u, row, acc1);
+        acc0 = feed(4u, row, acc0);
+    }
+    if 5u < ROWS + KH - 1u {
+        let row = load_row(base + 5u * wq4);
+        acc3 = feed(2u, row, acc3);
+        acc2 = feed(3u, row, acc2);
+        acc1 = feed(4u, row, acc1);
+        acc0 = feed(5u, row, acc0);
+    }
+    if 6u < ROWS + KH - 1u {
+        let row = load_row(base + 6u * wq4);
+        acc3 = feed(3u, row, acc3);
+        acc2 = feed(4u, row, acc2);
+        acc1 = feed(5u, row, acc1);
+        acc0 = feed(6u, row, acc0);
+    }
+    if 7u < ROWS + KH - 1u {
+        let row = load_row(base + 7u * wq4);
+        acc3 = feed(4u, row, acc3);
+        acc2 = feed(5u, row, acc2);
+        acc1 = feed(6u, row, acc1);
+    }
+    if 8u < ROWS + KH - 1u {
+        let row = load_row(base + 8u * wq4);
+        acc3 = feed(5u, row, acc3);
+        acc2 = feed(6u, row, acc2);
+    }
+    if 9u < ROWS + KH - 1u {
+        let row = load_row(base + 9u * wq4);
+        acc3 = feed(6u, row, acc3);
+    }
+    let accs = array<vec4<f32>, ROWS>(acc0, acc1, acc2, acc3);
+    let row4 = g.ow4 / 4u;
+    let o = ((n * g.oc + ch) * g.oh + oy0) * row4 + gid.x;
+    for (var i = 0u; i < ROWS; i++) {
+        if oy0 + i < g.oh {
+            out[o + i * row4] = accs[i];
+        }
+    }
+}
