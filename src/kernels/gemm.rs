@@ -215,7 +215,12 @@ impl Copies {
         for (first, count) in dispatch_chunks(planes, per_plane, 1) {
             for f in (first..first + count).step_by(max) {
                 gp.base = f as u32;
-                ctx.kernels.conv2d_pad_copies.dispatch_grid(
+                let kernel = if gp.up_h > 1 || gp.up_w > 1 {
+                    &ctx.kernels.conv2d_pad_copies_upsampled
+                } else {
+                    &ctx.kernels.conv2d_pad_copies
+                };
+                kernel.dispatch_grid(
                     &ctx.device,
                     &ctx.limits,
                     encoder,

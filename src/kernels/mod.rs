@@ -469,6 +469,8 @@ pub(crate) struct Kernels {
     pub(crate) conv2d_forward_rows: Kernel,
     pub(crate) conv2d_forward_gemm: Kernel,
     pub(crate) conv2d_pad_copies: Kernel,
+    /// `conv2d_pad_copies` for inputs upsampled by zero insertion (`UPSAMPLED`).
+    pub(crate) conv2d_pad_copies_upsampled: Kernel,
     pub(crate) conv2d_pack_chunks: Kernel,
     pub(crate) conv2d_unpad_output: Kernel,
     pub(crate) conv2d_weight_grad_gemm: Kernel,
@@ -518,6 +520,12 @@ impl Kernels {
                 &[Uniform, Read, Read, Write],
             ),
             conv2d_pad_copies: Kernel::new(device, "conv2d_pad_copies", &[Read, Write]),
+            conv2d_pad_copies_upsampled: Kernel::with_constants(
+                device,
+                "conv2d_pad_copies",
+                &[Read, Write],
+                &[("UPSAMPLED", 1.0)],
+            ),
             conv2d_pack_chunks: Kernel::new(device, "conv2d_pack_chunks", &[Read, Write]),
             conv2d_unpad_output: Kernel::new(device, "conv2d_unpad_output", &[Read, Write]),
             conv2d_weight_grad_gemm: Kernel::new(
