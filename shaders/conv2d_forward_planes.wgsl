@@ -9,9 +9,14 @@
 // neighbouring pixels: it loads each of the ROWS + KH - 1 input rows it needs once, as up to 3
 // aligned vec4s, and takes every tap's 4 values from those registers. Dispatched as a 3-D grid
 // (x: blocks of 4 output columns, y: blocks of ROWS output rows, z: batch).
+//
+// With PER_LANE_WEIGHTS (layers with many channels, where a dispatch per channel would cost
+// more than it saves), one dispatch covers every channel (z: batch x channels) and each
+// invocation loads its channel's weights once, as vec4s, from the same blocks bound as storage.
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;
+override PER_LANE_WEIGHTS: bool = false;
 const ROWS: u32 = 4u;
 
 // One output channel's weights (keep in sync with `PLANE_BYTES` in src/kernels/mod.rs).
@@ -26,9 +31,24 @@ struct Plane {
 @group(0) @binding(2) var<storage, read> copies: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+// the blocks again, as storage (PER_LANE_WEIGHTS)
+@group(0) @binding(5) var<storage, read> blocks: array<vec4<f32>>;
+
+// this invocation's weights (PER_LANE_WEIGHTS)
+var<private> lane_weights: array<vec4<f32>, 15>;
 
 fn weight(t: u32) -> f32 {
+    if PER_LANE_WEIGHTS {
+        return lane_weights[t / 4u][t % 4u];
+    }
     return plane.weights[t / 4u][t % 4u];
+}
+
+// Loads weights 4i .. 4i + 3 of channel `ch` where the kernel has them.
+fn load_weights(ch: u32, i: u32) {
+    if KH * KW > 4u * i {
+        lane_weights[i] = blocks[ch * 16u + 1u + i];
+    }
 }
 
 // One input row: the 12 values from an output block's first column.
@@ -99,8 +119,27 @@ fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
     if gid.x * 4u >= g.ow || oy0 >= g.oh {
         return;
     }
-    let n = g.base + gid.z;
-    let ch = plane.head.x;
+    var n = g.base + gid.z;
+    var ch = plane.head.x;
+    if PER_LANE_WEIGHTS {
+        ch = n % g.oc;
+        n = n / g.oc;
+        load_weights(ch, 0u);
+        load_weights(ch, 1u);
+        load_weights(ch, 2u);
+        load_weights(ch, 3u);
+        load_weights(ch, 4u);
+        load_weights(ch, 5u);
+        load_weights(ch, 6u);
+        load_weights(ch, 7u);
+        load_weights(ch, 8u);
+        load_weights(ch, 9u);
+        load_weights(ch, 10u);
+        load_weights(ch, 11u);
+        load_weights(ch, 12u);
+        load_weights(ch, 13u);
+        load_weights(ch, 14u);
+    }
     let wq4 = g.wq / 4u;
     let base = ((n * g.c + ch) * g.hp + oy0) * wq4 + gid.x;
     var start = 0.0;

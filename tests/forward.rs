@@ -186,10 +186,12 @@ fn nan_and_infinity_propagate_through_every_kernel() {
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn every_plane_kernel_size_matches_the_reference() {
-    // conv2d_forward_planes is specialised per kernel size: 14 sizes (each pipeline costs a
-    // compile) that reach every height and width it takes, on a two-channel depthwise layer
-    // with odd sizes, bias, and a padding mode per size
+    // conv2d_forward_planes is specialised per kernel size and weight source: 14 sizes (each
+    // pipeline costs a compile) that reach every height and width it takes, each with 2
+    // channels (weights in uniform blocks) and with PLANES_PER_LANE_FROM channels (weights per
+    // lane), on a depthwise layer with odd sizes, bias, and a padding mode per size
     let (max_kh, max_kw) = wgpu_conv::kernels::PLANES_MAX_KERNEL;
+    let many = wgpu_conv::kernels::PLANES_PER_LANE_FROM;
     let modes = [
         PaddingMode::Zeros,
         PaddingMode::Reflect,
@@ -203,25 +205,19 @@ fn every_plane_kernel_size_matches_the_reference() {
     let widths: std::collections::BTreeSet<usize> = sizes.iter().map(|s| s.1).collect();
     assert_eq!(widths.len(), max_kw, "every width is reached");
     for (kh, kw) in sizes {
-        let xs = [2usize, 2, 9 + kh, 11 + kw];
-        let ws = [2usize, 1, kh, kw];
-        let opts = Conv2dOptions::new()
-            .groups(2)
-            .padding([kh / 2, kw / 2, (kh - 1) / 2, (kw - 1) / 2])
-            .padding_mode(modes[(kh + kw) % 4]);
-        let x = rng.vec(xs.iter().product());
-        let w = rng.vec(ws.iter().product());
-        let b = rng.vec(2);
-        check_forward(
-            xs,
-            ws,
-            &opts,
-            &x,
-            &w,
-            Some(&b),
-            Algorithm::Gemm,
-            &format!("{kh}x{kw}"),
-        );
+        for c in [2, many] {
+            let xs = [2usize, c, 9 + kh, 11 + kw];
+            let ws = [c, 1, kh, kw];
+            let opts = Conv2dOptions::new()
+                .groups(c)
+                .padding([kh / 2, kw / 2, (kh - 1) / 2, (kw - 1) / 2])
+                .padding_mode(modes[(kh + kw) % 4]);
+            let x = rng.vec(xs.iter().product());
+            let w = rng.vec(ws.iter().product());
+            let b = rng.vec(c);
+            let what = format!("{kh}x{kw}, {c} channels");
+            check_forward(xs, ws, &opts, &x, &w, Some(&b), Algorithm::Gemm, &what);
+        }
     }
 }
 

@@ -53,31 +53,29 @@ fn backward_with(
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn infinity_reaches_only_the_taps_that_read_it() {
-    // Output rows of 5 (not whole vec4s): the GEMM weight gradient's padded pixels 5..7 must
-    // not multiply the input at columns 5 and 6 into tap 0 (0 * inf would be NaN).
-    let xs = [1usize, 2, 3, 7];
-    let ws = [4usize, 2, 1, 3];
-    let mut x = vec![0.5f32; xs.iter().product()];
-    x[6] = f32::INFINITY; // c 0, row 0, col 6: read by tap 2 of output column 4 only
-    let w = vec![1.0f32; ws.iter().product()];
-    let opts = Conv2dOptions::new();
-    let g = opts.resolve(xs, ws).unwrap();
-    let gy = vec![1.0f32; g.output_shape().iter().product()];
-    let reference = cpu::conv2d_weight_grad(&g, &x, &gy);
-    for a in Algorithm::ALL {
-        let grads = backward_with(xs, ws, &opts, &x, &w, &gy, a);
-        let gw = grads.weight.unwrap();
-        assert_within(
-            gw.data(),
-            &reference,
-            &format!("weight grad with inf ({a:?})"),
-        );
-        let infinite = gw.data().iter().filter(|v| v.is_infinite()).count();
-        assert_eq!(
-            infinite, 4,
-            "{a:?}: tap 2 of channel 0, for each output channel"
-        );
-        assert!(gw.data().iter().all(|v| !v.is_nan()), "{a:?}");
+    // Output rows of 5 (not whole vec4s): the padded pixels 5..7 of the GEMM and planes weight
+    // gradients must not multiply the input at columns 5 and 6 into tap 0 (0 * inf would be
+    // NaN). Two output channels of two input channels (GEMM), and one of one (planes).
+    for (xs, ws, infinite_taps) in [
+        ([1usize, 2, 3, 7], [4usize, 2, 1, 3], 4),
+        ([1, 1, 3, 7], [1, 1, 1, 3], 1),
+    ] {
+        let mut x = vec![0.5f32; xs.iter().product()];
+        x[6] = f32::INFINITY; // c 0, row 0, col 6: read by tap 2 of output column 4 only
+        let w = vec![1.0f32; ws.iter().product()];
+        let opts = Conv2dOptions::new();
+        let g = opts.resolve(xs, ws).unwrap();
+        let gy = vec![1.0f32; g.output_shape().iter().product()];
+        let reference = cpu::conv2d_weight_grad(&g, &x, &gy);
+        for a in Algorithm::ALL {
+            let grads = backward_with(xs, ws, &opts, &x, &w, &gy, a);
+            let gw = grads.weight.unwrap();
+            let what = format!("weight grad with inf ({a:?}, {xs:?})");
+            assert_within(gw.data(), &reference, &what);
+            let infinite = gw.data().iter().filter(|v| v.is_infinite()).count();
+            assert_eq!(infinite, infinite_taps, "{what}: tap 2 of channel 0 only");
+            assert!(gw.data().iter().all(|v| !v.is_nan()), "{what}");
+        }
     }
 }
 

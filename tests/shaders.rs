@@ -12,7 +12,7 @@ use wgpu_conv::kernels::{
 };
 
 /// The kernels built on `conv2d_gemm_common.wgsl`.
-const GEMM_KERNELS: [&str; 7] = [
+const GEMM_KERNELS: [&str; 8] = [
     "conv2d_pad_copies",
     "conv2d_pack_chunks",
     "conv2d_forward_gemm",
@@ -20,6 +20,7 @@ const GEMM_KERNELS: [&str; 7] = [
     "conv2d_weight_grad_gemm",
     "conv2d_forward_planes",
     "conv2d_pack_planes",
+    "conv2d_weight_grad_planes",
 ];
 
 fn module(name: &str, src: &str) -> (naga::Module, naga::valid::ModuleInfo) {

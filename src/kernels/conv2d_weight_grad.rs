@@ -70,11 +70,13 @@ pub(crate) fn encode(
     gw: &wgpu::Buffer,
     algorithm: Algorithm,
 ) -> Result<()> {
-    if algorithm.resolve(g) == Algorithm::Gemm
-        && g.ocpg() > 1
-        && gemm::encode_weight_grad(ctx, encoder, g, x, gy, gw)?
-    {
-        return Ok(());
+    if algorithm.resolve(g) == Algorithm::Gemm {
+        if gemm::encode_weight_grad_planes(ctx, encoder, g, x, gy, gw)? {
+            return Ok(());
+        }
+        if g.ocpg() > 1 && gemm::encode_weight_grad(ctx, encoder, g, x, gy, gw)? {
+            return Ok(());
+        }
     }
     let elements: usize = g.weight_shape().iter().product();
     let mut p = ConvParams::new(g);

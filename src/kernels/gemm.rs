@@ -5,7 +5,7 @@ use wgpu::util::DeviceExt;
 
 use super::{
     dispatch_chunks, groups_for, reduce_partials, GemmParams, Kernel, CHUNK_BYTES, CHUNK_TAPS,
-    PLANES_MAX_KERNEL, PLANE_BYTES,
+    PLANES_MAX_KERNEL, PLANES_PER_LANE_FROM, PLANE_BYTES,
 };
 use crate::context::GpuContext;
 use crate::error::Result;
@@ -158,13 +158,14 @@ pub(crate) fn encode_forward(
         buffer: &chunks,
         stride: CHUNK_BYTES,
         order: order.collect(),
+        as_storage_too: false,
     };
     let out = padded_out.as_ref().unwrap_or(y);
     blocks.dispatch(
         ctx,
         encoder,
         &mut gp,
-        [grid[0], grid[1]],
+        [grid[0], grid[1], g.n],
         per_batch,
         copies.buffer(x),
         bias,
@@ -281,24 +282,7 @@ pub(crate) fn encode_weight_grad(
     ) else {
         return Ok(false);
     };
-    // dy with its rows padded to whole vec4s: the first (and only) copy of dy, unpadded
-    let dy_params = GemmParams {
-        n: gp.n,
-        c: gp.oc,
-        h: gp.oh,
-        w: gp.ow,
-        pad_top: 0,
-        pad_left: 0,
-        pad_right: 0,
-        pad_mode: 0,
-        stride_w: 1,
-        hp: gp.oh,
-        wq: gp.ow4,
-        copy_len: gp.n * gp.oc * gp.oh * gp.ow4,
-        copy_mask: 1,
-        ..gp
-    };
-    let Some(dy) = Copies::encode(ctx, encoder, &dy_params, gy, false)? else {
+    let Some(dy) = Copies::encode(ctx, encoder, &row_padded(&gp), gy, false)? else {
         return Ok(false);
     };
     let Some(copies) = Copies::encode(ctx, encoder, &gp, x, false)? else {
@@ -336,27 +320,30 @@ struct Blocks<'a> {
     stride: u64,
     /// Blocks in dispatch order.
     order: Vec<usize>,
+    /// Whether the whole buffer is bound once more, as storage, after `out`.
+    as_storage_too: bool,
 }
 
 impl Blocks<'_> {
-    /// One dispatch per block and per run of batch elements (grid `xy` x batch), in one pass
-    /// per run, with `gp`, the block, `copies`, `bias` (or the placeholder) and `out` bound.
+    /// One dispatch per block and per run of the `grid[2]` z items (`gp.base` is the run's
+    /// first), each item `flops_per_z`, in one pass per run, with `gp`, the block, `copies`,
+    /// `bias` (or the placeholder) and `out` bound.
     #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         gp: &mut GemmParams,
-        xy: [usize; 2],
-        flops_per_batch: f64,
+        grid: [usize; 3],
+        flops_per_z: f64,
         copies: &wgpu::Buffer,
         bias: Option<&wgpu::Buffer>,
         out: &wgpu::Buffer,
     ) {
         let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-        let n = gp.n as usize;
+        let xy = [grid[0], grid[1]];
         let bias = bias.unwrap_or(&ctx.kernels.placeholder);
-        for (first, count) in dispatch_chunks(n, flops_per_batch, 1) {
+        for (first, count) in dispatch_chunks(grid[2], flops_per_z, 1) {
             for f in (first..first + count).step_by(max) {
                 gp.base = f as u32;
                 let params = ctx
@@ -371,16 +358,17 @@ impl Blocks<'_> {
                     offset: 0,
                     size: wgpu::BufferSize::new(self.stride),
                 };
-                let bind_group = self.kernel.bind_resources(
-                    &ctx.device,
-                    &[
-                        params.as_entire_binding(),
-                        wgpu::BindingResource::Buffer(block),
-                        copies.as_entire_binding(),
-                        bias.as_entire_binding(),
-                        out.as_entire_binding(),
-                    ],
-                );
+                let mut resources = vec![
+                    params.as_entire_binding(),
+                    wgpu::BindingResource::Buffer(block),
+                    copies.as_entire_binding(),
+                    bias.as_entire_binding(),
+                    out.as_entire_binding(),
+                ];
+                if self.as_storage_too {
+                    resources.push(self.buffer.as_entire_binding());
+                }
+                let bind_group = self.kernel.bind_resources(&ctx.device, &resources);
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("wgpu-conv: block kernel"),
                     timestamp_writes: None,
@@ -464,32 +452,9 @@ pub(crate) fn encode_forward_planes(
     bias: Option<&wgpu::Buffer>,
     y: &wgpu::Buffer,
 ) -> Result<bool> {
-    let one = Hw::new(1, 1);
-    if g.cpg() != 1
-        || g.ocpg() != 1
-        || g.stride != one
-        || g.dilation != one
-        || g.kh > PLANES_MAX_KERNEL.0
-        || g.kw > PLANES_MAX_KERNEL.1
-    {
-        return Ok(false);
-    }
-    let Some(mut gp) = gemm_params(g) else {
+    let Some(mut gp) = planes_params(g) else {
         return Ok(false);
     };
-    // copy 0 only; rows may end early where nothing is padded (columns past a row feed only
-    // outputs that are not stored)
-    gp.copy_mask = 1;
-    if g.pad_left + g.pad_right == 0 && g.w.is_multiple_of(4) {
-        gp.wq = gp.w;
-    }
-    let Some(copy_len) = (g.n * g.c)
-        .checked_mul(gp.hp as usize * gp.wq as usize)
-        .and_then(|v| u32::try_from(v).ok())
-    else {
-        return Ok(false);
-    };
-    gp.copy_len = copy_len;
     gp.has_bias = u32::from(bias.is_some());
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let xy = [g.ow.div_ceil(4).div_ceil(8), g.oh.div_ceil(4).div_ceil(8)];
@@ -518,27 +483,154 @@ pub(crate) fn encode_forward_planes(
         &[w, &planes],
         groups_for(g.oc * (PLANE_BYTES / 4) as usize)?,
     )?;
+    // many channels: one dispatch, weights per lane; few: a dispatch per channel, weights
+    // uniform
+    let per_lane = g.oc >= PLANES_PER_LANE_FROM;
     let kernel = ctx
         .kernels
-        .forward_planes(&ctx.device, g.kh as u32, g.kw as u32);
+        .forward_planes(&ctx.device, g.kh as u32, g.kw as u32, per_lane);
     let blocks = Blocks {
         kernel: &kernel,
         buffer: &planes,
         stride: PLANE_BYTES,
-        order: (0..g.oc).collect(),
+        order: if per_lane {
+            vec![0]
+        } else {
+            (0..g.oc).collect()
+        },
+        as_storage_too: true,
     };
     let out = padded_out.as_ref().unwrap_or(y);
-    let per_batch = 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64;
+    let per_plane = 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64;
+    let z = if per_lane { g.n * g.oc } else { g.n };
     blocks.dispatch(
         ctx,
         encoder,
         &mut gp,
-        xy,
-        per_batch,
+        [xy[0], xy[1], z],
+        per_plane,
         copies.buffer(x),
         bias,
         out,
     );
     unpad(ctx, encoder, g, &mut gp, padded_out.as_ref(), y)?;
+    Ok(true)
+}
+
+/// The copy parameters that pad the rows of the output gradient `[N, OC, OH, OW]` to whole vec4s
+/// (`ow4`): its first and only copy, with nothing else padded.
+fn row_padded(gp: &GemmParams) -> GemmParams {
+    GemmParams {
+        n: gp.n,
+        c: gp.oc,
+        h: gp.oh,
+        w: gp.ow,
+        pad_top: 0,
+        pad_left: 0,
+        pad_right: 0,
+        pad_mode: 0,
+        stride_w: 1,
+        hp: gp.oh,
+        wq: gp.ow4,
+        copy_len: gp.n * gp.oc * gp.oh * gp.ow4,
+        copy_mask: 1,
+        up_h: 1,
+        up_w: 1,
+        ..*gp
+    }
+}
+
+/// The parameters of the planes kernels for `g` (copy 0 only; rows may end early where nothing
+/// is padded, since columns past a row feed only outputs that are not stored or are masked),
+/// or `None` where they do not apply: not one channel in and out per group, a stride or
+/// dilation, a kernel past [`PLANES_MAX_KERNEL`], or a size past u32.
+fn planes_params(g: &Conv2dGeometry) -> Option<GemmParams> {
+    let one = Hw::new(1, 1);
+    if g.cpg() != 1
+        || g.ocpg() != 1
+        || g.stride != one
+        || g.dilation != one
+        || g.kh > PLANES_MAX_KERNEL.0
+        || g.kw > PLANES_MAX_KERNEL.1
+    {
+        return None;
+    }
+    let mut gp = gemm_params(g)?;
+    gp.copy_mask = 1;
+    if g.pad_left + g.pad_right == 0 && g.w.is_multiple_of(4) {
+        gp.wq = gp.w;
+    }
+    gp.copy_len = u32::try_from((g.n * g.c).checked_mul(gp.hp as usize * gp.wq as usize)?).ok()?;
+    Some(gp)
+}
+
+/// Invocations the planes weight gradient aims for.
+const PLANES_WEIGHT_GRAD_TARGET_INVOCATIONS: usize = 8192;
+
+/// Records the weight gradient of a layer with one input and one output channel per group
+/// (`conv2d_weight_grad_planes`, then the fixed-order sum of its partials). Returns `false`,
+/// recording nothing, where the path does not apply or a buffer would pass the binding limit.
+pub(crate) fn encode_weight_grad_planes(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    g: &Conv2dGeometry,
+    x: &wgpu::Buffer,
+    gy: &wgpu::Buffer,
+    gw: &wgpu::Buffer,
+) -> Result<bool> {
+    let Some(mut gp) = planes_params(g) else {
+        return Ok(false);
+    };
+    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let strips = g.ow.div_ceil(4);
+    let planes = g.n * g.c;
+    // row slices (fixed by the shape and the binding limit, never by timing)
+    let elements = g.c * g.taps();
+    let want = PLANES_WEIGHT_GRAD_TARGET_INVOCATIONS
+        .div_ceil(strips * planes)
+        .clamp(1, g.oh);
+    let slice_rows = g.oh.div_ceil(want);
+    let row_slices = g.oh.div_ceil(slice_rows);
+    let slices = g.n * row_slices * strips;
+    if strips.div_ceil(64) > max || row_slices > max {
+        return Ok(false);
+    }
+    let Some(partials) = scratch(
+        ctx,
+        "conv2d_weight_grad_planes: partials",
+        (elements as u64) * (slices as u64) * 4,
+        wgpu::BufferUsages::STORAGE,
+    ) else {
+        return Ok(false);
+    };
+    let Some(dy) = Copies::encode(ctx, encoder, &row_padded(&gp), gy, false)? else {
+        return Ok(false);
+    };
+    let Some(copies) = Copies::encode(ctx, encoder, &gp, x, false)? else {
+        return Ok(false);
+    };
+    gp.slice_rows = slice_rows as u32;
+    let kernel = ctx
+        .kernels
+        .weight_grad_planes(&ctx.device, g.kh as u32, g.kw as u32);
+    let per_plane = 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64;
+    for (first, count) in dispatch_chunks(planes, per_plane, 1) {
+        for f in (first..first + count).step_by(max) {
+            gp.base = f as u32;
+            kernel.dispatch_grid(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&gp),
+                &[copies.buffer(x), dy.buffer(gy), &partials],
+                [
+                    strips.div_ceil(64) as u32,
+                    row_slices as u32,
+                    max.min(first + count - f) as u32,
+                ],
+            )?;
+        }
+    }
+    reduce_partials::encode(ctx, encoder, &partials, gw, elements, slices)?;
     Ok(true)
 }

@@ -196,6 +196,14 @@ pub const SHADERS: &[(&str, &str)] = &[
         ),
     ),
     (
+        "conv2d_weight_grad_planes",
+        concat!(
+            include_str!("../../shaders/conv2d_common.wgsl"),
+            include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_weight_grad_planes.wgsl")
+        ),
+    ),
+    (
         "conv2d_weight_grad_gemm",
         concat!(
             include_str!("../../shaders/conv2d_common.wgsl"),
@@ -403,6 +411,10 @@ pub struct GemmParams {
 /// `PLANE_WORDS` in the shaders).
 pub const PLANE_BYTES: u64 = 256;
 
+/// Output channels from which `conv2d_forward_planes` loads weights per lane in one dispatch
+/// instead of dispatching once per channel with the weights in a uniform block.
+pub const PLANES_PER_LANE_FROM: usize = 16;
+
 /// Largest kernel (height, width) `conv2d_forward_planes` takes.
 pub const PLANES_MAX_KERNEL: (usize, usize) = (7, 8);
 
@@ -475,8 +487,9 @@ pub(crate) struct Kernels {
     pub(crate) conv2d_unpad_output: Kernel,
     pub(crate) conv2d_weight_grad_gemm: Kernel,
     pub(crate) conv2d_pack_planes: Kernel,
-    /// `conv2d_forward_planes` for each kernel size (KH, KW) used so far, built on first use.
-    forward_planes: std::sync::Mutex<std::collections::HashMap<(u32, u32), std::sync::Arc<Kernel>>>,
+    /// Kernels specialised by override constants (`conv2d_forward_planes`,
+    /// `conv2d_weight_grad_planes`), built on first use, by name and constants.
+    specialised: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Kernel>>>,
     pub(crate) conv2d_weight_grad_tiled: Kernel,
     pub(crate) conv2d_input_grad_tiled: Kernel,
     pub(crate) conv2d_weight_grad: Kernel,
@@ -534,7 +547,7 @@ impl Kernels {
                 &[Read, Read, Write],
             ),
             conv2d_pack_planes: Kernel::new(device, "conv2d_pack_planes", &[Read, Write]),
-            forward_planes: Default::default(),
+            specialised: Default::default(),
             conv2d_input_grad_tiled: Kernel::new(
                 device,
                 "conv2d_input_grad_tiled",
@@ -573,27 +586,60 @@ impl Kernels {
 
 impl Kernels {
     /// `conv2d_forward_planes` for a `kh` x `kw` kernel (the override constants KH and KW),
-    /// built on first use.
+    /// with its weights per lane or in uniform blocks (PER_LANE_WEIGHTS), built on first use.
     pub(crate) fn forward_planes(
         &self,
         device: &wgpu::Device,
         kh: u32,
         kw: u32,
+        per_lane: bool,
+    ) -> std::sync::Arc<Kernel> {
+        use Access::{Read, Uniform, Write};
+        self.specialised(
+            device,
+            "conv2d_forward_planes",
+            &[Uniform, Read, Read, Write, Read],
+            &[
+                ("KH", kh),
+                ("KW", kw),
+                ("PER_LANE_WEIGHTS", u32::from(per_lane)),
+            ],
+        )
+    }
+
+    /// `conv2d_weight_grad_planes` for a `kh` x `kw` kernel, built on first use.
+    pub(crate) fn weight_grad_planes(
+        &self,
+        device: &wgpu::Device,
+        kh: u32,
+        kw: u32,
+    ) -> std::sync::Arc<Kernel> {
+        use Access::{Read, Write};
+        self.specialised(
+            device,
+            "conv2d_weight_grad_planes",
+            &[Read, Read, Write],
+            &[("KH", kh), ("KW", kw)],
+        )
+    }
+
+    fn specialised(
+        &self,
+        device: &wgpu::Device,
+        name: &'static str,
+        storage: &[Access],
+        constants: &[(&str, u32)],
     ) -> std::sync::Arc<Kernel> {
         let mut cache = self
-            .forward_planes
+            .specialised
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache
-            .entry((kh, kw))
+            .entry(format!("{name} {constants:?}"))
             .or_insert_with(|| {
-                use Access::{Read, Uniform, Write};
-                std::sync::Arc::new(Kernel::with_constants(
-                    device,
-                    "conv2d_forward_planes",
-                    &[Uniform, Read, Read, Write],
-                    &[("KH", f64::from(kh)), ("KW", f64::from(kw))],
-                ))
+                let constants: Vec<(&str, f64)> =
+                    constants.iter().map(|&(k, v)| (k, f64::from(v))).collect();
+                std::sync::Arc::new(Kernel::with_constants(device, name, storage, &constants))
             })
             .clone()
     }

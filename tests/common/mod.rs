@@ -202,6 +202,17 @@ pub fn cases() -> Vec<Case> {
                 .padding_mode(PaddingMode::Replicate),
             true,
         ),
+        c(
+            // single planes (the planes kernels) under strict convolution
+            "convolution_depthwise_circular",
+            [2, 3, 7, 10],
+            [3, 1, 3, 2],
+            o().mode(ConvMode::Convolution)
+                .groups(3)
+                .padding(1)
+                .padding_mode(PaddingMode::Circular),
+            true,
+        ),
         c("kernel_equals_input", [2, 3, 5, 7], [4, 3, 5, 7], o(), true),
         c("one_wide", [1, 2, 9, 1], [3, 2, 3, 1], o(), false),
         c("one_tall", [1, 1, 1, 13], [1, 1, 1, 2], o(), false),

@@ -1,0 +1,161 @@
+// Weight gradient of single planes (one input and one output channel per group: images,
+// depthwise layers) at stride 1 and dilation 1: dW[c][a][b] = sum over output pixels of
+// dy * x at the pixel shifted by (a, b). The kernel size is fixed per pipeline by the override
+// constants KH and KW (at most 7 x 8; the code is written out for the largest size and folds
+// down, keeping the KH x KW sums in registers). Each invocation walks a strip of 4 output
+// columns down one slice of rows of one plane: per row, one vec4 of dy (rows padded to whole
+// vec4s) and, per kernel row, one input row as up to 3 aligned vec4s (copy 0 of the padded
+// input). Its sums land in `partials[element * slices + slice]`, slice = (n * row slices +
+// row slice) * strips + strip, and reduce_partials adds them in that order: deterministic.
+// Columns past the output's end are masked, so that their zero dy never meets an infinity.
+// Dispatched as a 3-D grid (x: strips, y: row slices, z: planes).
+
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+
+@group(0) @binding(0) var<uniform> g: Gemm;
+@group(0) @binding(1) var<storage, read> copies: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> dy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+
+// sum for tap (a, b) at a * 8 + b
+var<private> acc: array<f32, 56>;
+
+// One input row: the 12 values from a strip's first column.
+struct Row {
+    v0: vec4<f32>,
+    v1: vec4<f32>,
+    v2: vec4<f32>,
+}
+
+fn load_row(at: u32) -> Row {
+    var row = Row(copies[at], vec4<f32>(0.0), vec4<f32>(0.0));
+    if KW > 1u {
+        row.v1 = copies[at + 1u];
+    }
+    if KW > 5u {
+        row.v2 = copies[at + 2u];
+    }
+    return row;
+}
+
+// The 4 consecutive values from position `b` of the row.
+fn window(row: Row, b: u32) -> vec4<f32> {
+    switch b {
+        case 0u: { return row.v0; }
+        case 1u: { return vec4<f32>(row.v0.yzw, row.v1.x); }
+        case 2u: { return vec4<f32>(row.v0.zw, row.v1.xy); }
+        case 3u: { return vec4<f32>(row.v0.w, row.v1.xyz); }
+        case 4u: { return row.v1; }
+        case 5u: { return vec4<f32>(row.v1.yzw, row.v2.x); }
+        case 6u: { return vec4<f32>(row.v1.zw, row.v2.xy); }
+        default: { return vec4<f32>(row.v1.w, row.v2.xyz); }
+    }
+}
+
+fn mask(v: vec4<f32>, live: vec4<bool>) -> vec4<f32> {
+    return select(vec4<f32>(0.0), v, live);
+}
+
+// Adds dy row `d` times the input row through kernel row `a` (nothing where a >= KH).
+fn add_row(a: u32, d: vec4<f32>, row: Row, live: vec4<bool>) {
+    if a >= KH {
+        return;
+    }
+    acc[a * 8u + 0u] += dot(d, mask(window(row, 0u), live));
+    if KW > 1u {
+        acc[a * 8u + 1u] += dot(d, mask(window(row, 1u), live));
+    }
+    if KW > 2u {
+        acc[a * 8u + 2u] += dot(d, mask(window(row, 2u), live));
+    }
+    if KW > 3u {
+        acc[a * 8u + 3u] += dot(d, mask(window(row, 3u), live));
+    }
+    if KW > 4u {
+        acc[a * 8u + 4u] += dot(d, mask(window(row, 4u), live));
+    }
+    if KW > 5u {
+        acc[a * 8u + 5u] += dot(d, mask(window(row, 5u), live));
+    }
+    if KW > 6u {
+        acc[a * 8u + 6u] += dot(d, mask(window(row, 6u), live));
+    }
+    if KW > 7u {
+        acc[a * 8u + 7u] += dot(d, mask(window(row, 7u), live));
+    }
+}
+
+// Where tap t's sum goes in the weight (strict convolution flips the kernel).
+fn weight_index(t: u32) -> u32 {
+    return select(t, g.taps - 1u - t, g.flip != 0u);
+}
+
+fn put_row(a: u32, ch: u32, slice: u32, slices: u32) {
+    if a >= KH {
+        return;
+    }
+    partials[(ch * g.taps + weight_index(a * KW + 0u)) * slices + slice] = acc[a * 8u + 0u];
+    if KW > 1u {
+        partials[(ch * g.taps + weight_index(a * KW + 1u)) * slices + slice] = acc[a * 8u + 1u];
+    }
+    if KW > 2u {
+        partials[(ch * g.taps + weight_index(a * KW + 2u)) * slices + slice] = acc[a * 8u + 2u];
+    }
+    if KW > 3u {
+        partials[(ch * g.taps + weight_index(a * KW + 3u)) * slices + slice] = acc[a * 8u + 3u];
+    }
+    if KW > 4u {
+        partials[(ch * g.taps + weight_index(a * KW + 4u)) * slices + slice] = acc[a * 8u + 4u];
+    }
+    if KW > 5u {
+        partials[(ch * g.taps + weight_index(a * KW + 5u)) * slices + slice] = acc[a * 8u + 5u];
+    }
+    if KW > 6u {
+        partials[(ch * g.taps + weight_index(a * KW + 6u)) * slices + slice] = acc[a * 8u + 6u];
+    }
+    if KW > 7u {
+        partials[(ch * g.taps + weight_index(a * KW + 7u)) * slices + slice] = acc[a * 8u + 7u];
+    }
+}
+
+@compute @workgroup_size(64)
+fn conv2d_weight_grad_planes(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let strips = (g.ow + 3u) / 4u;
+    let strip = gid.x;
+    if strip >= strips {
+        return;
+    }
+    let plane = g.base + gid.z;
+    let ch = plane % g.c;
+    let n = plane / g.c;
+    let row_slices = (g.oh + g.slice_rows - 1u) / g.slice_rows;
+    let slices = g.n * row_slices * strips;
+    let slice = (n * row_slices + gid.y) * strips + strip;
+    let ox0 = strip * 4u;
+    let live = vec4<bool>(ox0 < g.ow, ox0 + 1u < g.ow, ox0 + 2u < g.ow, ox0 + 3u < g.ow);
+    let wq4 = g.wq / 4u;
+    let row4 = g.ow4 / 4u;
+    let oy1 = min((gid.y + 1u) * g.slice_rows, g.oh);
+    for (var oy = gid.y * g.slice_rows; oy < oy1; oy++) {
+        let d = dy[(plane * g.oh + oy) * row4 + strip];
+        let x0 = (plane * g.hp + oy) * wq4 + strip;
+        add_row(0u, d, load_row(x0 + 0u * wq4), live);
+        add_row(1u, d, load_row(x0 + 1u * wq4), live);
+        add_row(2u, d, load_row(x0 + 2u * wq4), live);
+        add_row(3u, d, load_row(x0 + 3u * wq4), live);
+        add_row(4u, d, load_row(x0 + 4u * wq4), live);
+        add_row(5u, d, load_row(x0 + 5u * wq4), live);
+        add_row(6u, d, load_row(x0 + 6u * wq4), live);
+    }
+    put_row(0u, ch, slice, slices);
+    put_row(1u, ch, slice, slices);
+    put_row(2u, ch, slice, slices);
+    put_row(3u, ch, slice, slices);
+    put_row(4u, ch, slice, slices);
+    put_row(5u, ch, slice, slices);
+    put_row(6u, ch, slice, slices);
+}
