@@ -17,6 +17,9 @@
 override KH: u32 = 3u;
 override KW: u32 = 3u;
 override PER_LANE_WEIGHTS: bool = false;
+// Output rows that are not whole vec4s: store floats into `out_floats` (the output itself)
+// instead of vec4s into `out`, sparing a copy pass.
+override FLOAT_OUT: bool = false;
 const ROWS: u32 = 4u;
 
 // One output channel's weights (keep in sync with `PLANE_BYTES` in src/kernels/mod.rs).
@@ -33,6 +36,8 @@ struct Plane {
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 // the blocks again, as storage (PER_LANE_WEIGHTS)
 @group(0) @binding(5) var<storage, read> blocks: array<vec4<f32>>;
+// the output as floats (FLOAT_OUT; `out` is then a placeholder, and the other way round)
+@group(0) @binding(6) var<storage, read_write> out_floats: array<f32>;
 
 // this invocation's weights (PER_LANE_WEIGHTS)
 var<private> lane_weights: array<vec4<f32>, 15>;
@@ -210,6 +215,20 @@ fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc3 = feed(6u, row, acc3);
     }
     let accs = array<vec4<f32>, ROWS>(acc0, acc1, acc2, acc3);
+    if FLOAT_OUT {
+        let ox0 = gid.x * 4u;
+        let o = ((n * g.oc + ch) * g.oh + oy0) * g.ow + ox0;
+        for (var i = 0u; i < ROWS; i++) {
+            if oy0 + i < g.oh {
+                for (var j = 0u; j < 4u; j++) {
+                    if ox0 + j < g.ow {
+                        out_floats[o + i * g.ow + j] = accs[i][j];
+                    }
+                }
+            }
+        }
+        return;
+    }
     let row4 = g.ow4 / 4u;
     let o = ((n * g.oc + ch) * g.oh + oy0) * row4 + gid.x;
     for (var i = 0u; i < ROWS; i++) {

@@ -159,6 +159,7 @@ pub(crate) fn encode_forward(
         stride: CHUNK_BYTES,
         order: order.collect(),
         as_storage_too: false,
+        out_floats: None,
     };
     let out = padded_out.as_ref().unwrap_or(y);
     blocks.dispatch(
@@ -322,6 +323,8 @@ struct Blocks<'a> {
     order: Vec<usize>,
     /// Whether the whole buffer is bound once more, as storage, after `out`.
     as_storage_too: bool,
+    /// Bound after that, where given (the planes kernel's float view of its output).
+    out_floats: Option<&'a wgpu::Buffer>,
 }
 
 impl Blocks<'_> {
@@ -367,6 +370,9 @@ impl Blocks<'_> {
                 ];
                 if self.as_storage_too {
                     resources.push(self.buffer.as_entire_binding());
+                }
+                if let Some(b) = self.out_floats {
+                    resources.push(b.as_entire_binding());
                 }
                 let bind_group = self.kernel.bind_resources(&ctx.device, &resources);
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -469,9 +475,6 @@ pub(crate) fn encode_forward_planes(
     ) else {
         return Ok(false);
     };
-    let Ok(padded_out) = padded_output(ctx, g) else {
-        return Ok(false);
-    };
     let Some(copies) = Copies::encode(ctx, encoder, &gp, x, false)? else {
         return Ok(false);
     };
@@ -486,9 +489,12 @@ pub(crate) fn encode_forward_planes(
     // many channels: one dispatch, weights per lane; few: a dispatch per channel, weights
     // uniform
     let per_lane = g.oc >= PLANES_PER_LANE_FROM;
-    let kernel = ctx
-        .kernels
-        .forward_planes(&ctx.device, g.kh as u32, g.kw as u32, per_lane);
+    // rows that are not whole vec4s: float stores straight into y (`out` a placeholder)
+    let float_out = !g.ow.is_multiple_of(4);
+    let kernel =
+        ctx.kernels
+            .forward_planes(&ctx.device, g.kh as u32, g.kw as u32, per_lane, float_out);
+    let placeholder = &ctx.kernels.placeholder_out;
     let blocks = Blocks {
         kernel: &kernel,
         buffer: &planes,
@@ -499,8 +505,9 @@ pub(crate) fn encode_forward_planes(
             (0..g.oc).collect()
         },
         as_storage_too: true,
+        out_floats: Some(if float_out { y } else { placeholder }),
     };
-    let out = padded_out.as_ref().unwrap_or(y);
+    let out = if float_out { placeholder } else { y };
     let per_plane = 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64;
     let z = if per_lane { g.n * g.oc } else { g.n };
     blocks.dispatch(
@@ -513,7 +520,6 @@ pub(crate) fn encode_forward_planes(
         bias,
         out,
     );
-    unpad(ctx, encoder, g, &mut gp, padded_out.as_ref(), y)?;
     Ok(true)
 }
 

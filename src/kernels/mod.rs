@@ -500,6 +500,8 @@ pub(crate) struct Kernels {
     pub(crate) sgd_step: Kernel,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub(crate) placeholder: wgpu::Buffer,
+    /// Bound to an output binding that a kernel's variant never writes.
+    pub(crate) placeholder_out: wgpu::Buffer,
 }
 
 /// A binding after the parameters: read-only storage, read-write storage, or a uniform block.
@@ -570,6 +572,12 @@ impl Kernels {
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: false,
             }),
+            placeholder_out: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgpu-conv: unwritten output placeholder"),
+                size: 16,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            }),
         };
         if let Some(e) = pollster::block_on(validation.pop()) {
             return Err(Error::Validation {
@@ -586,23 +594,26 @@ impl Kernels {
 
 impl Kernels {
     /// `conv2d_forward_planes` for a `kh` x `kw` kernel (the override constants KH and KW),
-    /// with its weights per lane or in uniform blocks (PER_LANE_WEIGHTS), built on first use.
+    /// with its weights per lane or in uniform blocks (PER_LANE_WEIGHTS) and float or vec4
+    /// stores (FLOAT_OUT), built on first use.
     pub(crate) fn forward_planes(
         &self,
         device: &wgpu::Device,
         kh: u32,
         kw: u32,
         per_lane: bool,
+        float_out: bool,
     ) -> std::sync::Arc<Kernel> {
         use Access::{Read, Uniform, Write};
         self.specialised(
             device,
             "conv2d_forward_planes",
-            &[Uniform, Read, Read, Write, Read],
+            &[Uniform, Read, Read, Write, Read, Write],
             &[
                 ("KH", kh),
                 ("KW", kw),
                 ("PER_LANE_WEIGHTS", u32::from(per_lane)),
+                ("FLOAT_OUT", u32::from(float_out)),
             ],
         )
     }
