@@ -37,7 +37,7 @@ struct Gemm {
 
 // Taps per chunk: each dispatch of conv2d_forward_gemm adds this many taps of one block of 8
 // output channels (keep in sync with `CHUNK_TAPS` in src/kernels/mod.rs).
-const CHUNK_TAPS: u32 = 32u;
+const CHUNK_TAPS: u32 = 64u;
 
 // One chunk's uniform block, written by conv2d_pack_chunks (keep in sync with `CHUNK_BYTES`).
 struct Chunk {
@@ -45,7 +45,7 @@ struct Chunk {
     // w: output channels of the block that exist (at most 8)
     head: vec4<u32>,
     // offset of each tap in vec4 units, relative to an output pixel's base (copy selected)
-    offsets: array<vec4<u32>, 8>,
+    offsets: array<vec4<u32>, 16>,
     // the block's 8 weights for each tap
-    weights: array<vec4<f32>, 64>,
+    weights: array<vec4<f32>, 128>,
 }

@@ -10,7 +10,7 @@
 
 // Words per chunk: `Chunk` padded to the 256-byte uniform offset alignment (keep in sync with
 // `CHUNK_BYTES` in src/kernels/mod.rs).
-const CHUNK_WORDS: u32 = 320u;
+const CHUNK_WORDS: u32 = 640u;
 
 @compute @workgroup_size(64)
 fn conv2d_pack_chunks(

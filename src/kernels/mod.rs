@@ -419,11 +419,11 @@ pub const PLANES_PER_LANE_FROM: usize = 16;
 pub const PLANES_MAX_KERNEL: (usize, usize) = (7, 8);
 
 /// Taps one dispatch of `conv2d_forward_gemm` adds (`CHUNK_TAPS` in the shaders).
-pub const CHUNK_TAPS: usize = 32;
+pub const CHUNK_TAPS: usize = 64;
 
-/// Bytes between two chunks' uniform blocks: `struct Chunk` (1168 bytes) rounded up to the
+/// Bytes between two chunks' uniform blocks: `struct Chunk` (2320 bytes) rounded up to the
 /// 256-byte uniform offset alignment that every adapter accepts (`CHUNK_WORDS` in the shaders).
-pub const CHUNK_BYTES: u64 = 1280;
+pub const CHUNK_BYTES: u64 = 2560;
 
 /// Uniform of `reduce_partials`. Keep in sync with `shaders/reduce_partials.wgsl`.
 #[repr(C)]

@@ -94,11 +94,11 @@ pub fn cases() -> Vec<Case> {
             false,
         ),
         c(
-            // stride 2, output rows padded to 4 = the input's width, 32 taps (no zero region):
-            // the input is still not its own GEMM copy
+            // stride 2, output rows padded to 4 = the input's width, 64 taps (a whole chunk, so
+            // no zero region): the input is still not its own GEMM copy
             "pointwise_stride_w2",
-            [1, 32, 3, 4],
-            [3, 32, 1, 1],
+            [1, 64, 3, 4],
+            [3, 64, 1, 1],
             o().stride((1, 2)),
             false,
         ),
