@@ -1,6 +1,7 @@
 // Forward 2-D convolution of single planes (one input and one output channel per group:
 // single-channel images, depthwise layers) at stride 1 and dilation 1, over the padded input
-// (copy 0 of conv2d_gemm_common.wgsl, or the input itself). The kernel size is fixed per
+// (copy 0 of conv2d_gemm_common.wgsl, or the input itself; rows through
+// conv2d_planes_common.wgsl). The kernel size is fixed per
 // pipeline by the override constants KH and KW (at most 7 x 8): the code below is written out
 // for the largest size, and the parts past KH and KW fold away, so every weight is a
 // constant-offset read of the `plane` uniform block (one dispatch per output channel, its
@@ -53,38 +54,6 @@ fn weight(t: u32) -> f32 {
 fn load_weights(ch: u32, i: u32) {
     if KH * KW > 4u * i {
         lane_weights[i] = blocks[ch * 16u + 1u + i];
-    }
-}
-
-// One input row: the 12 values from an output block's first column.
-struct Row {
-    v0: vec4<f32>,
-    v1: vec4<f32>,
-    v2: vec4<f32>,
-}
-
-fn load_row(at: u32) -> Row {
-    var row = Row(copies[at], vec4<f32>(0.0), vec4<f32>(0.0));
-    if KW > 1u {
-        row.v1 = copies[at + 1u];
-    }
-    if KW > 5u {
-        row.v2 = copies[at + 2u];
-    }
-    return row;
-}
-
-// The 4 consecutive values from position `b` of the row.
-fn window(row: Row, b: u32) -> vec4<f32> {
-    switch b {
-        case 0u: { return row.v0; }
-        case 1u: { return vec4<f32>(row.v0.yzw, row.v1.x); }
-        case 2u: { return vec4<f32>(row.v0.zw, row.v1.xy); }
-        case 3u: { return vec4<f32>(row.v0.w, row.v1.xyz); }
-        case 4u: { return row.v1; }
-        case 5u: { return vec4<f32>(row.v1.yzw, row.v2.x); }
-        case 6u: { return vec4<f32>(row.v1.zw, row.v2.xy); }
-        default: { return vec4<f32>(row.v1.w, row.v2.xyz); }
     }
 }
 

@@ -1,5 +1,6 @@
 //! CPU-only: every kernel (for `conv2d_*`, `conv2d_common.wgsl` followed by its own file; for
-//! the GEMM kernels, `conv2d_gemm_common.wgsl` in between) parses and validates with naga
+//! the GEMM kernels, `conv2d_gemm_common.wgsl` in between, and for the planes kernels also
+//! `conv2d_planes_common.wgsl`) parses and validates with naga
 //! (wgpu's own front end), has an entry point named like the file with the `@workgroup_size` of
 //! `kernels::workgroup_size`, and its `Params` and `Gemm` uniforms have the size and member
 //! order of the Rust structs they mirror.
@@ -10,6 +11,9 @@ use wgpu_conv::kernels::{
     workgroup_size, ConvParams, GemmParams, LossParams, ReduceParams, SgdParams, CHUNK_BYTES,
     CHUNK_TAPS, PLANES_MAX_KERNEL, PLANE_BYTES, SHADERS,
 };
+
+/// The kernels built on `conv2d_planes_common.wgsl` too.
+const PLANES_KERNELS: [&str; 2] = ["conv2d_forward_planes", "conv2d_weight_grad_planes"];
 
 /// The kernels built on `conv2d_gemm_common.wgsl`.
 const GEMM_KERNELS: [&str; 8] = [
@@ -43,11 +47,13 @@ fn every_shader_file_is_listed_and_validates() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-        .filter(|stem| stem != "conv2d_common" && stem != "conv2d_gemm_common")
+        .filter(|stem| !stem.ends_with("_common"))
         .collect();
     files.sort();
     let common = std::fs::read_to_string(format!("{dir}/conv2d_common.wgsl")).unwrap();
     let gemm_common = std::fs::read_to_string(format!("{dir}/conv2d_gemm_common.wgsl")).unwrap();
+    let planes_common =
+        std::fs::read_to_string(format!("{dir}/conv2d_planes_common.wgsl")).unwrap();
     let mut listed: Vec<String> = SHADERS.iter().map(|(n, _)| n.to_string()).collect();
     listed.sort();
     assert_eq!(files, listed, "shaders/ and kernels::SHADERS disagree");
@@ -59,7 +65,9 @@ fn every_shader_file_is_listed_and_validates() {
                 !on_disk.contains("struct Params"),
                 "{name}: Params belongs in conv2d_common.wgsl"
             );
-            on_disk = if GEMM_KERNELS.contains(name) {
+            on_disk = if PLANES_KERNELS.contains(name) {
+                format!("{common}{gemm_common}{planes_common}{on_disk}")
+            } else if GEMM_KERNELS.contains(name) {
                 format!("{common}{gemm_common}{on_disk}")
             } else {
                 format!("{common}{on_disk}")

@@ -244,7 +244,8 @@ impl Copies {
     }
 }
 
-/// Invocations the GEMM weight gradient aims for: enough to keep every core's SIMD lanes busy.
+/// Invocations the GEMM-family weight gradients aim for: enough to keep every core's SIMD lanes
+/// busy.
 const WEIGHT_GRAD_TARGET_INVOCATIONS: usize = 8192;
 
 /// Records the weight gradient with `conv2d_weight_grad_gemm` (partials per slice of output
@@ -261,7 +262,6 @@ pub(crate) fn encode_weight_grad(
     let Some(mut gp) = gemm_params(g) else {
         return Ok(false);
     };
-    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let tap_blocks = g.taps().div_ceil(8);
     let oc_blocks = g.groups * g.ocpg().div_ceil(4);
     let rows = g.n * g.oh;
@@ -272,45 +272,82 @@ pub(crate) fn encode_weight_grad(
     let slices = want.min(rows).min(budget).max(1);
     let slice_rows = rows.div_ceil(slices);
     let slices = rows.div_ceil(slice_rows);
-    if tap_blocks.div_ceil(8) > max || oc_blocks.div_ceil(8) > max {
-        return Ok(false);
-    }
-    let Some(partials) = scratch(
-        ctx,
-        "conv2d_weight_grad_gemm: partials",
-        (elements * slices * 4) as u64,
-        wgpu::BufferUsages::STORAGE,
-    ) else {
-        return Ok(false);
-    };
-    let Some(dy) = Copies::encode(ctx, encoder, &row_padded(&gp), gy, false)? else {
-        return Ok(false);
-    };
-    let Some(copies) = Copies::encode(ctx, encoder, &gp, x, false)? else {
-        return Ok(false);
-    };
     gp.slices = slices as u32;
     gp.slice_rows = slice_rows as u32;
     let per_slice = 2.0 * 32.0 * (slice_rows * gp.ow4 as usize * tap_blocks * oc_blocks) as f64;
-    for (first, count) in dispatch_chunks(slices, per_slice, 1) {
-        for f in (first..first + count).step_by(max) {
-            gp.base = f as u32;
-            ctx.kernels.conv2d_weight_grad_gemm.dispatch_grid(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&gp),
-                &[copies.buffer(x), dy.buffer(gy), &partials],
-                [
-                    tap_blocks.div_ceil(8) as u32,
-                    oc_blocks.div_ceil(8) as u32,
-                    max.min(first + count - f) as u32,
-                ],
-            )?;
+    let pass = WeightGradPass {
+        kernel: &ctx.kernels.conv2d_weight_grad_gemm,
+        xy: [tap_blocks.div_ceil(8), oc_blocks.div_ceil(8)],
+        z: slices,
+        flops_per_z: per_slice,
+        elements,
+        slices,
+    };
+    pass.encode(ctx, encoder, &mut gp, x, gy, gw)
+}
+
+/// The passes of a GEMM-family weight gradient: the row-padded output gradient and the input
+/// copies, the kernel on a grid `xy` x `z` (runs of z items of `flops_per_z` each, `gp.base`
+/// the first), writing `elements * slices` partials, then their fixed-order sum into `gw`.
+struct WeightGradPass<'a> {
+    kernel: &'a Kernel,
+    xy: [usize; 2],
+    z: usize,
+    flops_per_z: f64,
+    elements: usize,
+    slices: usize,
+}
+
+impl WeightGradPass<'_> {
+    /// Records the passes; `false`, recording nothing, where a buffer would pass the binding
+    /// limit or the grid the dispatch limit.
+    fn encode(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        gp: &mut GemmParams,
+        x: &wgpu::Buffer,
+        gy: &wgpu::Buffer,
+        gw: &wgpu::Buffer,
+    ) -> Result<bool> {
+        let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        if self.xy.iter().any(|&d| d > max) {
+            return Ok(false);
         }
+        let Some(partials) = scratch(
+            ctx,
+            "wgpu-conv: weight gradient partials",
+            (self.elements as u64) * (self.slices as u64) * 4,
+            wgpu::BufferUsages::STORAGE,
+        ) else {
+            return Ok(false);
+        };
+        let Some(dy) = Copies::encode(ctx, encoder, &row_padded(gp), gy, false)? else {
+            return Ok(false);
+        };
+        let Some(copies) = Copies::encode(ctx, encoder, gp, x, false)? else {
+            return Ok(false);
+        };
+        for (first, count) in dispatch_chunks(self.z, self.flops_per_z, 1) {
+            for f in (first..first + count).step_by(max) {
+                gp.base = f as u32;
+                self.kernel.dispatch_grid(
+                    &ctx.device,
+                    &ctx.limits,
+                    encoder,
+                    bytemuck::bytes_of(gp),
+                    &[copies.buffer(x), dy.buffer(gy), &partials],
+                    [
+                        self.xy[0] as u32,
+                        self.xy[1] as u32,
+                        max.min(first + count - f) as u32,
+                    ],
+                )?;
+            }
+        }
+        reduce_partials::encode(ctx, encoder, &partials, gw, self.elements, self.slices)?;
+        Ok(true)
     }
-    reduce_partials::encode(ctx, encoder, &partials, gw, elements, slices)?;
-    Ok(true)
 }
 
 /// A kernel that runs once per uniform block (`conv2d_forward_gemm`'s chunks,
@@ -570,9 +607,6 @@ fn planes_params(g: &Conv2dGeometry) -> Option<GemmParams> {
     Some(gp)
 }
 
-/// Invocations the planes weight gradient aims for.
-const PLANES_WEIGHT_GRAD_TARGET_INVOCATIONS: usize = 8192;
-
 /// Records the weight gradient of a layer with one input and one output channel per group
 /// (`conv2d_weight_grad_planes`, then the fixed-order sum of its partials). Returns `false`,
 /// recording nothing, where the path does not apply or a buffer would pass the binding limit.
@@ -587,56 +621,27 @@ pub(crate) fn encode_weight_grad_planes(
     let Some(mut gp) = planes_params(g) else {
         return Ok(false);
     };
-    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let strips = g.ow.div_ceil(4);
     let planes = g.n * g.c;
     // row slices (fixed by the shape and the binding limit, never by timing)
     let elements = g.c * g.taps();
-    let want = PLANES_WEIGHT_GRAD_TARGET_INVOCATIONS
+    let want = WEIGHT_GRAD_TARGET_INVOCATIONS
         .div_ceil(strips * planes)
         .clamp(1, g.oh);
     let slice_rows = g.oh.div_ceil(want);
     let row_slices = g.oh.div_ceil(slice_rows);
     let slices = g.n * row_slices * strips;
-    if strips.div_ceil(64) > max || row_slices > max {
-        return Ok(false);
-    }
-    let Some(partials) = scratch(
-        ctx,
-        "conv2d_weight_grad_planes: partials",
-        (elements as u64) * (slices as u64) * 4,
-        wgpu::BufferUsages::STORAGE,
-    ) else {
-        return Ok(false);
-    };
-    let Some(dy) = Copies::encode(ctx, encoder, &row_padded(&gp), gy, false)? else {
-        return Ok(false);
-    };
-    let Some(copies) = Copies::encode(ctx, encoder, &gp, x, false)? else {
-        return Ok(false);
-    };
     gp.slice_rows = slice_rows as u32;
     let kernel = ctx
         .kernels
         .weight_grad_planes(&ctx.device, g.kh as u32, g.kw as u32);
-    let per_plane = 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64;
-    for (first, count) in dispatch_chunks(planes, per_plane, 1) {
-        for f in (first..first + count).step_by(max) {
-            gp.base = f as u32;
-            kernel.dispatch_grid(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&gp),
-                &[copies.buffer(x), dy.buffer(gy), &partials],
-                [
-                    strips.div_ceil(64) as u32,
-                    row_slices as u32,
-                    max.min(first + count - f) as u32,
-                ],
-            )?;
-        }
-    }
-    reduce_partials::encode(ctx, encoder, &partials, gw, elements, slices)?;
-    Ok(true)
+    let pass = WeightGradPass {
+        kernel: &kernel,
+        xy: [strips.div_ceil(64), row_slices],
+        z: planes,
+        flops_per_z: 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64,
+        elements,
+        slices,
+    };
+    pass.encode(ctx, encoder, &mut gp, x, gy, gw)
 }

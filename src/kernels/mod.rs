@@ -184,6 +184,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         concat!(
             include_str!("../../shaders/conv2d_common.wgsl"),
             include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_planes_common.wgsl"),
             include_str!("../../shaders/conv2d_forward_planes.wgsl")
         ),
     ),
@@ -200,6 +201,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         concat!(
             include_str!("../../shaders/conv2d_common.wgsl"),
             include_str!("../../shaders/conv2d_gemm_common.wgsl"),
+            include_str!("../../shaders/conv2d_planes_common.wgsl"),
             include_str!("../../shaders/conv2d_weight_grad_planes.wgsl")
         ),
     ),
