@@ -94,15 +94,7 @@ fn every_shader_file_is_listed_and_validates() {
 #[test]
 fn params_structs_match_the_rust_side() {
     for (name, src) in SHADERS {
-        let (m, _) = module(name, src);
-        let (handle, _) = m
-            .types
-            .iter()
-            .find(|(_, t)| t.name.as_deref() == Some("Params"))
-            .unwrap_or_else(|| panic!("{name}: no Params struct"));
-        let mut layouter = naga::proc::Layouter::default();
-        layouter.update(m.to_ctx()).unwrap();
-        let wgsl_size = layouter[handle].size as usize;
+        let (_, wgsl_size) = struct_members(name, src, "Params");
         let rust_size = if name.starts_with("conv2d_") {
             size_of::<ConvParams>()
         } else {
@@ -155,20 +147,7 @@ fn conv_params_members_match_in_order() {
     ];
     assert_eq!(rust.len() * 4, size_of::<ConvParams>());
     for (name, src) in SHADERS.iter().filter(|(n, _)| n.starts_with("conv2d_")) {
-        let (m, _) = module(name, src);
-        let ty = m
-            .types
-            .iter()
-            .find(|(_, t)| t.name.as_deref() == Some("Params"))
-            .unwrap()
-            .1;
-        let naga::TypeInner::Struct { members, .. } = &ty.inner else {
-            panic!("{name}: Params is not a struct")
-        };
-        let names: Vec<&str> = members
-            .iter()
-            .map(|m| m.name.as_deref().unwrap_or(""))
-            .collect();
+        let (names, _) = struct_members(name, src, "Params");
         assert_eq!(names, rust, "{name}: Params members");
     }
 }
