@@ -21,6 +21,45 @@ override PER_LANE_WEIGHTS: bool = false;
 // Output rows that are not whole vec4s: store floats into `out_floats` (the output itself)
 // instead of vec4s into `out`, sparing a copy pass.
 override FLOAT_OUT: bool = false;
+// Read the unpadded input itself (zero padding, rows of whole vec4s, pad_left at most 4 and
+// KW at most 5 + pad_left) instead of copy 0, sparing the copy pass; the value is pad_left.
+// Above 4: read copy 0.
+override DIRECT_PAD_LEFT: u32 = 255u;
+
+// Where tap column 0's values start in a loaded row: 0 in copy 0; reading the input itself,
+// the row starts 4 columns before the block, and the padding shifts the taps left.
+fn tap_shift() -> u32 {
+    if DIRECT_PAD_LEFT <= 4u {
+        return 4u - DIRECT_PAD_LEFT;
+    }
+    return 0u;
+}
+
+// Input row r of the block (output rows oy0.. of output block column `bx`, plane `plane`).
+fn input_row(r: u32, plane: u32, oy0: u32, bx: u32) -> Row {
+    if DIRECT_PAD_LEFT > 4u {
+        let wq4 = g.wq / 4u;
+        return load_row((plane * g.hp + oy0 + r) * wq4 + bx);
+    }
+    // the input row and its 12 values from 4 columns before the block, zero where they fall
+    // outside the input
+    let y = i32(oy0 + r) - i32(g.pad_top);
+    let w4 = g.w / 4u;
+    let at = (plane * g.h + u32(clamp(y, 0, i32(g.h) - 1))) * w4;
+    let row_ok = y >= 0 && y < i32(g.h);
+    let c0 = i32(bx * 4u) - 4;
+    let w = i32(g.w);
+    let zero = vec4<f32>(0.0);
+    let k = vec4<i32>(0, 1, 2, 3);
+    let ok0 = (c0 + k >= vec4<i32>(0)) & (c0 + k < vec4<i32>(w)) & vec4<bool>(row_ok);
+    let ok1 = (c0 + 4 + k < vec4<i32>(w)) & vec4<bool>(row_ok);
+    let ok2 = (c0 + 8 + k < vec4<i32>(w)) & vec4<bool>(row_ok);
+    return Row(
+        select(zero, copies[at + max(bx, 1u) - 1u], ok0),
+        select(zero, copies[at + min(bx, w4 - 1u)], ok1),
+        select(zero, copies[at + min(bx + 1u, w4 - 1u)], ok2),
+    );
+}
 const ROWS: u32 = 4u;
 
 // One output channel's weights (keep in sync with `PLANE_BYTES` in src/kernels/mod.rs).
@@ -62,27 +101,27 @@ fn feed(a: u32, row: Row, acc: vec4<f32>) -> vec4<f32> {
     if a >= KH {
         return acc;
     }
-    var r = fma(vec4<f32>(weight(a * KW)), window(row, 0u), acc);
+    var r = fma(vec4<f32>(weight(a * KW)), window(row, tap_shift() + 0u), acc);
     if KW > 1u {
-        r = fma(vec4<f32>(weight(a * KW + 1u)), window(row, 1u), r);
+        r = fma(vec4<f32>(weight(a * KW + 1u)), window(row, tap_shift() + 1u), r);
     }
     if KW > 2u {
-        r = fma(vec4<f32>(weight(a * KW + 2u)), window(row, 2u), r);
+        r = fma(vec4<f32>(weight(a * KW + 2u)), window(row, tap_shift() + 2u), r);
     }
     if KW > 3u {
-        r = fma(vec4<f32>(weight(a * KW + 3u)), window(row, 3u), r);
+        r = fma(vec4<f32>(weight(a * KW + 3u)), window(row, tap_shift() + 3u), r);
     }
     if KW > 4u {
-        r = fma(vec4<f32>(weight(a * KW + 4u)), window(row, 4u), r);
+        r = fma(vec4<f32>(weight(a * KW + 4u)), window(row, tap_shift() + 4u), r);
     }
     if KW > 5u {
-        r = fma(vec4<f32>(weight(a * KW + 5u)), window(row, 5u), r);
+        r = fma(vec4<f32>(weight(a * KW + 5u)), window(row, tap_shift() + 5u), r);
     }
     if KW > 6u {
-        r = fma(vec4<f32>(weight(a * KW + 6u)), window(row, 6u), r);
+        r = fma(vec4<f32>(weight(a * KW + 6u)), window(row, tap_shift() + 6u), r);
     }
     if KW > 7u {
-        r = fma(vec4<f32>(weight(a * KW + 7u)), window(row, 7u), r);
+        r = fma(vec4<f32>(weight(a * KW + 7u)), window(row, tap_shift() + 7u), r);
     }
     return r;
 }
@@ -114,8 +153,7 @@ fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
         load_weights(ch, 13u);
         load_weights(ch, 14u);
     }
-    let wq4 = g.wq / 4u;
-    let base = ((n * g.c + ch) * g.hp + oy0) * wq4 + gid.x;
+    let plane = n * g.c + ch;
     var start = 0.0;
     if g.has_bias != 0u {
         start = bias[ch];
@@ -126,61 +164,61 @@ fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc3 = acc0;
     // input row r feeds output row i = r - a through kernel row a
     {
-        let row = load_row(base + 0u * wq4);
+        let row = input_row(0u, plane, oy0, gid.x);
         acc0 = feed(0u, row, acc0);
     }
     {
-        let row = load_row(base + 1u * wq4);
+        let row = input_row(1u, plane, oy0, gid.x);
         acc1 = feed(0u, row, acc1);
         acc0 = feed(1u, row, acc0);
     }
     {
-        let row = load_row(base + 2u * wq4);
+        let row = input_row(2u, plane, oy0, gid.x);
         acc2 = feed(0u, row, acc2);
         acc1 = feed(1u, row, acc1);
         acc0 = feed(2u, row, acc0);
     }
     {
-        let row = load_row(base + 3u * wq4);
+        let row = input_row(3u, plane, oy0, gid.x);
         acc3 = feed(0u, row, acc3);
         acc2 = feed(1u, row, acc2);
         acc1 = feed(2u, row, acc1);
         acc0 = feed(3u, row, acc0);
     }
     if 4u < ROWS + KH - 1u {
-        let row = load_row(base + 4u * wq4);
+        let row = input_row(4u, plane, oy0, gid.x);
         acc3 = feed(1u, row, acc3);
         acc2 = feed(2u, row, acc2);
         acc1 = feed(3u, row, acc1);
         acc0 = feed(4u, row, acc0);
     }
     if 5u < ROWS + KH - 1u {
-        let row = load_row(base + 5u * wq4);
+        let row = input_row(5u, plane, oy0, gid.x);
         acc3 = feed(2u, row, acc3);
         acc2 = feed(3u, row, acc2);
         acc1 = feed(4u, row, acc1);
         acc0 = feed(5u, row, acc0);
     }
     if 6u < ROWS + KH - 1u {
-        let row = load_row(base + 6u * wq4);
+        let row = input_row(6u, plane, oy0, gid.x);
         acc3 = feed(3u, row, acc3);
         acc2 = feed(4u, row, acc2);
         acc1 = feed(5u, row, acc1);
         acc0 = feed(6u, row, acc0);
     }
     if 7u < ROWS + KH - 1u {
-        let row = load_row(base + 7u * wq4);
+        let row = input_row(7u, plane, oy0, gid.x);
         acc3 = feed(4u, row, acc3);
         acc2 = feed(5u, row, acc2);
         acc1 = feed(6u, row, acc1);
     }
     if 8u < ROWS + KH - 1u {
-        let row = load_row(base + 8u * wq4);
+        let row = input_row(8u, plane, oy0, gid.x);
         acc3 = feed(5u, row, acc3);
         acc2 = feed(6u, row, acc2);
     }
     if 9u < ROWS + KH - 1u {
-        let row = load_row(base + 9u * wq4);
+        let row = input_row(9u, plane, oy0, gid.x);
         acc3 = feed(6u, row, acc3);
     }
     let accs = array<vec4<f32>, ROWS>(acc0, acc1, acc2, acc3);

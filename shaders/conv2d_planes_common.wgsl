@@ -23,7 +23,7 @@ fn load_row(at: u32) -> Row {
     return row;
 }
 
-// The 4 consecutive values from position `b` of the row.
+// The 4 consecutive values from position `b` (at most 8) of the row.
 fn window(row: Row, b: u32) -> vec4<f32> {
     switch b {
         case 0u: { return row.v0; }
@@ -33,6 +33,7 @@ fn window(row: Row, b: u32) -> vec4<f32> {
         case 4u: { return row.v1; }
         case 5u: { return vec4<f32>(row.v1.yzw, row.v2.x); }
         case 6u: { return vec4<f32>(row.v1.zw, row.v2.xy); }
-        default: { return vec4<f32>(row.v1.w, row.v2.xyz); }
+        case 7u: { return vec4<f32>(row.v1.w, row.v2.xyz); }
+        default: { return row.v2; }
     }
 }

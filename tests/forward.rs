@@ -223,6 +223,36 @@ fn every_plane_kernel_size_matches_the_reference() {
 
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn planes_reading_the_input_itself_match_the_reference() {
+    // With zero padding, rows of whole vec4s, pad_left <= 4 and KW <= 5 + pad_left, the planes
+    // kernel reads the input without a padded copy and masks what falls outside it: each
+    // (KH, KW, top, left, bottom, right) here takes that path, with both weight sources.
+    let many = wgpu_conv::kernels::PLANES_PER_LANE_FROM;
+    let mut rng = Rng::new(33);
+    for (kh, kw, pad) in [
+        (3, 3, [1, 1, 1, 1]),
+        (5, 5, [2, 2, 2, 2]),
+        (1, 2, [0, 0, 0, 0]),
+        (3, 5, [0, 0, 2, 4]),
+        (7, 8, [3, 3, 3, 4]),
+        (2, 6, [1, 1, 0, 0]),
+        (4, 5, [3, 4, 0, 1]),
+    ] {
+        for (c, w) in [(2, 12), (many, 16)] {
+            let xs = [2usize, c, 7 + kh, w];
+            let ws = [c, 1, kh, kw];
+            let opts = Conv2dOptions::new().groups(c).padding(pad);
+            let x = rng.vec(xs.iter().product());
+            let wt = rng.vec(ws.iter().product());
+            let b = rng.vec(c);
+            let what = format!("{kh}x{kw} padding {pad:?}, {c} channels");
+            check_forward(xs, ws, &opts, &x, &wt, Some(&b), Algorithm::Gemm, &what);
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn bad_operands_are_errors_not_panics() {
     let ctx = ctx();
     let x = Tensor::zeros([1, 3, 5, 5]);

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::options::{Conv2dGeometry, ConvMode, Hw};
+use crate::options::{Conv2dGeometry, ConvMode, Hw, PaddingMode};
 
 /// A scratch buffer of `bytes` bytes with `usage`, or `None` past the binding limit.
 fn scratch(
@@ -512,8 +512,22 @@ pub(crate) fn encode_forward_planes(
     ) else {
         return Ok(false);
     };
-    let Some(copies) = Copies::encode(ctx, encoder, &gp, x, false)? else {
-        return Ok(false);
+    // zero padding, rows of whole vec4s and a kernel that fits the loaded row: the kernel reads
+    // the input itself (no copy pass, which costs more than the convolution on CPU adapters)
+    // (unpadded rows of whole vec4s need no copy either: copy 0 is the input)
+    let padded = g.pad_top + g.pad_bottom + g.pad_left + g.pad_right > 0;
+    let direct = padded
+        && g.padding_mode == PaddingMode::Zeros
+        && g.w.is_multiple_of(4)
+        && g.pad_left <= 4
+        && g.kw <= 5 + g.pad_left;
+    let copies = if direct {
+        Copies(None)
+    } else {
+        let Some(copies) = Copies::encode(ctx, encoder, &gp, x, false)? else {
+            return Ok(false);
+        };
+        copies
     };
     ctx.kernels.conv2d_pack_planes.dispatch(
         &ctx.device,
@@ -528,9 +542,14 @@ pub(crate) fn encode_forward_planes(
     let per_lane = g.oc >= PLANES_PER_LANE_FROM;
     // rows that are not whole vec4s: float stores straight into y (`out` a placeholder)
     let float_out = !g.ow.is_multiple_of(4);
-    let kernel =
-        ctx.kernels
-            .forward_planes(&ctx.device, g.kh as u32, g.kw as u32, per_lane, float_out);
+    let kernel = ctx.kernels.forward_planes(
+        &ctx.device,
+        g.kh as u32,
+        g.kw as u32,
+        per_lane,
+        float_out,
+        direct.then_some(g.pad_left as u32),
+    );
     let placeholder = &ctx.kernels.placeholder_out;
     let blocks = Blocks {
         kernel: &kernel,

@@ -596,8 +596,9 @@ impl Kernels {
 
 impl Kernels {
     /// `conv2d_forward_planes` for a `kh` x `kw` kernel (the override constants KH and KW),
-    /// with its weights per lane or in uniform blocks (PER_LANE_WEIGHTS) and float or vec4
-    /// stores (FLOAT_OUT), built on first use.
+    /// with its weights per lane or in uniform blocks (PER_LANE_WEIGHTS), float or vec4
+    /// stores (FLOAT_OUT), and reading the input itself with `direct_pad_left` columns of zero
+    /// padding or copy 0 (`None`; DIRECT_PAD_LEFT), built on first use.
     pub(crate) fn forward_planes(
         &self,
         device: &wgpu::Device,
@@ -605,6 +606,7 @@ impl Kernels {
         kw: u32,
         per_lane: bool,
         float_out: bool,
+        direct_pad_left: Option<u32>,
     ) -> std::sync::Arc<Kernel> {
         use Access::{Read, Uniform, Write};
         self.specialised(
@@ -616,6 +618,7 @@ impl Kernels {
                 ("KW", kw),
                 ("PER_LANE_WEIGHTS", u32::from(per_lane)),
                 ("FLOAT_OUT", u32::from(float_out)),
+                ("DIRECT_PAD_LEFT", direct_pad_left.unwrap_or(255)),
             ],
         )
     }
