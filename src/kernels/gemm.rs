@@ -133,8 +133,20 @@ pub(crate) fn encode_forward(
     ) else {
         return Ok(false);
     };
-    let Ok(padded_out) = padded_output(ctx, g) else {
-        return Ok(false);
+    // output rows that are not whole vec4s go to a padded scratch output, copied into y after
+    let padded_out = if g.ow.is_multiple_of(4) {
+        None
+    } else {
+        let bytes = (g.n * g.oc * g.oh * g.ow.div_ceil(4) * 16) as u64;
+        let Some(b) = scratch(
+            ctx,
+            "wgpu-conv: padded output",
+            bytes,
+            wgpu::BufferUsages::STORAGE,
+        ) else {
+            return Ok(false);
+        };
+        Some(b)
     };
     gp.has_bias = u32::from(bias.is_some());
 
@@ -212,16 +224,14 @@ impl Copies {
             encoder.clear_buffer(&copies, copy_bytes * slots, Some(copy_bytes));
         }
         let mut gp = *gp;
+        let kernel = ctx
+            .kernels
+            .pad_copies(&ctx.device, gp.up_h > 1 || gp.up_w > 1);
         let planes = (gp.n * gp.c) as usize;
         let per_plane = (slots as usize * hp * wq) as f64;
         for (first, count) in dispatch_chunks(planes, per_plane, 1) {
             for f in (first..first + count).step_by(max) {
                 gp.base = f as u32;
-                let kernel = if gp.up_h > 1 || gp.up_w > 1 {
-                    &ctx.kernels.conv2d_pad_copies_upsampled
-                } else {
-                    &ctx.kernels.conv2d_pad_copies
-                };
                 kernel.dispatch_grid(
                     &ctx.device,
                     &ctx.limits,
@@ -460,26 +470,6 @@ fn unpad(
         )?;
     }
     Ok(())
-}
-
-/// The output, with rows padded to whole vec4s where they are not (`None`: write `y` itself),
-/// or `Err(())` past the binding limit.
-fn padded_output(
-    ctx: &GpuContext,
-    g: &Conv2dGeometry,
-) -> std::result::Result<Option<wgpu::Buffer>, ()> {
-    if g.ow.is_multiple_of(4) {
-        return Ok(None);
-    }
-    let bytes = (g.n * g.oc * g.oh * g.ow.div_ceil(4) * 16) as u64;
-    scratch(
-        ctx,
-        "wgpu-conv: padded output",
-        bytes,
-        wgpu::BufferUsages::STORAGE,
-    )
-    .map(Some)
-    .ok_or(())
 }
 
 /// Records the forward pass of a layer with one input and one output channel per group

@@ -482,9 +482,6 @@ pub(crate) struct Kernels {
     pub(crate) conv2d_forward_tiled: Kernel,
     pub(crate) conv2d_forward_rows: Kernel,
     pub(crate) conv2d_forward_gemm: Kernel,
-    pub(crate) conv2d_pad_copies: Kernel,
-    /// `conv2d_pad_copies` for inputs upsampled by zero insertion (`UPSAMPLED`).
-    pub(crate) conv2d_pad_copies_upsampled: Kernel,
     pub(crate) conv2d_pack_chunks: Kernel,
     pub(crate) conv2d_unpad_output: Kernel,
     pub(crate) conv2d_weight_grad_gemm: Kernel,
@@ -535,13 +532,6 @@ impl Kernels {
                 device,
                 "conv2d_forward_gemm",
                 &[Uniform, Read, Read, Write],
-            ),
-            conv2d_pad_copies: Kernel::new(device, "conv2d_pad_copies", &[Read, Write]),
-            conv2d_pad_copies_upsampled: Kernel::with_constants(
-                device,
-                "conv2d_pad_copies",
-                &[Read, Write],
-                &[("UPSAMPLED", 1.0)],
             ),
             conv2d_pack_chunks: Kernel::new(device, "conv2d_pack_chunks", &[Read, Write]),
             conv2d_unpad_output: Kernel::new(device, "conv2d_unpad_output", &[Read, Write]),
@@ -620,6 +610,22 @@ impl Kernels {
                 ("FLOAT_OUT", u32::from(float_out)),
                 ("DIRECT_PAD_LEFT", direct_pad_left.unwrap_or(255)),
             ],
+        )
+    }
+
+    /// `conv2d_pad_copies`, for inputs upsampled by zero insertion or not (UPSAMPLED), built
+    /// on first use.
+    pub(crate) fn pad_copies(
+        &self,
+        device: &wgpu::Device,
+        upsampled: bool,
+    ) -> std::sync::Arc<Kernel> {
+        use Access::{Read, Write};
+        self.specialised(
+            device,
+            "conv2d_pad_copies",
+            &[Read, Write],
+            &[("UPSAMPLED", u32::from(upsampled))],
         )
     }
 
