@@ -9,7 +9,12 @@ struct Params {
     stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
     pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
     pad_mode: u32, flip: u32, has_bias: u32, total: u32,
-    slice_len: u32, slices: u32, base: u32, _pad1: u32,
+    slice_len: u32, slices: u32, base: u32, accumulate: u32,
+    // The ranges of this piece's loop nest, outermost first (which loops they are is each
+    // kernel's own; see `kernels::budget`): level i runs lo_i .. hi_i.
+    lo0: u32, hi0: u32, lo1: u32, hi1: u32,
+    lo2: u32, hi2: u32, lo3: u32, hi3: u32,
+    lo4: u32, hi4: u32, _pad0: u32, _pad1: u32,
 }
 
 

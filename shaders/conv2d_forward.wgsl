@@ -1,6 +1,7 @@
 // Forward 2-D convolution (cross-correlation, or strict convolution with `flip`), NCHW input,
 // OIHW weight, optional per-output-channel bias, any stride / padding / dilation / groups and
-// padding mode. One invocation per output element.
+// padding mode. One invocation per output element; the host cuts long reductions into pieces
+// (input channels lo0..hi0, kernel rows lo1..hi1, columns lo2..hi2), each added to the last.
 // (conv2d_common.wgsl, with `Params` and `pad_source`, is prepended to this file.)
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,10 +33,10 @@ fn conv2d_forward(
     let w = i32(p.w);
 
     var acc = 0.0;
-    for (var ci = 0u; ci < p.cpg; ci++) {
+    for (var ci = p.lo0; ci < p.hi0; ci++) {
         let x_plane = (n * p.c + grp * p.cpg + ci) * p.h;
         let w_plane = (o * p.cpg + ci) * p.kh;
-        for (var a = 0u; a < p.kh; a++) {
+        for (var a = p.lo1; a < p.hi1; a++) {
             let sy = pad_source(i32(oy * p.stride_h + a * p.dil_h) - i32(p.pad_top), h, p.pad_mode);
             if sy < 0 {
                 continue;
@@ -43,7 +44,7 @@ fn conv2d_forward(
             let ta = select(a, p.kh - 1u - a, p.flip != 0u);
             let x_row = (x_plane + u32(sy)) * p.w;
             let w_row = (w_plane + ta) * p.kw;
-            for (var b = 0u; b < p.kw; b++) {
+            for (var b = p.lo2; b < p.hi2; b++) {
                 let sx = pad_source(i32(ox * p.stride_w + b * p.dil_w) - i32(p.pad_left), w, p.pad_mode);
                 if sx < 0 {
                     continue;
@@ -55,6 +56,9 @@ fn conv2d_forward(
     }
     if p.has_bias != 0u {
         acc += bias[o];
+    }
+    if p.accumulate != 0u {
+        acc += y[idx];
     }
     y[idx] = acc;
 }

@@ -2,7 +2,8 @@
 // depthwise layers): each invocation computes 16 neighbouring output pixels of one row of one
 // output channel, so the weight it loads feeds 16 multiply-adds and no lane computes channels
 // that do not exist. Dispatched as a 3-D grid (x: blocks of 16 output columns, y: output rows,
-// z: batch x output channels).
+// z: batch x output channels). Long reductions come in pieces (input channels lo0..hi0, kernel
+// rows lo1..hi1, columns lo2..hi2), each added to the last.
 // (conv2d_common.wgsl, with `Params` and `pad_source`, is prepended to this file.)
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -45,17 +46,17 @@ fn conv2d_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var ci = 0u; ci < p.cpg; ci++) {
+    for (var ci = p.lo0; ci < p.hi0; ci++) {
         let x_plane = (n * p.c + grp * p.cpg + ci) * p.h;
         let w_plane = (o * p.cpg + ci) * p.kh;
-        for (var a = 0u; a < p.kh; a++) {
+        for (var a = p.lo1; a < p.hi1; a++) {
             let sy = pad_source(i32(oy * p.stride_h + a * p.dil_h) - i32(p.pad_top), i32(p.h), p.pad_mode);
             if sy < 0 {
                 continue;
             }
             let row_base = (x_plane + u32(sy)) * p.w;
             let w_row = (w_plane + select(a, p.kh - 1u - a, p.flip != 0u)) * p.kw;
-            for (var b = 0u; b < p.kw; b++) {
+            for (var b = p.lo2; b < p.hi2; b++) {
                 let wv = vec4<f32>(weight[w_row + select(b, p.kw - 1u - b, p.flip != 0u)]);
                 let c = col0 + i32(b * p.dil_w);
                 acc0 = fma(wv, load4(row_base, c, sw, ox0), acc0);
@@ -74,7 +75,11 @@ fn conv2d_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var q = 0u; q < 4u; q++) {
         for (var i = 0u; i < 4u; i++) {
             if ox0 + q * 4u + i < p.ow {
-                y[base + q * 4u + i] = accs[q][i] + b0;
+                var v = accs[q][i] + b0;
+                if p.accumulate != 0u {
+                    v += y[base + q * 4u + i];
+                }
+                y[base + q * 4u + i] = v;
             }
         }
     }

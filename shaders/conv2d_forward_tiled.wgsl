@@ -3,7 +3,9 @@
 // multiply-adds and every weight 4. Same options and results as conv2d_forward (the direct
 // kernel), which stays as the reference path. Dispatched as a 3-D grid (x: blocks of 4 output
 // columns, y: output rows, z: batch x channel blocks), so that no invocation divides by a
-// runtime value except once for z (integer division is slow on CPU adapters).
+// runtime value except once for z (integer division is slow on CPU adapters). Long reductions
+// come in pieces (input channels lo0..hi0, kernel rows lo1..hi1, columns lo2..hi2), each added
+// to the last.
 // (conv2d_common.wgsl, with `Params` and `pad_source`, is prepended to this file.)
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -57,9 +59,9 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc5 = vec4<f32>(0.0);
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
-    for (var ci = 0u; ci < p.cpg; ci++) {
+    for (var ci = p.lo0; ci < p.hi0; ci++) {
         let x_plane = (n * p.c + grp * p.cpg + ci) * p.h;
-        for (var a = 0u; a < p.kh; a++) {
+        for (var a = p.lo1; a < p.hi1; a++) {
             let sy = pad_source(i32(oy * p.stride_h + a * p.dil_h) - i32(p.pad_top), i32(p.h), p.pad_mode);
             if sy < 0 {
                 continue;
@@ -67,7 +69,7 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
             let row_base = (x_plane + u32(sy)) * p.w;
             let ta = select(a, p.kh - 1u - a, p.flip != 0u);
             let w_row = (ci * p.kh + ta) * p.kw;
-            for (var b = 0u; b < p.kw; b++) {
+            for (var b = p.lo2; b < p.hi2; b++) {
                 let col = col0 + i32(b * p.dil_w);
                 let xv = vec4<f32>(
                     load_x(row_base, col, live.x),
@@ -101,7 +103,11 @@ fn conv2d_forward_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
         let base = (n * p.oc + o) * plane + oy * p.ow + ox0;
         for (var i = 0u; i < 4u; i++) {
             if ox0 + i < p.ow {
-                y[base + i] = v[i];
+                var e = v[i];
+                if p.accumulate != 0u {
+                    e += y[base + i];
+                }
+                y[base + i] = e;
             }
         }
     }

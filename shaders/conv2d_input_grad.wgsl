@@ -1,7 +1,9 @@
 // Input gradient of sum(y * gy) (the transposed convolution), one invocation per input element.
 // It gathers the gradient of every padded position that reads this pixel: the pixel itself and,
 // for reflect / replicate / circular padding, each border copy of it, so the border's gradient
-// flows back into the pixels it was copied from.
+// flows back into the pixels it was copied from. The host cuts long scans into pieces (candidate
+// rows lo0..hi0 and columns lo1..hi1, output channels lo2..hi2, kernel rows lo3..hi3, columns
+// lo4..hi4), each added to the last.
 // (conv2d_common.wgsl, with `Params` and `pad_source`, is prepended to this file.)
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -15,11 +17,11 @@ const WORKGROUP_SIZE: u32 = 64u;
 // group grp: the sum over output channels and taps that read it.
 fn padded_grad(n: u32, grp: u32, ci: u32, py: u32, px: u32) -> f32 {
     var acc = 0.0;
-    for (var j = 0u; j < p.ocpg; j++) {
+    for (var j = p.lo2; j < p.hi2; j++) {
         let o = grp * p.ocpg + j;
         let w_plane = (o * p.cpg + ci) * p.kh;
         let g_plane = (n * p.oc + o) * p.oh;
-        for (var a = 0u; a < p.kh; a++) {
+        for (var a = p.lo3; a < p.hi3; a++) {
             let off_y = a * p.dil_h;
             if off_y > py {
                 break;
@@ -33,7 +35,7 @@ fn padded_grad(n: u32, grp: u32, ci: u32, py: u32, px: u32) -> f32 {
                 continue;
             }
             let ta = select(a, p.kh - 1u - a, p.flip != 0u);
-            for (var b = 0u; b < p.kw; b++) {
+            for (var b = p.lo4; b < p.hi4; b++) {
                 let off_x = b * p.dil_w;
                 if off_x > px {
                     break;
@@ -73,25 +75,24 @@ fn conv2d_input_grad(
     let grp = c / p.cpg;
     let ci = c % p.cpg;
     // Zero padding: only the pixel itself; other modes: also every border copy of it.
-    var rows = 1u;
-    var cols = 1u;
-    if p.pad_mode != 0u {
-        rows += p.pad_top + p.pad_bottom;
-        cols += p.pad_left + p.pad_right;
-    }
+    // (the host sets lo0..hi0 and lo1..hi1 to within 1 + pad_top + pad_bottom and
+    // 1 + pad_left + pad_right candidates, or 1 each for zero padding)
     var acc = 0.0;
-    for (var kr = 0u; kr < rows; kr++) {
+    for (var kr = p.lo0; kr < p.hi0; kr++) {
         let ry = candidate(kr, iy, p.h, p.pad_top);
         if pad_source(ry, i32(p.h), p.pad_mode) != i32(iy) {
             continue;
         }
-        for (var kc = 0u; kc < cols; kc++) {
+        for (var kc = p.lo1; kc < p.hi1; kc++) {
             let rx = candidate(kc, ix, p.w, p.pad_left);
             if pad_source(rx, i32(p.w), p.pad_mode) != i32(ix) {
                 continue;
             }
             acc += padded_grad(n, grp, ci, u32(ry + i32(p.pad_top)), u32(rx + i32(p.pad_left)));
         }
+    }
+    if p.accumulate != 0u {
+        acc += grad_input[idx];
     }
     grad_input[idx] = acc;
 }

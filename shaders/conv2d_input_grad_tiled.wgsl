@@ -2,7 +2,10 @@
 // input pixel for 4 input channels of one group, so each gy value it loads feeds 4
 // multiply-adds and the tap bookkeeping is shared. As conv2d_input_grad, the gradient of every
 // padded position that reads the pixel (its border copies too) is gathered. Dispatched as a 3-D
-// grid (x: input columns, y: input rows, z: batch x channel blocks).
+// grid (x: input columns, y: input rows, z: batch x channel blocks). The host cuts long scans
+// into pieces (candidate rows lo0..hi0 and columns lo1..hi1 of the 1 + pad_top + pad_bottom and
+// 1 + pad_left + pad_right, or 1 each for zero padding; kernel rows lo2..hi2, columns lo3..hi3;
+// output channels lo4..hi4), each added to the last.
 // (conv2d_common.wgsl, with `Params` and `pad_source`, is prepended to this file.)
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,26 +32,20 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k1 = min(ci0 + 1u, ci_last) * taps;
     let k2 = min(ci0 + 2u, ci_last) * taps;
     let k3 = min(ci0 + 3u, ci_last) * taps;
-    var rows = 1u;
-    var cols = 1u;
-    if p.pad_mode != 0u {
-        rows += p.pad_top + p.pad_bottom;
-        cols += p.pad_left + p.pad_right;
-    }
     var acc = vec4<f32>(0.0);
-    for (var kr = 0u; kr < rows; kr++) {
+    for (var kr = p.lo0; kr < p.hi0; kr++) {
         let ry = candidate(kr, iy, p.h, p.pad_top);
         if pad_source(ry, i32(p.h), p.pad_mode) != i32(iy) {
             continue;
         }
         let py = u32(ry + i32(p.pad_top));
-        for (var kc = 0u; kc < cols; kc++) {
+        for (var kc = p.lo1; kc < p.hi1; kc++) {
             let rx = candidate(kc, ix, p.w, p.pad_left);
             if pad_source(rx, i32(p.w), p.pad_mode) != i32(ix) {
                 continue;
             }
             let px = u32(rx + i32(p.pad_left));
-            for (var a = 0u; a < p.kh; a++) {
+            for (var a = p.lo2; a < p.hi2; a++) {
                 let off_y = a * p.dil_h;
                 if off_y > py {
                     break;
@@ -65,7 +62,7 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
                     continue;
                 }
                 let ta = select(a, p.kh - 1u - a, p.flip != 0u);
-                for (var b = 0u; b < p.kw; b++) {
+                for (var b = p.lo3; b < p.hi3; b++) {
                     let off_x = b * p.dil_w;
                     if off_x > px {
                         break;
@@ -82,7 +79,7 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
                         continue;
                     }
                     let t = ta * p.kw + select(b, p.kw - 1u - b, p.flip != 0u);
-                    for (var j = 0u; j < p.ocpg; j++) {
+                    for (var j = p.lo4; j < p.hi4; j++) {
                         let o = grp * p.ocpg + j;
                         let g = grad_output[((n * p.oc + o) * p.oh + oy) * p.ow + ox];
                         let wo = o * p.cpg * taps + t;
@@ -98,6 +95,11 @@ fn conv2d_input_grad_tiled(@builtin(global_invocation_id) gid: vec3<u32>) {
         if ci > ci_last {
             break;
         }
-        grad_input[((n * p.c + grp * p.cpg + ci) * p.h + iy) * p.w + ix] = acc[j];
+        let at = ((n * p.c + grp * p.cpg + ci) * p.h + iy) * p.w + ix;
+        var v = acc[j];
+        if p.accumulate != 0u {
+            v += grad_input[at];
+        }
+        grad_input[at] = v;
     }
 }

@@ -1,11 +1,13 @@
-// Second pass of the deterministic reductions (weight and bias gradients, the loss): element i
-// is the sum of partials[i * slices + s] for s = 0, 1, ... in that order.
+// Second pass of the deterministic reductions (weight and bias gradients, the loss): sum i is
+// the sum, in order, of group q = i % groups of element e = i / groups: partials[e * slices + s]
+// for s = q * group, q * group + 1, ... (groups = ceil(slices / group); one group of all the
+// slices unless the loop budget makes the host reduce in several such passes).
 
 // Keep in sync with `ReduceParams` in src/kernels/mod.rs.
 struct Params {
     count: u32,
     slices: u32,
-    _pad0: u32,
+    group: u32,
     _pad1: u32,
 }
 
@@ -25,9 +27,12 @@ fn reduce_partials(
     if i >= p.count {
         return;
     }
+    let groups = (p.slices + p.group - 1u) / p.group;
+    let q = i % groups;
+    let base = (i / groups) * p.slices + q * p.group;
+    let len = min(p.group, p.slices - q * p.group);
     var acc = 0.0;
-    let base = i * p.slices;
-    for (var s = 0u; s < p.slices; s++) {
+    for (var s = 0u; s < len; s++) {
         acc += partials[base + s];
     }
     out[i] = acc;

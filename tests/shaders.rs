@@ -143,6 +143,18 @@ fn conv_params_members_match_in_order() {
         "slice_len",
         "slices",
         "base",
+        "accumulate",
+        "lo0",
+        "hi0",
+        "lo1",
+        "hi1",
+        "lo2",
+        "hi2",
+        "lo3",
+        "hi3",
+        "lo4",
+        "hi4",
+        "_pad0",
         "_pad1",
     ];
     assert_eq!(rust.len() * 4, size_of::<ConvParams>());

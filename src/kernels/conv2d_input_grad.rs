@@ -1,4 +1,6 @@
-use super::{dispatch_chunks, gemm, groups_for, Algorithm, ConvParams, WORKGROUP_SIZE};
+use super::{
+    budget, dispatch_chunks, gemm, groups_for, z_chunks, Algorithm, ConvParams, WORKGROUP_SIZE,
+};
 use crate::context::GpuContext;
 use crate::error::Result;
 use crate::options::{Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
@@ -40,32 +42,53 @@ pub(crate) fn encode(
     ];
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let per_tap = 2.0 * (g.ocpg() * g.kh * g.kw) as f64;
+    // The candidates: the padded positions that may read a pixel (itself, and for the other
+    // padding modes every border position), scanned as rows x columns.
+    let (rows, cols) = if g.padding_mode == PaddingMode::Zeros {
+        (1, 1)
+    } else {
+        (1 + g.pad_top + g.pad_bottom, 1 + g.pad_left + g.pad_right)
+    };
     if algorithm != Algorithm::Direct && grid[0] <= max && grid[1] <= max {
-        for (first, count) in dispatch_chunks(grid[2], 4.0 * (g.h * g.w) as f64 * per_tap, 1) {
-            p.base = first as u32;
-            ctx.kernels.conv2d_input_grad_tiled.dispatch_grid(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&p),
-                &[w, gy, gx],
-                [grid[0] as u32, grid[1] as u32, count as u32],
-            )?;
+        // Loop iterations per invocation: the nest candidate rows x columns x kernel rows x
+        // kernel columns x output channels (every candidate taken as a match, no early exit),
+        // plus 4 stores; longer scans run as pieces, each adding to the last.
+        let nest = [rows, cols, g.kh, g.kw, g.ocpg()];
+        for (i, piece) in budget::split_nest(&nest, 4).iter().enumerate() {
+            p.set_piece(i, piece);
+            let per_z = 4.0 * (g.h * g.w) as f64 * per_tap;
+            for (first, count) in z_chunks(grid[2], per_z, max as u32) {
+                p.base = first as u32;
+                ctx.kernels.conv2d_input_grad_tiled.dispatch_grid(
+                    &ctx.device,
+                    &ctx.limits,
+                    encoder,
+                    bytemuck::bytes_of(&p),
+                    &[w, gy, gx],
+                    [grid[0] as u32, grid[1] as u32, count as u32],
+                )?;
+            }
         }
         return Ok(());
     }
     let total: usize = g.input_shape().iter().product();
     p.total = total as u32;
-    for (first, count) in dispatch_chunks(total, per_tap, WORKGROUP_SIZE as usize) {
-        p.base = first as u32;
-        ctx.kernels.conv2d_input_grad.dispatch(
-            &ctx.device,
-            &ctx.limits,
-            encoder,
-            bytemuck::bytes_of(&p),
-            &[w, gy, gx],
-            groups_for(count)?,
-        )?;
+    // Loop iterations per invocation: candidate rows x columns x output channels x kernel rows
+    // x kernel columns; longer scans run as pieces, each adding to the last.
+    let nest = [rows, cols, g.ocpg(), g.kh, g.kw];
+    for (i, piece) in budget::split_nest(&nest, 0).iter().enumerate() {
+        p.set_piece(i, piece);
+        for (first, count) in dispatch_chunks(total, per_tap, WORKGROUP_SIZE as usize) {
+            p.base = first as u32;
+            ctx.kernels.conv2d_input_grad.dispatch(
+                &ctx.device,
+                &ctx.limits,
+                encoder,
+                bytemuck::bytes_of(&p),
+                &[w, gy, gx],
+                groups_for(count)?,
+            )?;
+        }
     }
     Ok(())
 }

@@ -1,3 +1,4 @@
+use super::budget::{self, LOOP_BUDGET};
 use super::{dispatch_chunks, gemm, reduce_partials, Algorithm, ConvParams};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -16,17 +17,26 @@ fn partial_budget(ctx: &GpuContext) -> usize {
 }
 
 /// Slice length and slice count for `elements` reductions of length `len` each, slices of
-/// `slice` or longer (doubled until the partials fit the budget).
+/// `slice` or longer (doubled until the partials fit the budget), but no longer than
+/// `max_slice` (what keeps the kernel within the loop budget).
 fn slices_from(
     ctx: &GpuContext,
     elements: usize,
     len: usize,
-    mut slice: usize,
+    slice: usize,
+    max_slice: usize,
 ) -> Result<(usize, usize)> {
     let budget = partial_budget(ctx);
-    slice = slice.max(1);
+    let mut slice = slice.clamp(1, max_slice.max(1));
     while elements.saturating_mul(len.div_ceil(slice)) > budget && slice < len {
         slice *= 2;
+    }
+    let slice = slice.min(len.max(1));
+    if slice > max_slice {
+        return Err(Error::TooLarge(format!(
+            "{elements} reductions of {len} terms: slices short enough for the loop budget \
+             ({max_slice} terms) do not fit the device's partial-sum budget"
+        )));
     }
     let slices = len.div_ceil(slice).max(1);
     if elements.saturating_mul(slices) > budget && slices > 1 {
@@ -37,9 +47,19 @@ fn slices_from(
     Ok((slice, slices))
 }
 
-/// Slicing of the direct reductions (fixed slice length).
+/// Longest slice of the direct reductions (weight and bias gradients, the loss): 64 lanes walk
+/// a slice, `slice / 64` iterations each, then a 6-level tree.
+const MAX_DIRECT_SLICE: usize = 64 * (LOOP_BUDGET as usize - 6);
+
+/// Longest slice of the tiled weight gradient: one iteration per term, then 4 x 4 stores.
+const MAX_TILED_SLICE: usize = LOOP_BUDGET as usize - 20;
+
+/// Slicing of the direct reductions (fixed slice length). Loop iterations per invocation:
+/// `slice.div_ceil(64) + 6`, at most [`LOOP_BUDGET`].
 pub(crate) fn slicing(ctx: &GpuContext, elements: usize, len: usize) -> Result<(usize, usize)> {
-    slices_from(ctx, elements, len, REDUCTION_SLICE)
+    let (slice, slices) = slices_from(ctx, elements, len, REDUCTION_SLICE, MAX_DIRECT_SLICE)?;
+    budget::check("direct reduction", (slice.div_ceil(64) + 6) as u64)?;
+    Ok((slice, slices))
 }
 
 /// Slicing of the tiled weight gradient: as many slices as keep about
@@ -50,12 +70,16 @@ fn tiled_slicing(ctx: &GpuContext, g: &Conv2dGeometry, blocks: usize) -> Result<
     let want = TILED_TARGET_INVOCATIONS
         .div_ceil(blocks)
         .clamp(1, len.div_ceil(16).max(1));
-    slices_from(
+    let (slice, slices) = slices_from(
         ctx,
         g.weight_shape().iter().product(),
         len,
         len.div_ceil(want),
-    )
+        MAX_TILED_SLICE,
+    )?;
+    // loop iterations per invocation: one per term of its slice, then 4 x 4 stores
+    budget::check("conv2d_weight_grad_tiled", slice as u64 + 20)?;
+    Ok((slice, slices))
 }
 
 /// Records the weight gradient `gw` of `sum(y * gy)`: partial sums per slice of the reduction,

@@ -3,6 +3,7 @@
 
 use wgpu::util::DeviceExt;
 
+use super::budget::{self, LOOP_BUDGET};
 use super::{
     dispatch_chunks, groups_for, reduce_partials, GemmParams, Kernel, CHUNK_BYTES, CHUNK_TAPS,
     PLANES_MAX_KERNEL, PLANES_PER_LANE_FROM, PLANE_BYTES,
@@ -279,9 +280,21 @@ pub(crate) fn encode_weight_grad(
     let elements: usize = g.weight_shape().iter().product();
     let want = WEIGHT_GRAD_TARGET_INVOCATIONS.div_ceil(tap_blocks * oc_blocks);
     let budget = (ctx.binding_limit() / 4) as usize / elements.max(1);
-    let slices = want.min(rows).min(budget).max(1);
+    // Loop iterations per invocation: per output row of its slice, 1 + ceil(OW / 4) (whole
+    // vec4s and the tail), then 8 x 4 stores. Rows too long for one, or more slices than the
+    // partials can hold, leave the pass to the tiled kernel.
+    let per_row = 1 + g.ow.div_ceil(4);
+    let max_rows = (LOOP_BUDGET as usize).saturating_sub(32) / per_row;
+    if max_rows == 0 || rows.div_ceil(max_rows) > budget {
+        return Ok(false);
+    }
+    let slices = want.min(rows).min(budget).max(rows.div_ceil(max_rows)).max(1);
     let slice_rows = rows.div_ceil(slices);
     let slices = rows.div_ceil(slice_rows);
+    budget::check(
+        "conv2d_weight_grad_gemm",
+        (slice_rows * per_row + 32) as u64,
+    )?;
     gp.slices = slices as u32;
     gp.slice_rows = slice_rows as u32;
     let per_slice = 2.0 * 32.0 * (slice_rows * gp.ow4 as usize * tap_blocks * oc_blocks) as f64;
@@ -637,8 +650,11 @@ pub(crate) fn encode_weight_grad_planes(
     let want = WEIGHT_GRAD_TARGET_INVOCATIONS
         .div_ceil(strips * planes)
         .clamp(1, g.oh);
-    let slice_rows = g.oh.div_ceil(want);
+    // Loop iterations per invocation: one per output row of its slice (the rest is written
+    // out), so slices of at most LOOP_BUDGET rows.
+    let slice_rows = g.oh.div_ceil(want).min(LOOP_BUDGET as usize);
     let row_slices = g.oh.div_ceil(slice_rows);
+    budget::check("conv2d_weight_grad_planes", slice_rows as u64)?;
     let slices = g.n * row_slices * strips;
     gp.slice_rows = slice_rows as u32;
     let kernel = ctx

@@ -7,6 +7,7 @@ use wgpu::util::DeviceExt;
 use crate::error::{Error, Result};
 use crate::options::{Conv2dGeometry, ConvMode};
 
+pub mod budget;
 mod conv2d_bias_grad;
 mod conv2d_forward;
 mod conv2d_input_grad;
@@ -279,6 +280,30 @@ pub struct ConvParams {
     pub slices: u32,
     /// First work item of this dispatch (long passes are cut into several dispatches).
     pub base: u32,
+    /// 1 where this piece of a reduction adds to what the pieces before it wrote.
+    pub accumulate: u32,
+    /// Start of this piece's range of its kernel's outermost loop (see [`budget`]).
+    pub lo0: u32,
+    /// End of that range.
+    pub hi0: u32,
+    /// Range of the second loop level.
+    pub lo1: u32,
+    /// End of that range.
+    pub hi1: u32,
+    /// Range of the third loop level.
+    pub lo2: u32,
+    /// End of that range.
+    pub hi2: u32,
+    /// Range of the fourth loop level.
+    pub lo3: u32,
+    /// End of that range.
+    pub hi3: u32,
+    /// Range of the fifth loop level.
+    pub lo4: u32,
+    /// End of that range.
+    pub hi4: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
     /// Padding to 16 bytes.
     pub _pad1: u32,
 }
@@ -314,8 +339,33 @@ impl ConvParams {
             slice_len: 0,
             slices: 0,
             base: 0,
+            accumulate: 0,
+            lo0: 0,
+            hi0: 0,
+            lo1: 0,
+            hi1: 0,
+            lo2: 0,
+            hi2: 0,
+            lo3: 0,
+            hi3: 0,
+            lo4: 0,
+            hi4: 0,
+            _pad0: 0,
             _pad1: 0,
         }
+    }
+
+    /// Sets the loop ranges of one piece of a nest cut by [`budget::split_nest`] (up to five
+    /// levels, outermost first); the piece adds to the pieces before it unless it is the first.
+    pub(crate) fn set_piece(&mut self, index: usize, ranges: &[std::ops::Range<usize>]) {
+        let mut r = ranges.iter().map(|r| (r.start as u32, r.end as u32));
+        let mut next = || r.next().unwrap_or((0, 0));
+        (self.lo0, self.hi0) = next();
+        (self.lo1, self.hi1) = next();
+        (self.lo2, self.hi2) = next();
+        (self.lo3, self.hi3) = next();
+        (self.lo4, self.hi4) = next();
+        self.accumulate = u32::from(index > 0);
     }
 }
 
@@ -431,12 +481,13 @@ pub const CHUNK_BYTES: u64 = 2560;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ReduceParams {
-    /// Elements to produce.
+    /// Sums to produce: elements x groups.
     pub count: u32,
     /// Partials per element.
     pub slices: u32,
-    /// Padding.
-    pub _pad0: u32,
+    /// Consecutive partials per sum (`slices` in a single pass; fewer where the loop budget
+    /// makes the reduction a tree of passes).
+    pub group: u32,
     /// Padding.
     pub _pad1: u32,
 }
@@ -863,6 +914,19 @@ pub(crate) fn dispatch_chunks(
     (0..items)
         .step_by(per)
         .map(|s| (s, per.min(items - s)))
+        .collect()
+}
+
+/// [`dispatch_chunks`] for the z axis of a 3-D grid: runs of at most `max_per_dim` items too.
+pub(crate) fn z_chunks(items: usize, flops_per_item: f64, max_per_dim: u32) -> Vec<(usize, usize)> {
+    let max = (max_per_dim as usize).max(1);
+    dispatch_chunks(items, flops_per_item, 1)
+        .into_iter()
+        .flat_map(|(first, count)| {
+            (first..first + count)
+                .step_by(max)
+                .map(move |s| (s, max.min(first + count - s)))
+        })
         .collect()
 }
 
