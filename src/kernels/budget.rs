@@ -109,7 +109,10 @@ mod tests {
             assert_eq!(covered(&boxes), sizes.iter().product::<usize>());
             for b in &boxes {
                 let lens: Vec<usize> = b.iter().map(|r| r.len()).collect();
-                assert!(nest_iterations(&lens, fixed) <= LOOP_BUDGET, "{sizes:?}: {b:?}");
+                assert!(
+                    nest_iterations(&lens, fixed) <= LOOP_BUDGET,
+                    "{sizes:?}: {b:?}"
+                );
                 for (r, &s) in b.iter().zip(&sizes) {
                     assert!(r.end <= s && r.start < r.end);
                 }
@@ -127,6 +130,9 @@ mod tests {
     #[test]
     fn check_refuses_what_is_over() {
         assert!(check("k", LOOP_BUDGET).is_ok());
-        assert!(matches!(check("k", LOOP_BUDGET + 1), Err(Error::TooLarge(_))));
+        assert!(matches!(
+            check("k", LOOP_BUDGET + 1),
+            Err(Error::TooLarge(_))
+        ));
     }
 }

@@ -288,7 +288,11 @@ pub(crate) fn encode_weight_grad(
     if max_rows == 0 || rows.div_ceil(max_rows) > budget {
         return Ok(false);
     }
-    let slices = want.min(rows).min(budget).max(rows.div_ceil(max_rows)).max(1);
+    let slices = want
+        .min(rows)
+        .min(budget)
+        .max(rows.div_ceil(max_rows))
+        .max(1);
     let slice_rows = rows.div_ceil(slices);
     let slices = rows.div_ceil(slice_rows);
     budget::check(

@@ -19,7 +19,15 @@ pub(crate) fn encode(
     if slices > budget {
         let groups = slices.div_ceil(budget);
         let sums = ctx.scratch_buffer("reduce_partials: group sums", count * groups)?;
-        pass(ctx, encoder, partials, &sums, count * groups, slices, budget)?;
+        pass(
+            ctx,
+            encoder,
+            partials,
+            &sums,
+            count * groups,
+            slices,
+            budget,
+        )?;
         return encode(ctx, encoder, &sums, out, count, groups);
     }
     pass(ctx, encoder, partials, out, count, slices, slices)

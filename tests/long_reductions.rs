@@ -1,0 +1,232 @@
+//! Exact tests of long reductions: at least 70,000 terms per output element, for every kernel
+//! family (direct, tiled, GEMM, planes) and every op (forward, weight, input and bias
+//! gradients, the loss), on small-integer data.
+//!
+//! With inputs in {-2, ..., 2} every product is a small integer and every partial sum stays far
+//! below 2^24, so any correct order of `f32` additions gives the exact result: the test asks
+//! for equality with the `f64` reference, not for the worst-case bound. That bound,
+//! `(L + 1) * 2^-24 * sum|ab|`, is about 0.4 % of `sum|ab|` at L = 70,000: wide enough to let a
+//! sum that a driver silently cut short pass (Mesa's gallivm leaves every loop of an
+//! invocation after 65,535 iterations in all). Here a single missing term fails the test.
+
+mod common;
+
+use common::{ctx, Rng};
+use wgpu_conv::{cpu, Algorithm, Conv2d, Conv2dOptions, PaddingMode, Sgd, Tensor, Trainer, Wanted};
+
+/// Small integers in {-2, ..., 2}, none of them all zero.
+fn ints(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| (rng.next_u64() % 5) as f32 - 2.0).collect()
+}
+
+/// Asserts `got` equals the reference exactly, element by element.
+#[track_caller]
+fn assert_exact(got: &[f32], reference: &cpu::Reference, what: &str) {
+    assert_eq!(got.len(), reference.values.len(), "{what}: length");
+    assert!(
+        reference.terms >= 70_000,
+        "{what}: only {} terms per element; this test wants long reductions",
+        reference.terms
+    );
+    for (i, (&g, &r)) in got.iter().zip(&reference.values).enumerate() {
+        assert!(
+            r.abs() < f64::from(1u32 << 24),
+            "{what}: reference {r} is not exact in f32"
+        );
+        assert_eq!(
+            f64::from(g),
+            r,
+            "{what}: element {i} of {} is {g}, exactly {r}",
+            got.len()
+        );
+    }
+}
+
+/// The algorithms each case runs with: every explicit one and `Auto`.
+fn algorithms() -> [Algorithm; 4] {
+    [
+        Algorithm::Direct,
+        Algorithm::Tiled,
+        Algorithm::Gemm,
+        Algorithm::Auto,
+    ]
+}
+
+struct Long {
+    name: &'static str,
+    x: [usize; 4],
+    w: [usize; 4],
+    opts: Conv2dOptions,
+}
+
+fn forward_cases() -> Vec<Long> {
+    let o = Conv2dOptions::new;
+    vec![
+        // 280 channels x 16 x 16 = 71,680 taps per output, 3 output channels (GEMM, tiled)
+        Long {
+            name: "channels",
+            x: [1, 280, 16, 16],
+            w: [3, 280, 16, 16],
+            opts: o(),
+        },
+        // one plane, a 265 x 265 kernel: 70,225 taps (the rows kernel; too big for planes)
+        Long {
+            name: "big_kernel",
+            x: [1, 1, 270, 270],
+            w: [1, 1, 265, 265],
+            opts: o(),
+        },
+        // depthwise, 1 x 70,001 kernel (one kernel row longer than the budget), with bias
+        Long {
+            name: "long_row_depthwise",
+            x: [1, 2, 2, 70_003],
+            w: [2, 1, 1, 70_001],
+            opts: o().groups(2),
+        },
+    ]
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn forward_long_reductions_are_exact() {
+    let mut rng = Rng::new(70_000);
+    for c in forward_cases() {
+        let x = ints(&mut rng, c.x.iter().product());
+        let w = ints(&mut rng, c.w.iter().product());
+        let b = ints(&mut rng, c.w[0]);
+        let g = c.opts.resolve(c.x, c.w).unwrap();
+        let reference = cpu::conv2d_forward(&g, &x, &w, Some(&b));
+        let xt = Tensor::new(c.x.to_vec(), x).unwrap();
+        let wt = Tensor::new(c.w.to_vec(), w).unwrap();
+        let bt = Tensor::new(vec![c.w[0]], b).unwrap();
+        for a in algorithms() {
+            let y = ctx().conv2d_with(&xt, &wt, Some(&bt), &c.opts, a).unwrap();
+            assert_exact(y.data(), &reference, &format!("forward {} ({a:?})", c.name));
+        }
+    }
+}
+
+fn backward_cases() -> Vec<(Long, bool, bool)> {
+    let o = Conv2dOptions::new;
+    vec![
+        // weight and bias gradients over 298^2 = 88,804 output pixels: GEMM (several output
+        // channels per group), tiled, direct
+        (
+            Long {
+                name: "weight_channels",
+                x: [1, 2, 300, 300],
+                w: [4, 2, 3, 3],
+                opts: o(),
+            },
+            true,
+            false,
+        ),
+        // one plane: the planes weight gradient
+        (
+            Long {
+                name: "weight_plane",
+                x: [1, 1, 300, 300],
+                w: [1, 1, 3, 3],
+                opts: o(),
+            },
+            true,
+            false,
+        ),
+        // depthwise over a batch: 2 x 199^2 = 79,202 terms
+        (
+            Long {
+                name: "weight_depthwise_batch",
+                x: [2, 2, 200, 200],
+                w: [2, 1, 2, 2],
+                opts: o().groups(2),
+            },
+            true,
+            false,
+        ),
+        // input gradient: 1,100 output channels x 64 taps = 70,400 terms per input pixel (the
+        // transposed forward GEMM, the tiled and the direct kernels)
+        (
+            Long {
+                name: "input_channels",
+                x: [1, 1, 8, 8],
+                w: [1_100, 1, 8, 8],
+                opts: o().padding(7),
+            },
+            false,
+            true,
+        ),
+        // input gradient under padding far wider than the image: a corner pixel is copied into
+        // 301^2 = 90,601 padded positions (the candidate scan)
+        (
+            Long {
+                name: "input_wide_replicate",
+                x: [1, 1, 2, 2],
+                w: [1, 1, 1, 1],
+                opts: o().padding(300).padding_mode(PaddingMode::Replicate),
+            },
+            false,
+            true,
+        ),
+    ]
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn gradient_long_reductions_are_exact() {
+    let mut rng = Rng::new(70_001);
+    for (c, weight, input) in backward_cases() {
+        let x = ints(&mut rng, c.x.iter().product());
+        let w = ints(&mut rng, c.w.iter().product());
+        let g = c.opts.resolve(c.x, c.w).unwrap();
+        let gy = ints(&mut rng, g.output_shape().iter().product());
+        let xt = Tensor::new(c.x.to_vec(), x.clone()).unwrap();
+        let wt = Tensor::new(c.w.to_vec(), w.clone()).unwrap();
+        let gyt = Tensor::new(g.output_shape().to_vec(), gy.clone()).unwrap();
+        let wanted = Wanted {
+            input,
+            weight,
+            bias: weight,
+        };
+        for a in algorithms() {
+            let grads = ctx()
+                .conv2d_backward_with(&xt, &wt, &gyt, &c.opts, wanted, a)
+                .unwrap();
+            if weight {
+                let r = cpu::conv2d_weight_grad(&g, &x, &gy);
+                let what = format!("weight grad {} ({a:?})", c.name);
+                assert_exact(grads.weight.as_ref().unwrap().data(), &r, &what);
+                let r = cpu::conv2d_bias_grad(&g, &gy);
+                let what = format!("bias grad {} ({a:?})", c.name);
+                assert_exact(grads.bias.as_ref().unwrap().data(), &r, &what);
+            }
+            if input {
+                let r = cpu::conv2d_input_grad(&g, &w, &gy);
+                let what = format!("input grad {} ({a:?})", c.name);
+                assert_exact(grads.input.as_ref().unwrap().data(), &r, &what);
+            }
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn loss_over_a_long_reduction_is_exact() {
+    // y = x exactly (a 1x1 kernel of weight 1): the loss sum (x - t)^2 over 300 x 300 = 90,000
+    // terms, each at most 16.
+    let mut rng = Rng::new(70_002);
+    let shape = [1usize, 1, 300, 300];
+    let x = ints(&mut rng, shape.iter().product());
+    let t = ints(&mut rng, shape.iter().product());
+    let layer = Conv2d::from_weight(
+        Tensor::new(vec![1, 1, 1, 1], vec![1.0]).unwrap(),
+        None,
+        Conv2dOptions::new(),
+    )
+    .unwrap();
+    let xt = Tensor::new(shape.to_vec(), x.clone()).unwrap();
+    let tt = Tensor::new(shape.to_vec(), t.clone()).unwrap();
+    let mut trainer = Trainer::new(ctx(), &layer, &xt, &tt, Sgd::new(0.0)).unwrap();
+    let loss = trainer.step(true).unwrap().unwrap();
+    let (reference, _) = cpu::mse_loss(&x, &t, 1.0);
+    assert_exact(&[loss], &reference, "loss");
+}
