@@ -230,3 +230,38 @@ fn loss_over_a_long_reduction_is_exact() {
     let (reference, _) = cpu::mse_loss(&x, &t, 1.0);
     assert_exact(&[loss], &reference, "loss");
 }
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn random_long_reductions_err_like_a_random_walk() {
+    // Rounding errors of a correct sum of L terms behave like a random walk: their mean stays
+    // near sqrt(L) * 2^-24 * sum|ab|, far inside the worst-case (L + 1) * 2^-24 * sum|ab|.
+    // A sum cut short errs by a share of sum|ab| itself.
+    let mut rng = Rng::new(70_003);
+    let (xs, ws) = ([1usize, 280, 18, 18], [8usize, 280, 16, 16]);
+    let x = rng.vec(xs.iter().product());
+    let w = rng.vec(ws.iter().product());
+    let opts = Conv2dOptions::new();
+    let g = opts.resolve(xs, ws).unwrap();
+    let reference = cpu::conv2d_forward(&g, &x, &w, None);
+    let xt = Tensor::new(xs.to_vec(), x).unwrap();
+    let wt = Tensor::new(ws.to_vec(), w).unwrap();
+    let unit = f64::from(f32::EPSILON) / 2.0;
+    let l = reference.terms as f64;
+    for a in algorithms() {
+        let y = ctx().conv2d_with(&xt, &wt, None, &opts, a).unwrap();
+        let ratios: Vec<f64> = y
+            .data()
+            .iter()
+            .zip(reference.values.iter().zip(&reference.magnitude))
+            .map(|(&got, (&exact, &mag))| (f64::from(got) - exact).abs() / (l.sqrt() * unit * mag))
+            .collect();
+        let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+        assert!(
+            mean < 1.0,
+            "forward ({a:?}): mean error {mean:.3} x sqrt(L) * 2^-24 * sum|ab| over {} outputs",
+            ratios.len()
+        );
+        crate::common::assert_within(y.data(), &reference, &format!("forward ({a:?})"));
+    }
+}
