@@ -34,7 +34,7 @@ pub struct Trainer<'a> {
 
 impl<'a> Trainer<'a> {
     /// Uploads the layer, the data and the optimizer state. `target` must have the output's
-    /// number of elements. The loss is the chapter's plain sum of squares (scale 1).
+    /// shape (leading 1s may be left out). The loss is the chapter's plain sum of squares (scale 1).
     pub fn new(
         ctx: &'a GpuContext,
         layer: &Conv2d,
@@ -48,8 +48,13 @@ impl<'a> Trainer<'a> {
             layer.bias().map(Tensor::len),
             layer.options(),
         )?;
-        let out_len: usize = g.output_shape().iter().product();
-        if target.len() != out_len {
+        let out = g.output_shape();
+        let t = target.shape();
+        // the output's shape, or it less leading 1s ((6, 7) for (1, 1, 6, 7))
+        let same = t.len() <= out.len()
+            && out[..out.len() - t.len()].iter().all(|&d| d == 1)
+            && out[out.len() - t.len()..] == *t;
+        if !same {
             return Err(Error::shape(format!(
                 "target has shape {:?}, the layer's output is {:?}",
                 target.shape(),

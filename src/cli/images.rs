@@ -20,22 +20,107 @@ pub enum Map {
     Clamp,
 }
 
-/// Loads any PNG or JPEG as grayscale `[H, W]` in `[0, 1]`.
-pub fn load_gray(path: &Path) -> Result<Tensor> {
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .decode()
-        .with_context(|| {
-            format!(
-                "{} is not a PNG or JPEG image this tool can decode",
-                path.display()
-            )
-        })?;
-    let gray = img.to_luma32f();
-    let (w, h) = (gray.width() as usize, gray.height() as usize);
-    Ok(Tensor::new(vec![h, w], gray.into_raw())?)
+/// Pixels an input image may have unless `--max-pixels` says otherwise: 64 megapixels (an
+/// 8192 x 8192 image), about 1 GiB of work at the most this tool needs per pixel.
+pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
+
+/// What transparent pixels are composited over: white (1.0), so that a transparent shape on
+/// an opaque dark ground has an edge.
+pub const BACKGROUND: f32 = 1.0;
+
+/// Loads a PNG or JPEG as grayscale `[H, W]` in `[0, 1]`, alpha composited over
+/// [`BACKGROUND`]. The size is checked against `max_pixels` from the header, before decoding; a
+/// truncated file is an error. Memory: the decoded image in its own format (1 to 4 bytes a pixel
+/// for 8-bit images) and 4 bytes a pixel for the result; 16-bit and float images also pass
+/// through 16 bytes a pixel.
+pub fn load_gray(path: &Path, max_pixels: u64) -> Result<Tensor> {
+    let open = || -> Result<_> {
+        image::ImageReader::open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?
+            .with_guessed_format()
+            .with_context(|| format!("cannot read {}", path.display()))
+    };
+    let not_image = || {
+        format!(
+            "{} is not a PNG or JPEG image this tool can decode",
+            path.display()
+        )
+    };
+    let reader = open()?;
+    let format = reader.format();
+    let (w, h) = reader.into_dimensions().with_context(not_image)?;
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > max_pixels {
+        bail!(
+            "{}: {w}x{h} is {pixels} pixels, over the limit of {max_pixels} (raise it with --max-pixels)",
+            path.display()
+        );
+    }
+    if format == Some(image::ImageFormat::Jpeg) {
+        check_jpeg_complete(path)?;
+    }
+    let mut reader = open()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(pixels.saturating_mul(8).max(1 << 20));
+    reader.limits(limits);
+    let img = reader.decode().with_context(not_image)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut data = Vec::new();
+    data.try_reserve_exact(w * h)
+        .with_context(|| format!("{}: no memory for {w}x{h} pixels", path.display()))?;
+    // Rec. 601 luma (what the image crate's own gray conversion uses), then alpha over the
+    // background; 16-bit and float images keep their precision
+    let luma = |r: f32, g: f32, b: f32| 0.299 * r + 0.587 * g + 0.114 * b;
+    match &img {
+        image::DynamicImage::ImageLuma8(i) => {
+            data.extend(i.pixels().map(|p| f32::from(p.0[0]) / 255.0))
+        }
+        image::DynamicImage::ImageLumaA8(i) => data.extend(
+            i.pixels()
+                .map(|p| over(f32::from(p.0[0]) / 255.0, f32::from(p.0[1]) / 255.0)),
+        ),
+        image::DynamicImage::ImageRgb8(i) => data.extend(i.pixels().map(|p| {
+            let [r, g, b] = p.0.map(|v| f32::from(v) / 255.0);
+            luma(r, g, b)
+        })),
+        image::DynamicImage::ImageRgba8(i) => data.extend(i.pixels().map(|p| {
+            let [r, g, b, a] = p.0.map(|v| f32::from(v) / 255.0);
+            over(luma(r, g, b), a)
+        })),
+        other => {
+            // 16-bit and float images: through f32 RGBA (16 bytes a pixel, for these rarer formats)
+            let rgba = other.to_rgba32f();
+            data.extend(rgba.pixels().map(|p| {
+                let [r, g, b, a] = p.0;
+                over(luma(r, g, b), a)
+            }));
+        }
+    }
+    drop(img);
+    Ok(Tensor::new(vec![h, w], data)?)
+}
+
+/// Gray `v` with opacity `a`, composited over [`BACKGROUND`].
+fn over(v: f32, a: f32) -> f32 {
+    v * a + BACKGROUND * (1.0 - a)
+}
+
+/// A JPEG cut short still decodes (the decoder fills the rest with gray): refuse one whose last
+/// end-of-image marker (FF D9) does not come after its last start-of-scan (FF DA). Inside
+/// entropy-coded data an FF is always followed by 00 or a restart marker, so those two byte
+/// pairs are markers wherever they occur.
+fn check_jpeg_complete(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let last = |m: u8| bytes.windows(2).rposition(|w| w == [0xFF, m]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) if eoi > sos => Ok(()),
+        _ => bail!(
+            "{}: the JPEG is truncated (no end-of-image marker after its last scan)",
+            path.display()
+        ),
+    }
 }
 
 fn scale_of(values: &[f32]) -> f32 {
@@ -85,8 +170,40 @@ pub fn save_gray(path: &Path, t: &Tensor, map: Map, kernel_nonnegative: bool) ->
         .collect();
     let img =
         image::GrayImage::from_raw(*w as u32, *h as u32, pixels).context("image buffer size")?;
-    img.save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("cannot write {}", path.display()))
+    if path == Path::new("-") {
+        // standard output, as PNG
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+        std::io::Write::write_all(&mut std::io::stdout().lock(), &png)
+            .context("cannot write the image to standard output")?;
+        return Ok(());
+    }
+    let format = output_format(path)?;
+    super::write_atomic(path, |tmp| {
+        img.save_with_format(tmp, format)
+            .with_context(|| format!("cannot write {}", path.display()))
+    })
+}
+
+/// The format an output image is written in, from its extension: PNG (`.png`) or JPEG (`.jpg`,
+/// `.jpeg`); anything else is an error rather than PNG bytes under another name. (`-`, standard
+/// output, is PNG.)
+pub fn output_format(path: &Path) -> Result<image::ImageFormat> {
+    if path == Path::new("-") {
+        return Ok(image::ImageFormat::Png);
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("png") => Ok(image::ImageFormat::Png),
+        Some("jpg" | "jpeg") => Ok(image::ImageFormat::Jpeg),
+        _ => bail!(
+            "{}: cannot tell the output format; name it .png or .jpg",
+            path.display()
+        ),
+    }
 }
 
 /// Nearest-neighbour upscaling, so the chapter's 6x8 images can be seen.

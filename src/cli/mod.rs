@@ -6,9 +6,9 @@ mod npy;
 mod plot;
 mod walkthrough;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use wgpu_conv::{
     context, geometry, Conv2d, Conv2dOptions, ConvMode, GpuContext, Hw, Padding, PaddingMode, Sgd,
@@ -48,6 +48,9 @@ enum Command {
         /// How responses become gray levels.
         #[arg(long, value_enum, default_value_t = images::Map::Auto)]
         map: images::Map,
+        /// Largest input image, in pixels, checked before decoding.
+        #[arg(long, default_value_t = images::DEFAULT_MAX_PIXELS)]
+        max_pixels: u64,
     },
     /// Applies any kernel (KH, KW) from a .npy file to a PNG or JPEG image.
     Filter {
@@ -64,6 +67,9 @@ enum Command {
         /// How responses become gray levels.
         #[arg(long, value_enum, default_value_t = images::Map::Auto)]
         map: images::Map,
+        /// Largest input image, in pixels, checked before decoding.
+        #[arg(long, default_value_t = images::DEFAULT_MAX_PIXELS)]
+        max_pixels: u64,
     },
     /// Forward convolution of X.npy with W.npy (and B.npy), written to Y.npy.
     Forward {
@@ -123,13 +129,13 @@ enum Command {
         #[arg(long)]
         bias: bool,
         /// Learning rate.
-        #[arg(long, default_value_t = 0.03)]
+        #[arg(long, default_value_t = 0.03, allow_negative_numbers = true)]
         lr: f32,
         /// SGD momentum.
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
         momentum: f32,
         /// L2 weight decay.
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
         weight_decay: f32,
         /// Steps.
         #[arg(long, default_value_t = 10)]
@@ -236,8 +242,9 @@ fn image_command(
     weight: &Tensor,
     mode: PaddingMode,
     map: images::Map,
+    max_pixels: u64,
 ) -> Result<()> {
-    let img = images::load_gray(input)?;
+    let img = images::load_gray(input, max_pixels)?;
     let ctx = context()?;
     let spinner = if img.len() > 1 << 20 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let s = indicatif::ProgressBar::new_spinner();
@@ -256,7 +263,7 @@ fn image_command(
     spinner.finish_and_clear();
     let nonneg = weight.data().iter().all(|&v| v >= 0.0);
     images::save_gray(output, &y, map, nonneg)?;
-    println!(
+    eprintln!(
         "{}x{} image, kernel {:?}, {:.1} ms on {} -> {}",
         img.shape()[1],
         img.shape()[0],
@@ -282,9 +289,11 @@ pub fn run(cli: Cli) -> Result<()> {
             kernel,
             padding_mode,
             map,
+            max_pixels,
         } => {
             let weight = images::edge_weight(&kernel)?;
-            image_command(&input, &output, &weight, padding_mode, map)
+            check_outputs(&[&input], &[&output])?;
+            image_command(&input, &output, &weight, padding_mode, map, max_pixels)
         }
         Command::Filter {
             input,
@@ -292,7 +301,9 @@ pub fn run(cli: Cli) -> Result<()> {
             weight,
             padding_mode,
             map,
+            max_pixels,
         } => {
+            check_outputs(&[&input, &weight], &[&output])?;
             let w = npy::read(&weight)?;
             let w = match w.shape() {
                 [kh, kw] => {
@@ -305,7 +316,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     weight.display()
                 ),
             };
-            image_command(&input, &output, &w, padding_mode, map)
+            image_command(&input, &output, &w, padding_mode, map, max_pixels)
         }
         Command::Forward {
             input,
@@ -314,6 +325,9 @@ pub fn run(cli: Cli) -> Result<()> {
             output,
             conv,
         } => {
+            let mut inputs = vec![input.as_path(), weight.as_path()];
+            inputs.extend(bias.as_deref());
+            check_outputs(&inputs, &[&output])?;
             let x = npy::read(&input)?;
             let w = npy::read(&weight)?;
             let b = bias.as_deref().map(npy::read).transpose()?;
@@ -342,6 +356,15 @@ pub fn run(cli: Cli) -> Result<()> {
                     "nothing to do: give at least one of --grad-weight, --grad-input, --grad-bias"
                 );
             }
+            let mut inputs = vec![input.as_path(), weight.as_path(), grad_output.as_path()];
+            inputs.extend(bias.as_deref());
+            let outputs: Vec<&std::path::Path> = [&grad_weight, &grad_input, &grad_bias]
+                .into_iter()
+                .flatten()
+                .map(PathBuf::as_path)
+                .collect();
+            // every output path is checked before anything is computed or written
+            check_outputs(&inputs, &outputs)?;
             let x = npy::read(&input)?;
             let w = npy::read(&weight)?;
             let gy = npy::read(&grad_output)?;
@@ -382,6 +405,12 @@ pub fn run(cli: Cli) -> Result<()> {
             plot,
             conv,
         } => {
+            let outputs: Vec<&std::path::Path> = [&output_weight, &plot]
+                .into_iter()
+                .flatten()
+                .map(PathBuf::as_path)
+                .collect();
+            check_outputs(&[&input, &target], &outputs)?;
             let x = npy::read(&input)?;
             let y = npy::read(&target)?;
             if !lr.is_finite() || !momentum.is_finite() || !weight_decay.is_finite() {
@@ -391,46 +420,53 @@ pub fn run(cli: Cli) -> Result<()> {
                 bail!("--log-every must be at least 1");
             }
             let opts = conv.options();
-            let layer = Conv2d::new(
-                x.dims4()?[1],
-                out_channels(&x, &y),
-                kernel_size,
-                bias,
-                opts,
-                seed,
-            )?;
-            let g = geometry(
-                x.shape(),
-                layer.weight().shape(),
-                layer.bias().map(Tensor::len),
-                &opts,
-            )?;
-            if y.len() != g.output_shape().iter().product::<usize>() {
+            let c = x.dims4()?[1];
+            let oc = out_channels(&x, &y);
+            // the geometry (and so every size) is checked before the weight is allocated
+            let wshape = [oc, c / opts.groups.max(1), kernel_size.h, kernel_size.w];
+            let g = geometry(x.shape(), &wshape, bias.then_some(oc), &opts)?;
+            let out = g.output_shape();
+            if !same_shape(y.shape(), &out) {
                 bail!(
                     "the target has shape {:?} but a {kernel_size} kernel gives an output of {:?}",
                     y.shape(),
-                    g.output_shape()
+                    out
                 );
             }
+            let layer = Conv2d::new(c, oc, kernel_size, bias, opts, seed)?;
             let ctx = context()?;
             let sgd = Sgd::new(lr).momentum(momentum).weight_decay(weight_decay);
             let mut trainer = Trainer::new(&ctx, &layer, &x, &y, sgd)?;
             let bar = progress(steps as u64, "training");
             let mut points = Vec::new();
+            let mut diverged = None;
             for i in 0..steps {
                 let log = (i + 1) % log_every == 0;
-                if let Some(loss) = trainer.step(log || plot.is_some())? {
-                    points.push((i + 1, loss));
-                    if log {
-                        bar.suspend(|| println!("epoch {}, loss {loss:.3}", i + 1));
-                    }
+                // every step's loss is read, so that a diverging run stops at once
+                let Some(loss) = trainer.step(true)? else {
+                    continue;
+                };
+                if !loss.is_finite() {
+                    diverged = Some((i + 1, loss));
+                    break;
+                }
+                points.push((i + 1, loss));
+                if log {
+                    bar.suspend(|| println!("epoch {}, loss {loss:.3}", i + 1));
                 }
                 bar.inc(1);
             }
             bar.finish_and_clear();
             if let Some(p) = &plot {
-                plot::loss_svg(p, &points, &format!("training loss, lr {lr}"))?;
-                println!("loss curve written to {}", p.display());
+                let title = match diverged {
+                    Some((step, _)) => format!("training loss, lr {lr}: not finite at step {step}"),
+                    None => format!("training loss, lr {lr}"),
+                };
+                plot::loss_svg(p, &points, diverged.map(|d| d.0), &title)?;
+                eprintln!("loss curve written to {}", p.display());
+            }
+            if let Some((step, loss)) = diverged {
+                bail!("training diverged: the loss is {loss} at step {step} (try a smaller --lr)");
             }
             let learned = trainer.layer()?;
             println!(
@@ -467,6 +503,80 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// The output channel count the target implies: its channel dimension, or 1 for rank 2.
+/// Checks, before any work, that every output can be written: its folder exists, it is not a
+/// folder itself, no two outputs are the same file and no output is one of the inputs.
+fn check_outputs(inputs: &[&Path], outputs: &[&Path]) -> Result<()> {
+    let key = |p: &Path| -> Option<PathBuf> {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some(dir.canonicalize().ok()?.join(p.file_name()?))
+    };
+    let ins: Vec<PathBuf> = inputs
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for &out in outputs {
+        if out == Path::new("-") {
+            continue;
+        }
+        if out.is_dir() {
+            bail!("{} is a folder; give a file name to write", out.display());
+        }
+        let Some(k) = key(out) else {
+            bail!("cannot write {}: its folder does not exist", out.display());
+        };
+        let k = k.canonicalize().unwrap_or(k);
+        if ins.contains(&k) {
+            bail!(
+                "{} is also an input; write the result elsewhere",
+                out.display()
+            );
+        }
+        if seen.contains(&k) {
+            bail!("{} is given as two outputs", out.display());
+        }
+        seen.push(k);
+    }
+    Ok(())
+}
+
+/// Writes `path` safely: `write` fills a new temporary file in the same folder, which then
+/// replaces `path` in one rename, so that a reader (or a second writer) sees the old file or
+/// the whole new one, never a mix, and a failed write leaves no partial file.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let suffix = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(".wgpu-conv-")
+        .suffix(&suffix)
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    write(tmp.path())?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow!("cannot write {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+/// Whether `got` is `want` (rank 4) or `want` less some of its leading 1s: a target (6, 7) for
+/// an output (1, 1, 6, 7).
+fn same_shape(got: &[usize], want: &[usize]) -> bool {
+    got.len() <= want.len()
+        && want[..want.len() - got.len()].iter().all(|&d| d == 1)
+        && want[want.len() - got.len()..] == *got
+}
+
 fn out_channels(x: &Tensor, y: &Tensor) -> usize {
     match y.shape() {
         [_, oc, _, _] => *oc,
