@@ -70,6 +70,34 @@ async fn candidate_adapters() -> Vec<wgpu::Adapter> {
         .await
 }
 
+/// The backend names `WGPU_BACKEND` takes (comma-separated, any case): those of wgpu 30's
+/// `Backends::from_comma_list`, which skips any other name with only a log warning.
+pub const BACKEND_NAMES: &[&str] = &[
+    "vulkan", "vk", "metal", "mtl", "dx12", "d3d12", "gl", "opengl", "gles", "webgpu", "noop",
+];
+
+/// Checks `WGPU_BACKEND` (when set) names only backends wgpu knows: a typo is an error naming
+/// the bad value, not "no adapter found".
+pub fn check_backend_env() -> Result<()> {
+    let Ok(value) = std::env::var("WGPU_BACKEND") else {
+        return Ok(());
+    };
+    let bad: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !BACKEND_NAMES.contains(&b.to_lowercase().as_str()))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let shown: String = value.chars().take(60).collect();
+    Err(Error::InvalidOption(format!(
+        "WGPU_BACKEND={shown:?} names no backend ({}); use one of {}",
+        bad.join(", ").chars().take(60).collect::<String>(),
+        BACKEND_NAMES.join(", ")
+    )))
+}
+
 /// Every adapter the environment's backends can see.
 pub fn list_adapters() -> Vec<AdapterInfo> {
     let instance = instance_from_env();
@@ -127,6 +155,7 @@ impl GpuContext {
 
     /// As [`GpuContext::new`], without blocking.
     pub async fn new_async() -> Result<Self> {
+        check_backend_env()?;
         let mut adapters = candidate_adapters().await;
         let detail = match std::env::var("WGPU_BACKEND") {
             Ok(b) => format!(" for WGPU_BACKEND={b}"),
@@ -343,7 +372,13 @@ impl GpuContext {
                 .slice(..)
                 .get_mapped_range()
                 .map_err(|e| Error::Readback(e.to_string()))?;
-            out.push(bytemuck::cast_slice::<u8, f32>(&view).to_vec());
+            let floats = bytemuck::cast_slice::<u8, f32>(&view);
+            let mut host = Vec::new();
+            host.try_reserve_exact(floats.len()).map_err(|_| {
+                Error::HostOutOfMemory(format!("readback: {} bytes do not fit", view.len()))
+            })?;
+            host.extend_from_slice(floats);
+            out.push(host);
             drop(view);
             s.unmap();
         }

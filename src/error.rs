@@ -54,6 +54,9 @@ pub enum Error {
     /// The device ran out of memory.
     #[error("GPU out of memory in {0}: try a smaller batch or image")]
     OutOfMemory(String),
+    /// The host could not allocate a buffer a result needs.
+    #[error("out of host memory: {0}; try a smaller batch or image")]
+    HostOutOfMemory(String),
     /// The device was lost (driver reset, `destroy`, ...); build a new context.
     #[error("GPU device lost: {0}; create a new GpuContext")]
     DeviceLost(String),

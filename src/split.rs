@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::kernels::Algorithm;
 use crate::ops::{RawGrads, Wanted};
 use crate::options::{Conv2dGeometry, Conv2dOptions, Padding, PaddingMode};
+use crate::tensor::try_zeros;
 
 /// One piece: batch items `n0..n0+nb`, output channels `o0..o0+ob`, output rows `r0..r0+rb`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,13 +145,13 @@ fn for_band(g: &Conv2dGeometry, p: &Piece, mut f: impl FnMut(usize, usize, usize
     }
 }
 
-fn band_input(g: &Conv2dGeometry, p: &Piece, x: &[f32]) -> Vec<f32> {
+fn band_input(g: &Conv2dGeometry, p: &Piece, x: &[f32]) -> Result<Vec<f32>> {
     let (rows, wp) = (band_rows(g, p.rb), padded_width(g));
-    let mut band = vec![0f32; p.nb * g.c * rows * wp];
+    let mut band = try_zeros(p.nb * g.c * rows * wp, "split: input band")?;
     for_band(g, p, |n, c, r, q, src| {
         band[((n * g.c + c) * rows + r) * wp + q] = x[src]
     });
-    band
+    Ok(band)
 }
 
 /// Copies the `[nb, ob, rb, OW]` block of a full `[N, OC, OH, OW]` tensor out, or back in.
@@ -181,12 +182,12 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     algorithm: Algorithm,
 ) -> Result<Vec<f32>> {
-    let mut y = vec![0f32; g.output_shape().iter().product()];
+    let mut y = try_zeros(g.output_shape().iter().product(), "split: output")?;
     for p in pieces(ctx, g)? {
         let pg = piece_geometry(g, &p)?;
         let out = ctx.forward_raw(
             &pg,
-            &band_input(g, &p, x),
+            &band_input(g, &p, x)?,
             weight_block(g, &p, w),
             bias.map(|b| &b[p.o0..p.o0 + p.ob]),
             algorithm,
@@ -210,20 +211,27 @@ pub(crate) fn backward(
     algorithm: Algorithm,
 ) -> Result<RawGrads> {
     let per = g.cpg() * g.kh * g.kw;
-    let mut gw = wanted.weight.then(|| vec![0f32; g.oc * per]);
+    let mut gw = wanted
+        .weight
+        .then(|| try_zeros(g.oc * per, "split: weight gradient"))
+        .transpose()?;
     let mut gx = wanted
         .input
-        .then(|| vec![0f32; g.input_shape().iter().product()]);
-    let mut gb = wanted.bias.then(|| vec![0f32; g.oc]);
+        .then(|| try_zeros(g.input_shape().iter().product(), "split: input gradient"))
+        .transpose()?;
+    let mut gb = wanted
+        .bias
+        .then(|| try_zeros(g.oc, "split: bias gradient"))
+        .transpose()?;
     for p in pieces(ctx, g)? {
         let pg = piece_geometry(g, &p)?;
-        let mut gy_piece = vec![0f32; p.nb * p.ob * p.rb * g.ow];
+        let mut gy_piece = try_zeros(p.nb * p.ob * p.rb * g.ow, "split: output gradient piece")?;
         for (local, full) in block_indices(g, &p) {
             gy_piece[local..local + g.ow].copy_from_slice(&gy[full..full + g.ow]);
         }
         let (pw, px, pb) = ctx.backward_raw(
             &pg,
-            &band_input(g, &p, x),
+            &band_input(g, &p, x)?,
             weight_block(g, &p, w),
             &gy_piece,
             wanted,

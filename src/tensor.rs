@@ -142,3 +142,16 @@ impl Tensor {
         self.data.chunks(w.max(1)).map(|r| r.to_vec()).collect()
     }
 }
+
+/// `len` zeros, or an out-of-memory error (never an abort) where the host cannot hold them.
+pub(crate) fn try_zeros(len: usize, what: &str) -> crate::error::Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        crate::error::Error::HostOutOfMemory(format!(
+            "{what}: {len} floats ({} bytes) do not fit",
+            len.saturating_mul(4)
+        ))
+    })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}

@@ -700,3 +700,374 @@ proptest! {
         prop_assert!(out.status.code().is_some(), "killed by a signal");
     }
 }
+
+/// A `.npy` file with `header` (padded as numpy pads it) and `data` after it.
+fn raw_npy(header: &str, data: &[u8]) -> Vec<u8> {
+    let pad = (64 - (12 + header.len() + 1) % 64) % 64;
+    let mut b = b"\x93NUMPY\x02\x00".to_vec();
+    b.extend_from_slice(&((header.len() + pad + 1) as u32).to_le_bytes());
+    b.extend_from_slice(header.as_bytes());
+    b.extend(std::iter::repeat_n(b' ', pad));
+    b.push(b'\n');
+    b.extend_from_slice(data);
+    b
+}
+
+/// The hostile inputs of issue "Never silently wrong": headers that stalled the reader, sizes
+/// that aborted, shapes that were accepted scrambled, images and paths that gave wrong bytes.
+/// Each ends in one short error line and a non-zero exit, writing nothing.
+#[test]
+fn hostile_files_sizes_and_paths_end_in_short_errors() {
+    let d = Dir::new("hostile");
+    let p = |f: &str| d.path(f).to_str().unwrap().to_string();
+    let nested = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': {}{}, }}",
+        "[".repeat(22),
+        "]".repeat(22)
+    );
+    std::fs::write(d.path("nested.npy"), raw_npy(&nested, &[0; 16])).unwrap();
+    std::fs::write(d.path("long.npy"), raw_npy(&"(".repeat(20_000_000), &[])).unwrap();
+    write_npy(&d.path("f64big.npy"), &[2, 2], &[1e300f64, 1.0, 2.0, 3.0]);
+    let x = [[1.0f32, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]; 6].concat();
+    write_npy(&d.path("X.npy"), &[6, 8], &x);
+    write_npy(&d.path("Y.npy"), &[6, 7], &[0.5f32; 42]);
+    write_npy(&d.path("YT.npy"), &[7, 6], &[0.5f32; 42]);
+    write_npy(&d.path("Yflat.npy"), &[42], &[0.5f32; 42]);
+    write_npy(&d.path("w2.npy"), &[2, 2], &[1.0f32; 4]);
+    let img = image::GrayImage::from_fn(200, 100, |x, _| image::Luma([(x % 256) as u8]));
+    img.save(d.path("in.jpg")).unwrap();
+    img.save(d.path("in.png")).unwrap();
+    let jpg = std::fs::read(d.path("in.jpg")).unwrap();
+    std::fs::write(d.path("cut.jpg"), &jpg[..jpg.len() / 2]).unwrap();
+    let fwd = |x: &str| -> Vec<String> {
+        [
+            "forward",
+            "--input",
+            &p(x),
+            "--weight",
+            &p("w2.npy"),
+            "--output",
+            &p("y.npy"),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let train = |target: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["train", "--input", &p("X.npy"), "--target", &p(target)]
+            .map(String::from)
+            .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let edges = |input: &str, out: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = vec!["edges".into(), p(input), out.to_string()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("header nested 22 deep", fwd("nested.npy")),
+        ("20 MB header", fwd("long.npy")),
+        ("float64 beyond float32", fwd("f64big.npy")),
+        (
+            "train kernel of 10^11 taps",
+            train("Y.npy", &["--kernel-size", "99999999999,2"]),
+        ),
+        (
+            "train kernel of 65536 x 65537",
+            train("Y.npy", &["--kernel-size", "65536,65537"]),
+        ),
+        (
+            "train target transposed",
+            train("YT.npy", &["--kernel-size", "1,2"]),
+        ),
+        (
+            "train target flat",
+            train("Yflat.npy", &["--kernel-size", "1,2"]),
+        ),
+        (
+            "train diverges",
+            train("Y.npy", &["--kernel-size", "1,2", "--lr", "1e30"]),
+        ),
+        ("truncated JPEG", edges("cut.jpg", &p("o.png"), &[])),
+        (
+            "image over the pixel budget",
+            edges("in.png", &p("o.png"), &["--max-pixels", "1000"]),
+        ),
+        ("image output as .svg", edges("in.png", &p("o.svg"), &[])),
+        (
+            "image output in a missing folder",
+            edges("in.png", &p("nodir/o.png"), &[]),
+        ),
+        (
+            "unknown kernel",
+            edges("in.png", &p("o.png"), &["--kernel", "sobel-z"]),
+        ),
+        (
+            "backward writes over an input",
+            [
+                "backward",
+                "--input",
+                &p("X.npy"),
+                "--weight",
+                &p("w2.npy"),
+                "--grad-output",
+                &p("Y.npy"),
+                "--grad-weight",
+                &p("X.npy"),
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        (
+            "backward second output in a missing folder",
+            [
+                "backward",
+                "--input",
+                &p("X.npy"),
+                "--weight",
+                &p("w2.npy"),
+                "--grad-output",
+                &p("Y.npy"),
+                "--grad-weight",
+                &p("gw.npy"),
+                "--grad-input",
+                &p("nodir/g.npy"),
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+    ];
+    let before = std::fs::read(d.path("X.npy")).unwrap();
+    for (what, args) in &cases {
+        let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| {
+                !l.trim().is_empty() && !l.contains("XDG_RUNTIME_DIR") && !l.contains("written to")
+            })
+            .collect();
+        assert!(!out.status.success(), "{what}: exited 0");
+        assert_eq!(lines.len(), 1, "{what}: stderr is not one line: {stderr}");
+        assert!(lines[0].starts_with("error"), "{what}: {stderr}");
+        assert!(
+            lines[0].len() < 400,
+            "{what}: {} bytes of error",
+            lines[0].len()
+        );
+    }
+    assert_eq!(
+        std::fs::read(d.path("X.npy")).unwrap(),
+        before,
+        "an input was overwritten"
+    );
+    for f in ["gw.npy", "o.png", "o.svg", "y.npy"] {
+        assert!(!d.path(f).exists(), "{f} was written by a failing command");
+    }
+    let unknown = run(&edges("in.png", &p("o.png"), &["--kernel", "sobel-z"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let msg = String::from_utf8_lossy(&unknown.stderr);
+    for name in [
+        "sobel-x",
+        "sobel-y",
+        "prewitt-x",
+        "prewitt-y",
+        "sobel",
+        "prewitt",
+    ] {
+        assert!(
+            msg.contains(name),
+            "the unknown-kernel error leaves out {name}: {msg}"
+        );
+    }
+}
+
+/// What the hostile table's fixes must still allow: a negative learning rate written with a
+/// space, a target of the output's shape less its leading 1s, a plot that marks divergence,
+/// JPEG output for `.jpg`, PNG on standard output, and alpha composited over white.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn fixed_inputs_work_as_documented() {
+    let d = Dir::new("documented");
+    let p = |f: &str| d.path(f).to_str().unwrap().to_string();
+    let x = [[1.0f32, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]; 6].concat();
+    write_npy(&d.path("X.npy"), &[6, 8], &x);
+    write_npy(&d.path("Y.npy"), &[6, 7], &[0.5f32; 42]);
+    let out = run(&[
+        "train",
+        "--input",
+        &p("X.npy"),
+        "--target",
+        &p("Y.npy"),
+        "--kernel-size",
+        "1,2",
+        "--lr",
+        "-0.001",
+        "--steps",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "train",
+        "--input",
+        &p("X.npy"),
+        "--target",
+        &p("Y.npy"),
+        "--kernel-size",
+        "1,2",
+        "--lr",
+        "1e30",
+        "--plot",
+        &p("loss.svg"),
+    ]);
+    assert!(!out.status.success());
+    let svg = std::fs::read_to_string(d.path("loss.svg")).unwrap();
+    assert!(
+        svg.contains("not finite at step"),
+        "the plot does not mark the divergence"
+    );
+    // alpha: a transparent square on opaque black has edges (white shows through)
+    let img = image::RgbaImage::from_fn(40, 40, |x, y| {
+        let inside = (10..30).contains(&x) && (10..30).contains(&y);
+        image::Rgba([0, 0, 0, if inside { 0 } else { 255 }])
+    });
+    img.save(d.path("alpha.png")).unwrap();
+    let out = run(&["edges", &p("alpha.png"), &p("e.jpg")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(d.path("e.jpg")).unwrap();
+    assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF], ".jpg output is not JPEG");
+    let e = image::open(d.path("e.jpg")).unwrap().to_luma8();
+    assert!(
+        e.get_pixel(10, 20).0[0] > 128,
+        "no edge at the transparent square's border"
+    );
+    assert!(
+        e.get_pixel(20, 20).0[0] < 64,
+        "an edge inside the uniform square"
+    );
+    let out = run(&["edges", &p("alpha.png"), "-"]);
+    assert!(out.status.success());
+    assert_eq!(
+        &out.stdout[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "stdout does not carry the PNG alone"
+    );
+}
+
+/// Two writers of one output never leave a file that mixes them: each write goes to a
+/// temporary file renamed into place.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn concurrent_writes_never_mix() {
+    let d = Dir::new("concurrent");
+    let p = |f: &str| d.path(f).to_str().unwrap().to_string();
+    let mut rng = Rng::new(5);
+    write_npy(&d.path("x.npy"), &[64, 64], &rng.vec(64 * 64));
+    write_npy(&d.path("a.npy"), &[3, 3], &[1.0f32; 9]);
+    write_npy(&d.path("b.npy"), &[3, 3], &[-1.0f32; 9]);
+    let results: Vec<Vec<f32>> = ["a", "b"]
+        .iter()
+        .map(|k| {
+            let out = run(&[
+                "forward",
+                "--input",
+                &p("x.npy"),
+                "--weight",
+                &p(&format!("{k}.npy")),
+                "--output",
+                &p(&format!("y{k}.npy")),
+            ]);
+            assert!(out.status.success());
+            read_npy(&d.path(&format!("y{k}.npy"))).1
+        })
+        .collect();
+    for _ in 0..4 {
+        let children: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|k| {
+                bin()
+                    .args([
+                        "forward",
+                        "--input",
+                        &p("x.npy"),
+                        "--weight",
+                        &p(&format!("{k}.npy")),
+                        "--output",
+                        &p("y.npy"),
+                    ])
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        let (_, y) = read_npy(&d.path("y.npy"));
+        assert!(
+            results.contains(&y),
+            "the output mixes the two writers' results"
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&d.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".wgpu-conv-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+}
+
+/// A padded output too large for the host's memory (under a 3 GB address-space limit) is an
+/// error, not an abort; a misspelt `WGPU_BACKEND` is named; `info` with no adapter says so once.
+#[test]
+fn limits_and_environment_give_clear_errors() {
+    let d = Dir::new("limits");
+    write_npy(&d.path("x.npy"), &[1, 1, 4, 4], &[1.0f32; 16]);
+    write_npy(&d.path("w.npy"), &[1, 1, 1, 1], &[1.0f32]);
+    let cmd = format!(
+        "ulimit -v 3000000; exec '{}' forward --input '{}' --weight '{}' --output '{}' --padding 20000",
+        env!("CARGO_BIN_EXE_wgpu-conv"),
+        arg(&d.path("x.npy")),
+        arg(&d.path("w.npy")),
+        arg(&d.path("y.npy"))
+    );
+    let out = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not a clean error exit: {stderr}"
+    );
+    assert!(stderr.contains("out of host memory"), "{stderr}");
+
+    let out = bin()
+        .env("WGPU_BACKEND", "nonsense")
+        .arg("info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("WGPU_BACKEND=\"nonsense\""), "{stderr}");
+    assert!(!stderr.contains("mesa-vulkan-drivers"), "{stderr}");
+
+    // no Metal on Linux: no adapters
+    let out = bin()
+        .env("WGPU_BACKEND", "metal")
+        .arg("info")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("no adapters found"), "{stdout}");
+    assert!(!stdout.contains("adapters found (0)"), "{stdout}");
+}

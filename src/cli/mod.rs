@@ -502,7 +502,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The output channel count the target implies: its channel dimension, or 1 for rank 2.
 /// Checks, before any work, that every output can be written: its folder exists, it is not a
 /// folder itself, no two outputs are the same file and no output is one of the inputs.
 fn check_outputs(inputs: &[&Path], outputs: &[&Path]) -> Result<()> {
@@ -577,6 +576,7 @@ fn same_shape(got: &[usize], want: &[usize]) -> bool {
         && want[want.len() - got.len()..] == *got
 }
 
+/// The output channel count the target implies: its channel dimension, or 1 for rank 2.
 fn out_channels(x: &Tensor, y: &Tensor) -> usize {
     match y.shape() {
         [_, oc, _, _] => *oc,
@@ -596,13 +596,15 @@ fn check_ranks(x: &Tensor, w: &Tensor) -> Result<()> {
 }
 
 fn info() -> Result<()> {
+    context::check_backend_env()?;
     let adapters = context::list_adapters();
     if adapters.is_empty() {
         println!("no adapters found");
-    }
-    println!("adapters found ({}):", adapters.len());
-    for a in &adapters {
-        println!("  {}", context::describe_adapter(a));
+    } else {
+        println!("adapters found ({}):", adapters.len());
+        for a in &adapters {
+            println!("  {}", context::describe_adapter(a));
+        }
     }
     let ctx = context()?;
     let why = match std::env::var("WGPU_ADAPTER_NAME") {
