@@ -5,6 +5,7 @@ mod common;
 
 use common::{assert_within, case_data, cases, ctx, Rng};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use wgpu_conv::{
     cpu, geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, Error, Padding, PaddingMode, Tensor,
 };
@@ -295,11 +296,81 @@ fn bad_operands_are_errors_not_panics() {
     assert!(ctx.conv2d(&x, &w, None, &Conv2dOptions::new()).is_ok());
 }
 
+/// The GEMM kernels read stride phases of the input from padded copies: copy (r, t) holds
+/// columns `(j + t) * s + r`, and `conv2d_pad_copies` stores, for each phase r, the copies t
+/// some tap reads (a 4-bit pattern). Every one of the 15 patterns is reached here, forward and
+/// weight gradient against the reference.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn every_stride_phase_pattern_matches_the_reference() {
+    // the pattern of phase r for stride s, kernel width kw, dilation d (as the planner makes it)
+    let pattern = |s: usize, kw: usize, d: usize, r: usize| {
+        (0..kw)
+            .map(|b| b * d)
+            .filter(|shift| shift % s == r)
+            .fold(0u32, |m, shift| m | 1 << ((shift / s) % 4))
+    };
+    let mut found: std::collections::BTreeMap<u32, (usize, usize, usize)> = Default::default();
+    for s in 1..=4 {
+        for d in 1..=5 {
+            for kw in 1..=8 {
+                for r in 0..s {
+                    found.entry(pattern(s, kw, d, r)).or_insert((s, kw, d));
+                }
+            }
+        }
+    }
+    found.remove(&0);
+    assert_eq!(found.len(), 15, "patterns reached: {:?}", found.keys());
+    let mut rng = Rng::new(15);
+    let combos: std::collections::BTreeSet<(usize, usize, usize)> =
+        found.values().copied().collect();
+    for (s, kw, d) in combos {
+        let xs = [1usize, 2, 5, (kw - 1) * d + 1 + 3 * s + 2];
+        let ws = [3usize, 2, 2, kw];
+        let opts = Conv2dOptions::new()
+            .stride((1, s))
+            .dilation((1, d))
+            .padding([0, 1, 1, 2]);
+        let x = rng.vec(xs.iter().product());
+        let w = rng.vec(ws.iter().product());
+        let what = format!("stride {s}, kernel width {kw}, dilation {d}");
+        check_forward(xs, ws, &opts, &x, &w, None, Algorithm::Gemm, &what);
+        let g = opts.resolve(xs, ws).unwrap();
+        let gy = rng.vec(g.output_shape().iter().product());
+        let grads = ctx()
+            .conv2d_backward_with(
+                &Tensor::new(xs.to_vec(), x.clone()).unwrap(),
+                &Tensor::new(ws.to_vec(), w.clone()).unwrap(),
+                &Tensor::new(g.output_shape().to_vec(), gy.clone()).unwrap(),
+                &opts,
+                wgpu_conv::Wanted::ALL,
+                Algorithm::Gemm,
+            )
+            .unwrap();
+        let reference = cpu::conv2d_weight_grad(&g, &x, &gy);
+        assert_within(
+            grads.weight.unwrap().data(),
+            &reference,
+            &format!("weight grad, {what}"),
+        );
+        let reference = cpu::conv2d_input_grad(&g, &w, &gy);
+        assert_within(
+            grads.input.unwrap().data(),
+            &reference,
+            &format!("input grad, {what}"),
+        );
+    }
+}
+
+/// Shapes that reach every kernel path: kernels up to 7x8 (the planes kernels' largest, and
+/// one past it), dilation up to 5, stride up to 4, every padding mode; the input is at least
+/// the dilated kernel's extent, plus 0..6 (padding may add more).
 fn arb_case() -> impl Strategy<Value = ([usize; 4], [usize; 4], Conv2dOptions, bool, u64)> {
     (
         (1usize..3, 1usize..4, 1usize..4, 1usize..3),
-        (1usize..10, 1usize..10, 1usize..4, 1usize..4),
-        (1usize..3, 1usize..3, 1usize..3, 1usize..3),
+        (0usize..6, 0usize..6, 1usize..9, 1usize..10),
+        (1usize..5, 1usize..5, 1usize..6, 1usize..6),
         (0usize..3, 0usize..3, 0usize..3, 0usize..3),
         (0u8..4, any::<bool>(), any::<bool>(), any::<u64>()),
     )
@@ -307,7 +378,7 @@ fn arb_case() -> impl Strategy<Value = ([usize; 4], [usize; 4], Conv2dOptions, b
             "valid geometry",
             |(
                 (n, cpg, ocpg, groups),
-                (h, w, kh, kw),
+                (eh, ew, kh, kw),
                 (sh, sw, dh, dw),
                 (pt, pl, pb, pr),
                 (mode, conv, bias, seed),
@@ -329,6 +400,7 @@ fn arb_case() -> impl Strategy<Value = ([usize; 4], [usize; 4], Conv2dOptions, b
                     } else {
                         ConvMode::CrossCorrelation
                     });
+                let (h, w) = ((kh - 1) * dh + 1 + eh, (kw - 1) * dw + 1 + ew);
                 let x = [n, cpg * groups, h, w];
                 let wt = [ocpg * groups, cpg, kh, kw];
                 opts.resolve(x, wt).ok().map(|_| (x, wt, opts, bias, seed))
@@ -337,7 +409,12 @@ fn arb_case() -> impl Strategy<Value = ([usize; 4], [usize; 4], Conv2dOptions, b
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    // failures are saved beside this file (tests/forward.proptest-regressions) and replayed first
+    #![proptest_config(ProptestConfig {
+        cases: 40,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
     #[test]
     #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
     fn forward_matches_cpu_reference_on_random_shapes((x_shape, w_shape, opts, bias, seed) in arb_case()) {

@@ -6,6 +6,7 @@ mod common;
 
 use common::{assert_within, case_data, cases, ctx, Rng};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use wgpu_conv::{
     cpu, Algorithm, Conv2d, Conv2dGrads, Conv2dOptions, ConvMode, PaddingMode, Sequential, Tensor,
     Wanted,
@@ -56,12 +57,18 @@ fn infinity_reaches_only_the_taps_that_read_it() {
     // Output rows of 5 (not whole vec4s): the padded pixels 5..7 of the GEMM and planes weight
     // gradients must not multiply the input at columns 5 and 6 into tap 0 (0 * inf would be
     // NaN). Two output channels of two input channels (GEMM), and one of one (planes).
+    // Output rows of 5, 6 and 7 (every short last vec4: ow = 1, 2, 3 mod 4).
     for (xs, ws, infinite_taps) in [
         ([1usize, 2, 3, 7], [4usize, 2, 1, 3], 4),
         ([1, 1, 3, 7], [1, 1, 1, 3], 1),
+        ([1, 2, 3, 8], [4, 2, 1, 3], 4),
+        ([1, 1, 3, 8], [1, 1, 1, 3], 1),
+        ([1, 2, 3, 9], [4, 2, 1, 3], 4),
+        ([1, 1, 3, 9], [1, 1, 1, 3], 1),
     ] {
         let mut x = vec![0.5f32; xs.iter().product()];
-        x[6] = f32::INFINITY; // c 0, row 0, col 6: read by tap 2 of output column 4 only
+        // c 0, row 0, last column: read by tap 2 of the last output column only
+        x[xs[3] - 1] = f32::INFINITY;
         let w = vec![1.0f32; ws.iter().product()];
         let opts = Conv2dOptions::new();
         let g = opts.resolve(xs, ws).unwrap();
@@ -400,13 +407,20 @@ fn two_stacked_layers_see_the_whole_3x3_input() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    // failures are saved beside this file (tests/gradients.proptest-regressions) and replayed
+    // first; the ranges reach every kernel path (kernels up to 7x8 and one past, dilation up to
+    // 5, stride up to 4, every padding mode)
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
     #[test]
     #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
     fn gradients_match_cpu_reference_on_random_shapes(
         (n, cpg, ocpg, groups) in (1usize..3, 1usize..4, 1usize..3, 1usize..3),
-        (h, w, kh, kw) in (1usize..10, 1usize..10, 1usize..4, 1usize..4),
-        (sh, sw, dh, dw) in (1usize..4, 1usize..3, 1usize..3, 1usize..3),
+        (eh, ew, kh, kw) in (0usize..6, 0usize..6, 1usize..9, 1usize..10),
+        (sh, sw, dh, dw) in (1usize..5, 1usize..5, 1usize..6, 1usize..6),
         (pt, pl, pb, pr) in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
         (mode, conv, seed) in (0usize..4, any::<bool>(), any::<u64>()),
     ) {
@@ -417,9 +431,39 @@ proptest! {
             .groups(groups)
             .padding_mode([PaddingMode::Zeros, PaddingMode::Reflect, PaddingMode::Replicate, PaddingMode::Circular][mode])
             .mode(if conv { ConvMode::Convolution } else { ConvMode::CrossCorrelation });
+        let (h, w) = ((kh - 1) * dh + 1 + eh, (kw - 1) * dw + 1 + ew);
         let xs = [n, cpg * groups, h, w];
         let ws = [ocpg * groups, cpg, kh, kw];
         prop_assume!(opts.resolve(xs, ws).is_ok());
         check_gradients(xs, ws, &opts, seed, &format!("{xs:?} {ws:?} {opts:?}"));
+    }
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn every_plane_kernel_size_weight_grad_matches_the_reference() {
+    // conv2d_weight_grad_planes writes out the code for each of up to 7 kernel rows: every
+    // height and width it takes, on a depthwise layer and a single plane, all three gradients
+    let (max_kh, max_kw) = wgpu_conv::kernels::PLANES_MAX_KERNEL;
+    let sizes: Vec<(usize, usize)> = (1..=max_kh)
+        .flat_map(|kh| [(kh, kh), (kh, max_kw + 1 - kh)])
+        .collect();
+    let mut seed = 700;
+    for (kh, kw) in sizes {
+        for c in [1usize, 3] {
+            let xs = [2usize, c, 6 + kh, 9 + kw];
+            let ws = [c, 1, kh, kw];
+            let opts = Conv2dOptions::new()
+                .groups(c)
+                .padding([kh / 2, kw / 2, 0, 1]);
+            seed += 1;
+            check_gradients(
+                xs,
+                ws,
+                &opts,
+                seed,
+                &format!("planes {kh}x{kw}, {c} channels"),
+            );
+        }
     }
 }

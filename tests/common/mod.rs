@@ -225,6 +225,15 @@ pub fn cases() -> Vec<Case> {
             true,
         ),
         c(
+            // the dilated kernel reaches 8 columns past an output column at stride 1: the
+            // padded copies' rows must be that much longer (GEMM forward and weight gradient)
+            "dilated_gemm_reach",
+            [1, 2, 40, 12],
+            [4, 2, 3, 5],
+            o().dilation((1, 2)),
+            true,
+        ),
+        c(
             "stride_larger_than_kernel",
             [1, 2, 10, 11],
             [2, 2, 2, 2],
