@@ -54,6 +54,9 @@ pub enum Error {
     /// The device ran out of memory.
     #[error("GPU out of memory in {0}: try a smaller batch or image")]
     OutOfMemory(String),
+    /// A check inside this crate failed: a bug to report, never silently run.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
     /// The host could not allocate a buffer a result needs.
     #[error("out of host memory: {0}; try a smaller batch or image")]
     HostOutOfMemory(String),

@@ -9,7 +9,7 @@ use super::{
     PLANES_MAX_KERNEL, PLANES_PER_LANE_FROM, PLANE_BYTES,
 };
 use crate::context::GpuContext;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::{Conv2dGeometry, ConvMode, Hw, PaddingMode};
 
 /// A scratch buffer of `bytes` bytes with `usage`, or `None` past the binding limit.
@@ -126,6 +126,11 @@ pub(crate) fn encode_forward(
     let Some(copies) = Copies::encode(ctx, encoder, &gp, x, tail)? else {
         return Ok(false);
     };
+    let floats = match &copies.0 {
+        Some(b) => b.size() / 4,
+        None => (g.n * g.c * g.h * g.w) as u64,
+    };
+    forward_reads_within(&gp, tail, floats)?;
     let Some(chunks) = scratch(
         ctx,
         "wgpu-conv: chunks",
@@ -187,6 +192,41 @@ pub(crate) fn encode_forward(
     );
     unpad(ctx, encoder, g, &mut gp, padded_out.as_ref(), y)?;
     Ok(true)
+}
+
+/// Checks, on the host, that every read `conv2d_forward_gemm` makes lies inside the `floats`
+/// floats of the buffer it reads (the padded copies, a zero region after them where a short last
+/// chunk has padding taps, or the input itself): the largest vec4 index an invocation starts
+/// from plus the largest tap offset `conv2d_pack_chunks` writes. A read past the end would
+/// return zeros on some adapters and garbage (or a lost device) on others, so a plan that makes
+/// one is an error, never run.
+pub(crate) fn forward_reads_within(gp: &GemmParams, padding_taps: bool, floats: u64) -> Result<()> {
+    let u = |v: u32| u64::from(v);
+    let wq4 = u(gp.wq) / 4;
+    let start_max = ((u(gp.n) - 1) * u(gp.c) * u(gp.hp) + (u(gp.oh) - 1) * u(gp.stride_h)) * wq4
+        + (u(gp.ow4) / 4 - 1);
+    let slot = |bit: u32| u64::from((gp.copy_mask & ((1u32 << bit) - 1)).count_ones());
+    let tap_max = (0..gp.kw)
+        .map(|b| {
+            let shift = b * gp.dil_w;
+            let (q, r) = (shift / gp.stride_w, shift % gp.stride_w);
+            let t = q % 4;
+            (slot(r * 4 + t) * u(gp.copy_len)
+                + ((u(gp.c) - 1) * u(gp.hp) + (u(gp.kh) - 1) * u(gp.dil_h)) * u(gp.wq)
+                + u(q - t))
+                / 4
+        })
+        .max()
+        .unwrap_or(0);
+    let zero_max = if padding_taps { u(gp.zero_offset) } else { 0 };
+    let last = start_max + tap_max.max(zero_max);
+    if last >= floats / 4 {
+        return Err(Error::Internal(format!(
+            "conv2d_forward_gemm would read vec4 {last} of a buffer of {} (geometry {gp:?})",
+            floats / 4
+        )));
+    }
+    Ok(())
 }
 
 /// The padded copies of an input (see `conv2d_gemm_common.wgsl`): a scratch buffer, or the input
@@ -673,4 +713,49 @@ pub(crate) fn encode_weight_grad_planes(
         slices,
     };
     pass.encode(ctx, encoder, &mut gp, x, gy, gw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::Conv2dOptions;
+
+    /// Every read of the forward GEMM lies in its buffer for awkward shapes, and a plan whose
+    /// padding taps had no zero region to read would be refused.
+    #[test]
+    fn forward_reads_stay_inside_their_buffers() {
+        let o = Conv2dOptions::new;
+        for (x, w, opts) in [
+            ([1usize, 2, 40, 12], [4usize, 2, 3, 5], o().dilation((1, 2))),
+            ([2, 9, 7, 6], [3, 9, 3, 3], o().padding(1)),
+            (
+                [1, 3, 31, 29],
+                [7, 3, 5, 5],
+                o().stride(3).padding(2).dilation(2),
+            ),
+            ([1, 2, 10, 11], [2, 2, 2, 2], o().stride((4, 5))),
+            ([2, 16, 5, 5], [8, 16, 1, 1], o()),
+            (
+                [1, 4, 9, 13],
+                [6, 2, 3, 4],
+                o().groups(2).stride((1, 3)).padding([0, 2, 1, 1]),
+            ),
+        ] {
+            let g = opts.resolve(x, w).unwrap();
+            let gp = gemm_params(&g).unwrap();
+            let tail = !g.taps().is_multiple_of(CHUNK_TAPS);
+            let slots = u64::from(gp.copy_mask.count_ones());
+            let copy = u64::from(gp.copy_len);
+            assert!(
+                forward_reads_within(&gp, tail, copy * (slots + u64::from(tail))).is_ok(),
+                "{x:?} {w:?} {opts:?}"
+            );
+            if tail {
+                assert!(
+                    forward_reads_within(&gp, tail, copy * slots).is_err(),
+                    "{x:?} {w:?}: padding taps without a zero region"
+                );
+            }
+        }
+    }
 }
