@@ -132,6 +132,18 @@ fn backward_cases() -> Vec<(Long, bool, bool)> {
             true,
             false,
         ),
+        // one plane over a batch of 40 rows of 4,094 outputs: 163,760 terms, and 40,960
+        // partial sums per weight (more than one reduce pass may loop over: a tree of passes)
+        (
+            Long {
+                name: "weight_plane_many_partials",
+                x: [40, 1, 3, 4096],
+                w: [1, 1, 3, 3],
+                opts: o(),
+            },
+            true,
+            false,
+        ),
         // depthwise over a batch: 2 x 199^2 = 79,202 terms
         (
             Long {

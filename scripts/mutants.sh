@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Hand-written mutants of the kernels and their planning (WGSL and Rust), each a small plausible
+# bug: applied one at a time, the tests named beside it run, and the mutant must make them fail
+# ("killed"). A mutant that survives is a gap in the tests (or an equivalent change, which the
+# note beside it must explain). Needs a clean checkout of the files it edits; restores each file
+# after its run. cargo-mutants covers the Rust side more widely (see the README).
+# Usage: scripts/mutants.sh [name ...]   (all when none; WGPU_BACKEND defaults to vulkan)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
+
+# name | file | text | replacement | cargo test arguments
+MUTANTS=(
+  "gemm_reach_ignores_dilation|src/kernels/gemm.rs|let q_max = (g.kw - 1) * g.dilation.w / s;|let q_max = (g.kw - 1) / s;|--test forward every_case"
+  "pad_copies_skips_copy_2|shaders/conv2d_pad_copies.wgsl|if wanted > 3u {|if wanted > 4u {|--test forward stride_phase"
+  "planes_weight_grad_row_4|shaders/conv2d_weight_grad_planes.wgsl|add_row(4u, d, load_row(x0 + 4u * wq4), live);|add_row(4u, d, load_row(x0 + 3u * wq4), live);|--test gradients plane_kernel_size"
+  "gemm_weight_grad_tail_mask|shaders/conv2d_weight_grad_gemm.wgsl|rem > 1u|rem > 2u|--test gradients infinity"
+  "no_zero_region|src/kernels/gemm.rs|let tail = !g.taps().is_multiple_of(CHUNK_TAPS);|let tail = false;|--test long_reductions forward"
+  "loop_budget_lifted|src/kernels/budget.rs|pub const LOOP_BUDGET: u64 = 32_768;|pub const LOOP_BUDGET: u64 = 1 << 40;|--test long_reductions"
+  "reduce_without_tree|src/kernels/reduce_partials.rs|if slices > budget {|if slices > budget * 1024 {|--test long_reductions gradient"
+  "forward_pieces_overwrite|shaders/conv2d_forward.wgsl|if p.accumulate != 0u {|if p.accumulate == 7u {|--test long_reductions forward"
+  "input_grad_scan_restarts|shaders/conv2d_input_grad_tiled.wgsl|for (var kr = p.lo0; kr < p.hi0; kr++) {|for (var kr = 0u; kr < p.hi0; kr++) {|--test long_reductions gradient"
+  "nest_ignores_fixed_loops|src/kernels/budget.rs|let mut total = fixed;|let mut total = 0;|--lib budget"
+)
+
+want=("$@")
+killed=0
+survived=0
+for m in "${MUTANTS[@]}"; do
+    IFS='|' read -r name file from to args <<<"$m"
+    if [ ${#want[@]} -gt 0 ] && [[ ! " ${want[*]} " == *" $name "* ]]; then
+        continue
+    fi
+    if ! git diff --quiet -- "$file"; then
+        echo "mutants.sh: $file has uncommitted changes; commit or stash them first" >&2
+        exit 2
+    fi
+    count=$(grep -cF -- "$from" "$file")
+    if [ "$count" != 1 ]; then
+        echo "mutants.sh: $name: the text occurs $count times in $file (want 1): update the list" >&2
+        exit 2
+    fi
+    FROM="$from" TO="$to" perl -0pi -e 's/\Q$ENV{FROM}\E/$ENV{TO}/' "$file"
+    # shellcheck disable=SC2086
+    if cargo test --release -q $args >"/tmp/mutant-$name.log" 2>&1; then
+        echo "SURVIVED  $name  ($file; cargo test $args; log /tmp/mutant-$name.log)"
+        survived=$((survived + 1))
+    else
+        echo "killed    $name"
+        killed=$((killed + 1))
+    fi
+    git checkout -q -- "$file"
+done
+echo "mutants: $killed killed, $survived survived"
+[ "$survived" = 0 ]
