@@ -435,6 +435,14 @@ impl GpuContext {
                 out_shape
             )));
         }
+        // The fast input-gradient kernels run a forward pass over the zero-padded output
+        // gradient: a padding position times an infinite weight is NaN where the exact
+        // gradient, which has no such term, is finite. The direct kernels skip those positions.
+        let algorithm = if wanted.input && w.data().iter().any(|v| !v.is_finite()) {
+            Algorithm::Direct
+        } else {
+            algorithm
+        };
         let (gw, gx, gb) = if split::needed(self, &g) {
             split::backward(
                 self,
