@@ -271,3 +271,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn more_channels_than_one_grid_dimension_holds() {
+    // 70,000 depthwise channels at stride 2: the z axis of the 3-D grids (batch x channels)
+    // passes the 65,535 workgroups one dimension may have and must be cut into dispatches
+    let (xs, ws) = ([1usize, 70_000, 2, 2], [70_000usize, 1, 1, 1]);
+    let opts = Conv2dOptions::new().groups(70_000).stride(2);
+    let g = opts.resolve(xs, ws).unwrap();
+    let mut rng = Rng::new(70_000);
+    let x = rng.vec(xs.iter().product());
+    let w = rng.vec(ws.iter().product());
+    let gy = rng.vec(g.output_shape().iter().product());
+    let (xt, wt) = (
+        Tensor::new(xs.to_vec(), x.clone()).unwrap(),
+        Tensor::new(ws.to_vec(), w.clone()).unwrap(),
+    );
+    let gyt = Tensor::new(g.output_shape().to_vec(), gy.clone()).unwrap();
+    for a in [Algorithm::Auto, Algorithm::Tiled, Algorithm::Gemm] {
+        let y = ctx().conv2d_with(&xt, &wt, None, &opts, a).unwrap();
+        assert_within(
+            y.data(),
+            &cpu::conv2d_forward(&g, &x, &w, None),
+            &format!("forward ({a:?})"),
+        );
+        let grads = ctx()
+            .conv2d_backward_with(&xt, &wt, &gyt, &opts, Wanted::ALL, a)
+            .unwrap();
+        assert_within(
+            grads.input.unwrap().data(),
+            &cpu::conv2d_input_grad(&g, &w, &gy),
+            &format!("input grad ({a:?})"),
+        );
+        assert_within(
+            grads.weight.unwrap().data(),
+            &cpu::conv2d_weight_grad(&g, &x, &gy),
+            &format!("weight grad ({a:?})"),
+        );
+    }
+}
