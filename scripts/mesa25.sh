@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetches Mesa 25's lavapipe from Debian bookworm-backports and unpacks it privately under
+# Fetches Mesa 25's lavapipe from Debian bookworm-backports (on the mirror the machine's apt
+# configuration names for bookworm) and unpacks it privately under
 # target/mesa25 (the system's drivers are not touched). Prints the ICD file to pass as
 # VK_DRIVER_FILES. Exits non-zero, with a message, when it cannot be had (no apt, no network).
 set -euo pipefail
@@ -12,7 +13,11 @@ if [ -f "$icd" ] && [ -f "$dir/root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so" ]
 fi
 command -v apt-get >/dev/null || { echo "mesa25.sh: apt-get not found" >&2; exit 1; }
 mkdir -p "$dir/lists/partial" "$dir/cache/partial"
-echo "deb http://deb.debian.org/debian bookworm-backports main" > "$dir/sources.list"
+# the Debian archive this machine's own apt configuration uses for bookworm (whatever mirror
+# that is), with the suite changed to bookworm-backports
+mirror=$(apt-cache policy 2>/dev/null | awk '$3 == "bookworm/main" {print $2; exit}')
+[ -n "$mirror" ] || { echo "mesa25.sh: no Debian bookworm source in this machine's apt configuration" >&2; exit 1; }
+echo "deb $mirror bookworm-backports main" > "$dir/sources.list"
 opts=(-o "Dir::Etc::sourcelist=$dir/sources.list" -o "Dir::Etc::sourceparts=-"
       -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache::archives=$dir/cache")
 apt-get "${opts[@]}" update -qq >&2
