@@ -285,3 +285,41 @@ fn random_long_reductions_err_like_a_random_walk() {
         crate::common::assert_within(y.data(), &reference, &format!("forward ({a:?})"));
     }
 }
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn a_reused_output_buffer_is_overwritten_not_added_to() {
+    // The pieces of a long reduction add to what the piece before wrote; the first one must
+    // overwrite whatever the buffer held (a layer's output is reused call after call).
+    let mut rng = Rng::new(70_004);
+    for (xs, ws) in [
+        ([1usize, 280, 16, 16], [3usize, 280, 16, 16]),
+        ([1, 2, 6, 6], [3, 2, 3, 3]),
+    ] {
+        let x = ints(&mut rng, xs.iter().product());
+        let w = ints(&mut rng, ws.iter().product());
+        let opts = Conv2dOptions::new();
+        let g = opts.resolve(xs, ws).unwrap();
+        let reference = cpu::conv2d_forward(&g, &x, &w, None);
+        let ctx = ctx();
+        let xg = ctx.upload(&Tensor::new(xs.to_vec(), x).unwrap()).unwrap();
+        let wg = ctx.upload(&Tensor::new(ws.to_vec(), w).unwrap()).unwrap();
+        for a in algorithms() {
+            let y = ctx.empty(&g.output_shape(), "reused output").unwrap();
+            for _ in 0..2 {
+                let mut enc = ctx.encoder("twice");
+                ctx.record_forward_with(&mut enc, &g, &xg, &wg, None, &y, a)
+                    .unwrap();
+                ctx.submit_and_wait(enc).unwrap();
+            }
+            let got = ctx.download(&[&y]).unwrap().remove(0);
+            for (i, (&v, &r)) in got.data().iter().zip(&reference.values).enumerate() {
+                assert_eq!(
+                    f64::from(v),
+                    r,
+                    "{xs:?} ({a:?}): element {i} after two runs"
+                );
+            }
+        }
+    }
+}
