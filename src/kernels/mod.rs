@@ -975,6 +975,24 @@ mod tests {
     }
 
     #[test]
+    fn z_chunks_cover_everything_once_within_the_limit() {
+        for (items, flops, max) in [
+            (70_000usize, 1.0, 65_535u32),
+            (10, MAX_DISPATCH_FLOPS / 3.0, 4),
+            (9, 1.0, 4),
+            (1, 1.0, 65_535),
+        ] {
+            let mut next = 0;
+            for (first, count) in z_chunks(items, flops, max) {
+                assert_eq!(first, next);
+                assert!(count >= 1 && count <= max as usize, "{count} > {max}");
+                next += count;
+            }
+            assert_eq!(next, items);
+        }
+    }
+
+    #[test]
     fn grid_respects_the_limit() {
         assert_eq!(grid(10, 65535), Some((10, 1)));
         assert_eq!(grid(70000, 65535), Some((65535, 2)));
