@@ -125,6 +125,9 @@ mod tests {
         }
         assert_eq!(split_nest(&[3, 3, 3], 0), vec![vec![0..3, 0..3, 0..3]]);
         assert_eq!(split_nest(&[256, 16, 16], 0).len(), 4);
+        // exactly the budget is within it: one box
+        assert_eq!(split_nest(&[LOOP_BUDGET as usize], 0).len(), 1);
+        assert_eq!(split_nest(&[LOOP_BUDGET as usize + 1], 0).len(), 2);
     }
 
     #[test]
