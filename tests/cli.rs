@@ -955,6 +955,20 @@ fn fixed_inputs_work_as_documented() {
         e.get_pixel(20, 20).0[0] < 64,
         "an edge inside the uniform square"
     );
+    // 16-bit RGBA read at full precision without an f32 copy: the same square, same edges
+    let img16 = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_fn(40, 40, |x, y| {
+        let inside = (10..30).contains(&x) && (10..30).contains(&y);
+        image::Rgba([0, 0, 0, if inside { 0 } else { 65535 }])
+    });
+    img16.save(d.path("alpha16.png")).unwrap();
+    let out = run(&["edges", &p("alpha16.png"), &p("e16.png")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e16 = image::open(d.path("e16.png")).unwrap().to_luma8();
+    assert!(e16.get_pixel(10, 20).0[0] > 128 && e16.get_pixel(20, 20).0[0] < 64);
     let out = run(&["edges", &p("alpha.png"), "-"]);
     assert!(out.status.success());
     assert_eq!(

@@ -30,9 +30,8 @@ pub const BACKGROUND: f32 = 1.0;
 
 /// Loads a PNG or JPEG as grayscale `[H, W]` in `[0, 1]`, alpha composited over
 /// [`BACKGROUND`]. The size is checked against `max_pixels` from the header, before decoding; a
-/// truncated file is an error. Memory: the decoded image in its own format (1 to 4 bytes a pixel
-/// for 8-bit images) and 4 bytes a pixel for the result; 16-bit and float images also pass
-/// through 16 bytes a pixel.
+/// truncated file is an error. Memory: the decoded image in its own format (1 to 8 bytes a
+/// pixel) and 4 bytes a pixel for the result.
 pub fn load_gray(path: &Path, max_pixels: u64) -> Result<Tensor> {
     let open = || -> Result<_> {
         image::ImageReader::open(path)
@@ -89,8 +88,23 @@ pub fn load_gray(path: &Path, max_pixels: u64) -> Result<Tensor> {
             let [r, g, b, a] = p.0.map(|v| f32::from(v) / 255.0);
             over(luma(r, g, b), a)
         })),
+        image::DynamicImage::ImageLuma16(i) => {
+            data.extend(i.pixels().map(|p| f32::from(p.0[0]) / 65535.0))
+        }
+        image::DynamicImage::ImageLumaA16(i) => data.extend(
+            i.pixels()
+                .map(|p| over(f32::from(p.0[0]) / 65535.0, f32::from(p.0[1]) / 65535.0)),
+        ),
+        image::DynamicImage::ImageRgb16(i) => data.extend(i.pixels().map(|p| {
+            let [r, g, b] = p.0.map(|v| f32::from(v) / 65535.0);
+            luma(r, g, b)
+        })),
+        image::DynamicImage::ImageRgba16(i) => data.extend(i.pixels().map(|p| {
+            let [r, g, b, a] = p.0.map(|v| f32::from(v) / 65535.0);
+            over(luma(r, g, b), a)
+        })),
         other => {
-            // 16-bit and float images: through f32 RGBA (16 bytes a pixel, for these rarer formats)
+            // float images (no PNG or JPEG decodes to them): through f32 RGBA, 16 bytes a pixel
             let rgba = other.to_rgba32f();
             data.extend(rgba.pixels().map(|p| {
                 let [r, g, b, a] = p.0;
