@@ -40,7 +40,7 @@ pub use ops::{geometry, Conv2dGrads, GpuTensor, Wanted};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
 pub use receptive_field::{receptive_field, Field};
 pub use tensor::Tensor;
-pub use train::{train_cpu, Trainer};
+pub use train::{target_fits, train_cpu, Trainer};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

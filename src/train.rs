@@ -10,6 +10,16 @@ use crate::ops::{geometry, GpuTensor};
 use crate::options::Conv2dGeometry;
 use crate::tensor::Tensor;
 
+/// Whether a target of shape `target` fits an output of shape `output`: the same shape, or it
+/// less some of its leading 1s (a target `(6, 7)` for an output `(1, 1, 6, 7)`).
+pub fn target_fits(target: &[usize], output: &[usize]) -> bool {
+    target.len() <= output.len()
+        && output[..output.len() - target.len()]
+            .iter()
+            .all(|&d| d == 1)
+        && output[output.len() - target.len()..] == *target
+}
+
 /// Trains one layer to map `x` to `target` under the loss `scale * sum (y - target)^2`.
 /// Every [`Trainer::step`] records forward, loss, gradients and the update into one submission;
 /// the loss is read back only when asked for.
@@ -48,13 +58,7 @@ impl<'a> Trainer<'a> {
             layer.bias().map(Tensor::len),
             layer.options(),
         )?;
-        let out = g.output_shape();
-        let t = target.shape();
-        // the output's shape, or it less leading 1s ((6, 7) for (1, 1, 6, 7))
-        let same = t.len() <= out.len()
-            && out[..out.len() - t.len()].iter().all(|&d| d == 1)
-            && out[out.len() - t.len()..] == *t;
-        if !same {
+        if !target_fits(target.shape(), &g.output_shape()) {
             return Err(Error::shape(format!(
                 "target has shape {:?}, the layer's output is {:?}",
                 target.shape(),

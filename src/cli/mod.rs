@@ -426,7 +426,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let wshape = [oc, c / opts.groups.max(1), kernel_size.h, kernel_size.w];
             let g = geometry(x.shape(), &wshape, bias.then_some(oc), &opts)?;
             let out = g.output_shape();
-            if !same_shape(y.shape(), &out) {
+            if !wgpu_conv::target_fits(y.shape(), &out) {
                 bail!(
                     "the target has shape {:?} but a {kernel_size} kernel gives an output of {:?}",
                     y.shape(),
@@ -566,14 +566,6 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
     tmp.persist(path)
         .map_err(|e| anyhow!("cannot write {}: {}", path.display(), e.error))?;
     Ok(())
-}
-
-/// Whether `got` is `want` (rank 4) or `want` less some of its leading 1s: a target (6, 7) for
-/// an output (1, 1, 6, 7).
-fn same_shape(got: &[usize], want: &[usize]) -> bool {
-    got.len() <= want.len()
-        && want[..want.len() - got.len()].iter().all(|&d| d == 1)
-        && want[want.len() - got.len()..] == *got
 }
 
 /// The output channel count the target implies: its channel dimension, or 1 for rank 2.
