@@ -69,51 +69,36 @@ pub fn load_gray(path: &Path, max_pixels: u64) -> Result<Tensor> {
     let mut data = Vec::new();
     data.try_reserve_exact(w * h)
         .with_context(|| format!("{}: no memory for {w}x{h} pixels", path.display()))?;
-    // Rec. 601 luma (what the image crate's own gray conversion uses), then alpha over the
-    // background; 16-bit and float images keep their precision
-    let luma = |r: f32, g: f32, b: f32| 0.299 * r + 0.587 * g + 0.114 * b;
-    match &img {
-        image::DynamicImage::ImageLuma8(i) => {
-            data.extend(i.pixels().map(|p| f32::from(p.0[0]) / 255.0))
-        }
-        image::DynamicImage::ImageLumaA8(i) => data.extend(
-            i.pixels()
-                .map(|p| over(f32::from(p.0[0]) / 255.0, f32::from(p.0[1]) / 255.0)),
-        ),
-        image::DynamicImage::ImageRgb8(i) => data.extend(i.pixels().map(|p| {
-            let [r, g, b] = p.0.map(|v| f32::from(v) / 255.0);
-            luma(r, g, b)
-        })),
-        image::DynamicImage::ImageRgba8(i) => data.extend(i.pixels().map(|p| {
-            let [r, g, b, a] = p.0.map(|v| f32::from(v) / 255.0);
-            over(luma(r, g, b), a)
-        })),
-        image::DynamicImage::ImageLuma16(i) => {
-            data.extend(i.pixels().map(|p| f32::from(p.0[0]) / 65535.0))
-        }
-        image::DynamicImage::ImageLumaA16(i) => data.extend(
-            i.pixels()
-                .map(|p| over(f32::from(p.0[0]) / 65535.0, f32::from(p.0[1]) / 65535.0)),
-        ),
-        image::DynamicImage::ImageRgb16(i) => data.extend(i.pixels().map(|p| {
-            let [r, g, b] = p.0.map(|v| f32::from(v) / 65535.0);
-            luma(r, g, b)
-        })),
-        image::DynamicImage::ImageRgba16(i) => data.extend(i.pixels().map(|p| {
-            let [r, g, b, a] = p.0.map(|v| f32::from(v) / 65535.0);
-            over(luma(r, g, b), a)
-        })),
-        other => {
-            // float images (no PNG or JPEG decodes to them): through f32 RGBA, 16 bytes a pixel
-            let rgba = other.to_rgba32f();
-            data.extend(rgba.pixels().map(|p| {
-                let [r, g, b, a] = p.0;
-                over(luma(r, g, b), a)
-            }));
-        }
+    // one conversion for every sample type, in the decoded image's own samples (no copy)
+    let channels = usize::from(img.color().channel_count());
+    if let Some(f) = img.as_flat_samples_u8() {
+        push_gray(&mut data, f.samples, channels, 255.0);
+    } else if let Some(f) = img.as_flat_samples_u16() {
+        push_gray(&mut data, f.samples, channels, 65535.0);
+    } else if let Some(f) = img.as_flat_samples_f32() {
+        push_gray(&mut data, f.samples, channels, 1.0);
+    } else {
+        // a sample type this crate does not know yet: through f32 RGBA, 16 bytes a pixel
+        push_gray(&mut data, img.to_rgba32f().as_raw(), 4, 1.0);
     }
     drop(img);
     Ok(Tensor::new(vec![h, w], data)?)
+}
+
+/// Appends the gray level of each pixel of `samples` (`channels` per pixel: gray, gray and
+/// alpha, RGB or RGBA, each out of `max`): Rec. 709 luma (the image crate's own gray
+/// conversion uses), alpha composited over [`BACKGROUND`].
+fn push_gray<T: Copy + Into<f32>>(data: &mut Vec<f32>, samples: &[T], channels: usize, max: f32) {
+    let luma = |r: f32, g: f32, b: f32| 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    data.extend(samples.chunks_exact(channels).map(|px| {
+        let v = |k: usize| px[k].into() / max;
+        match channels {
+            1 => v(0),
+            2 => over(v(0), v(1)),
+            3 => luma(v(0), v(1), v(2)),
+            _ => over(luma(v(0), v(1), v(2)), v(3)),
+        }
+    }));
 }
 
 /// Gray `v` with opacity `a`, composited over [`BACKGROUND`].
