@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wgpu_conv::shapes::BenchShape;
+use wgpu_conv::BenchShape;
 use wgpu_conv::{cpu, Conv2dGeometry, Conv2dOptions, GpuContext, GpuTensor, Tensor};
 
 /// Shapes small enough for criterion's repeated runs (the `bench` command has the large ones).

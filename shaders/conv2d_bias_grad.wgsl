@@ -18,20 +18,20 @@ fn conv2d_bias_grad(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let job = p.base + wid.y * nwg.x + wid.x;
-    if job >= p.oc * p.slices {
+    if job >= p.s.oc * p.slices {
         return;
     }
     let o = job / p.slices;
     let s = job % p.slices;
-    let plane = p.oh * p.ow;
-    let len = p.n * plane;
+    let plane = p.s.oh * p.s.ow;
+    let len = p.s.n * plane;
     let start = s * p.slice_len;
     let end = min(start + p.slice_len, len);
 
     var acc = 0.0;
     for (var r = start + lid; r < end; r += WORKGROUP_SIZE) {
         let n = r / plane;
-        acc += grad_output[(n * p.oc + o) * plane + r % plane];
+        acc += grad_output[(n * p.s.oc + o) * plane + r % plane];
     }
     scratch[lid] = acc;
     workgroupBarrier();

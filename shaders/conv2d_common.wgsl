@@ -1,20 +1,29 @@
-// Shared by every conv2d_*.wgsl kernel: src/kernels/mod.rs prepends this file to each of them
+// Shared by every conv2d_*.wgsl kernel: src/kernels/spec.rs prepends this file to each of them
 // (WGSL has no includes). Holds the uniform layout and the padding arithmetic.
 
-// Keep in sync with `ConvParams` in src/kernels/mod.rs.
-struct Params {
+// The shape of a convolution, shared by every conv2d_* kernel's uniform (`Params` below,
+// `Gemm` in conv2d_gemm_common.wgsl). Keep in sync with `ConvShape` in
+// src/kernels/uniforms.rs (`tests/shaders.rs` checks names and order).
+struct Shape {
     n: u32, c: u32, h: u32, w: u32,
     oc: u32, kh: u32, kw: u32, cpg: u32,
     oh: u32, ow: u32, groups: u32, ocpg: u32,
     stride_h: u32, stride_w: u32, dil_h: u32, dil_w: u32,
     pad_top: u32, pad_left: u32, pad_bottom: u32, pad_right: u32,
-    pad_mode: u32, flip: u32, has_bias: u32, total: u32,
-    slice_len: u32, slices: u32, base: u32, accumulate: u32,
+    // PaddingMode::code; 1 for strict convolution (flipped kernel)
+    pad_mode: u32, flip: u32, _pad0: u32, _pad1: u32,
+}
+
+// Uniform of the direct and tiled conv2d_* kernels. Keep in sync with `ConvParams`.
+struct Params {
+    s: Shape,
+    has_bias: u32, total: u32, slice_len: u32, slices: u32,
+    base: u32, accumulate: u32,
     // The ranges of this piece's loop nest, outermost first (which loops they are is each
     // kernel's own; see `kernels::budget`): level i runs lo_i .. hi_i.
     lo0: u32, hi0: u32, lo1: u32, hi1: u32,
     lo2: u32, hi2: u32, lo3: u32, hi3: u32,
-    lo4: u32, hi4: u32, _pad0: u32, _pad1: u32,
+    lo4: u32, hi4: u32,
 }
 
 

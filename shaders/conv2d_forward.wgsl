@@ -22,34 +22,34 @@ fn conv2d_forward(
     if idx >= p.total {
         return;
     }
-    let ox = idx % p.ow;
-    var t = idx / p.ow;
-    let oy = t % p.oh;
-    t = t / p.oh;
-    let o = t % p.oc;
-    let n = t / p.oc;
-    let grp = o / p.ocpg;
-    let h = i32(p.h);
-    let w = i32(p.w);
+    let ox = idx % p.s.ow;
+    var t = idx / p.s.ow;
+    let oy = t % p.s.oh;
+    t = t / p.s.oh;
+    let o = t % p.s.oc;
+    let n = t / p.s.oc;
+    let grp = o / p.s.ocpg;
+    let h = i32(p.s.h);
+    let w = i32(p.s.w);
 
     var acc = 0.0;
     for (var ci = p.lo0; ci < p.hi0; ci++) {
-        let x_plane = (n * p.c + grp * p.cpg + ci) * p.h;
-        let w_plane = (o * p.cpg + ci) * p.kh;
+        let x_plane = (n * p.s.c + grp * p.s.cpg + ci) * p.s.h;
+        let w_plane = (o * p.s.cpg + ci) * p.s.kh;
         for (var a = p.lo1; a < p.hi1; a++) {
-            let sy = pad_source(i32(oy * p.stride_h + a * p.dil_h) - i32(p.pad_top), h, p.pad_mode);
+            let sy = pad_source(i32(oy * p.s.stride_h + a * p.s.dil_h) - i32(p.s.pad_top), h, p.s.pad_mode);
             if sy < 0 {
                 continue;
             }
-            let ta = select(a, p.kh - 1u - a, p.flip != 0u);
-            let x_row = (x_plane + u32(sy)) * p.w;
-            let w_row = (w_plane + ta) * p.kw;
+            let ta = select(a, p.s.kh - 1u - a, p.s.flip != 0u);
+            let x_row = (x_plane + u32(sy)) * p.s.w;
+            let w_row = (w_plane + ta) * p.s.kw;
             for (var b = p.lo2; b < p.hi2; b++) {
-                let sx = pad_source(i32(ox * p.stride_w + b * p.dil_w) - i32(p.pad_left), w, p.pad_mode);
+                let sx = pad_source(i32(ox * p.s.stride_w + b * p.s.dil_w) - i32(p.s.pad_left), w, p.s.pad_mode);
                 if sx < 0 {
                     continue;
                 }
-                let tb = select(b, p.kw - 1u - b, p.flip != 0u);
+                let tb = select(b, p.s.kw - 1u - b, p.s.flip != 0u);
                 acc = fma(x[x_row + u32(sx)], weight[w_row + tb], acc);
             }
         }

@@ -53,14 +53,14 @@ fn finish(j: u32, at: u32, v: vec4<f32>) {
 @compute @workgroup_size(8, 8, 1)
 fn conv2d_forward_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
     let oy = gid.y;
-    if gid.x * 4u >= g.ow || oy >= g.oh {
+    if gid.x * 4u >= g.s.ow || oy >= g.s.oh {
         return;
     }
     let n = g.base + gid.z;
-    let xb = (n * g.c * g.hp + oy * g.stride_h) * (g.wq / 4u) + gid.x;
+    let xb = (n * g.s.c * g.hp + oy * g.s.stride_h) * (g.wq / 4u) + gid.x;
     let row4 = g.ow4 / 4u;
-    let plane4 = g.oh * row4;
-    let o0 = ((n * g.oc + chunk.head.z) * g.oh + oy) * row4 + gid.x;
+    let plane4 = g.s.oh * row4;
+    let o0 = ((n * g.s.oc + chunk.head.z) * g.s.oh + oy) * row4 + gid.x;
     var acc = array<vec4<f32>, 8>(
         start(0u, o0),
         start(1u, o0 + plane4),

@@ -43,12 +43,12 @@ fn input_row(r: u32, plane: u32, oy0: u32, bx: u32) -> Row {
     }
     // the input row and its 12 values from 4 columns before the block, zero where they fall
     // outside the input
-    let y = i32(oy0 + r) - i32(g.pad_top);
-    let w4 = g.w / 4u;
-    let at = (plane * g.h + u32(clamp(y, 0, i32(g.h) - 1))) * w4;
-    let row_ok = y >= 0 && y < i32(g.h);
+    let y = i32(oy0 + r) - i32(g.s.pad_top);
+    let w4 = g.s.w / 4u;
+    let at = (plane * g.s.h + u32(clamp(y, 0, i32(g.s.h) - 1))) * w4;
+    let row_ok = y >= 0 && y < i32(g.s.h);
     let c0 = i32(bx * 4u) - 4;
-    let w = i32(g.w);
+    let w = i32(g.s.w);
     let zero = vec4<f32>(0.0);
     let k = vec4<i32>(0, 1, 2, 3);
     let ok0 = (c0 + k >= vec4<i32>(0)) & (c0 + k < vec4<i32>(w)) & vec4<bool>(row_ok);
@@ -62,7 +62,7 @@ fn input_row(r: u32, plane: u32, oy0: u32, bx: u32) -> Row {
 }
 const ROWS: u32 = 4u;
 
-// One output channel's weights (keep in sync with `PLANE_BYTES` in src/kernels/mod.rs).
+// One output channel's weights (keep in sync with `PLANE_BYTES` in src/kernels/conv2d_forward_planes.rs).
 struct Plane {
     // x: the channel
     head: vec4<u32>,
@@ -129,14 +129,14 @@ fn feed(a: u32, row: Row, acc: vec4<f32>) -> vec4<f32> {
 @compute @workgroup_size(8, 8, 1)
 fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
     let oy0 = gid.y * ROWS;
-    if gid.x * 4u >= g.ow || oy0 >= g.oh {
+    if gid.x * 4u >= g.s.ow || oy0 >= g.s.oh {
         return;
     }
     var n = g.base + gid.z;
     var ch = plane.head.x;
     if PER_LANE_WEIGHTS {
-        ch = n % g.oc;
-        n = n / g.oc;
+        ch = n % g.s.oc;
+        n = n / g.s.oc;
         load_weights(ch, 0u);
         load_weights(ch, 1u);
         load_weights(ch, 2u);
@@ -153,7 +153,7 @@ fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
         load_weights(ch, 13u);
         load_weights(ch, 14u);
     }
-    let plane = n * g.c + ch;
+    let plane = n * g.s.c + ch;
     var start = 0.0;
     if g.has_bias != 0u {
         start = bias[ch];
@@ -224,12 +224,12 @@ fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
     let accs = array<vec4<f32>, ROWS>(acc0, acc1, acc2, acc3);
     if FLOAT_OUT {
         let ox0 = gid.x * 4u;
-        let o = ((n * g.oc + ch) * g.oh + oy0) * g.ow + ox0;
+        let o = ((n * g.s.oc + ch) * g.s.oh + oy0) * g.s.ow + ox0;
         for (var i = 0u; i < ROWS; i++) {
-            if oy0 + i < g.oh {
+            if oy0 + i < g.s.oh {
                 for (var j = 0u; j < 4u; j++) {
-                    if ox0 + j < g.ow {
-                        out_floats[o + i * g.ow + j] = accs[i][j];
+                    if ox0 + j < g.s.ow {
+                        out_floats[o + i * g.s.ow + j] = accs[i][j];
                     }
                 }
             }
@@ -237,9 +237,9 @@ fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let row4 = g.ow4 / 4u;
-    let o = ((n * g.oc + ch) * g.oh + oy0) * row4 + gid.x;
+    let o = ((n * g.s.oc + ch) * g.s.oh + oy0) * row4 + gid.x;
     for (var i = 0u; i < ROWS; i++) {
-        if oy0 + i < g.oh {
+        if oy0 + i < g.s.oh {
             out[o + i * row4] = accs[i];
         }
     }

@@ -9,7 +9,7 @@
 @group(0) @binding(2) var<storage, read_write> chunks: array<u32>;
 
 // Words per chunk: `Chunk` padded to the 256-byte uniform offset alignment (keep in sync with
-// `CHUNK_BYTES` in src/kernels/mod.rs).
+// `CHUNK_BYTES` in src/kernels/conv2d_forward_gemm.rs).
 const CHUNK_WORDS: u32 = 640u;
 
 @compute @workgroup_size(64)
@@ -18,7 +18,7 @@ fn conv2d_pack_chunks(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let i = gid.x + gid.y * nwg.x * 64u;
-    let total = g.groups * g.ocb * g.chunks * CHUNK_WORDS;
+    let total = g.s.groups * g.ocb * g.chunks * CHUNK_WORDS;
     if i >= total {
         return;
     }
@@ -34,23 +34,23 @@ fn conv2d_pack_chunks(
         switch word {
             case 0u: { v = min(CHUNK_TAPS, g.taps - first_tap); }
             case 1u: { v = u32(run == 0u); }
-            case 2u: { v = grp * g.ocpg + first_oc; }
-            default: { v = min(8u, g.ocpg - first_oc); }
+            case 2u: { v = grp * g.s.ocpg + first_oc; }
+            default: { v = min(8u, g.s.ocpg - first_oc); }
         }
     } else if word < 4u + CHUNK_TAPS {
         let k = first_tap + word - 4u;
         if k < g.taps {
-            let window = g.kh * g.kw;
+            let window = g.s.kh * g.s.kw;
             let ci = k / window;
-            let a = (k % window) / g.kw;
-            let b = k % g.kw;
+            let a = (k % window) / g.s.kw;
+            let b = k % g.s.kw;
             // column b * dil_w = q * stride_w + r of the padded row is column q of copy r * 4 + t
-            let shift = b * g.dil_w;
-            let q = shift / g.stride_w;
+            let shift = b * g.s.dil_w;
+            let q = shift / g.s.stride_w;
             let t = q % 4u;
-            let slot = copy_slot((shift % g.stride_w) * 4u + t);
-            let plane = grp * g.cpg + ci;
-            v = (slot * g.copy_len + (plane * g.hp + a * g.dil_h) * g.wq + q - t) / 4u;
+            let slot = copy_slot((shift % g.s.stride_w) * 4u + t);
+            let plane = grp * g.s.cpg + ci;
+            v = (slot * g.copy_len + (plane * g.hp + a * g.s.dil_h) * g.wq + q - t) / 4u;
         } else {
             // a padding tap (zero weight) reads zeros, so that 0 * inf cannot make a NaN
             v = g.zero_offset;
@@ -59,18 +59,18 @@ fn conv2d_pack_chunks(
         let t = (word - 4u - CHUNK_TAPS) / 8u;
         let j = (word - 4u - CHUNK_TAPS) % 8u;
         let k = first_tap + t;
-        if k < g.taps && first_oc + j < g.ocpg {
+        if k < g.taps && first_oc + j < g.s.ocpg {
             var kk = k;
-            if g.flip != 0u {
-                let window = g.kh * g.kw;
+            if g.s.flip != 0u {
+                let window = g.s.kh * g.s.kw;
                 kk = (k / window) * window + (window - 1u - k % window);
             }
             let o = first_oc + j;
-            var at = (grp * g.ocpg + o) * g.taps + kk;
+            var at = (grp * g.s.ocpg + o) * g.taps + kk;
             if g.transposed != 0u {
                 // the weight is [groups * cpg, ocpg, KH, KW]: swap the channel roles
-                let window = g.kh * g.kw;
-                at = ((grp * g.cpg + kk / window) * g.ocpg + o) * window + kk % window;
+                let window = g.s.kh * g.s.kw;
+                at = ((grp * g.s.cpg + kk / window) * g.s.ocpg + o) * window + kk % window;
             }
             v = bitcast<u32>(weight[at]);
         }

@@ -7,7 +7,7 @@
 @group(0) @binding(2) var<storage, read_write> planes: array<u32>;
 
 // Words per block: `Plane` (256 bytes, the uniform offset alignment; keep in sync with
-// `PLANE_BYTES` in src/kernels/mod.rs).
+// `PLANE_BYTES` in src/kernels/conv2d_forward_planes.rs).
 const PLANE_WORDS: u32 = 64u;
 
 @compute @workgroup_size(64)
@@ -16,7 +16,7 @@ fn conv2d_pack_planes(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let i = gid.x + gid.y * nwg.x * 64u;
-    if i >= g.oc * PLANE_WORDS {
+    if i >= g.s.oc * PLANE_WORDS {
         return;
     }
     let o = i / PLANE_WORDS;
@@ -26,7 +26,7 @@ fn conv2d_pack_planes(
         v = o;
     } else if word >= 4u && word - 4u < g.taps {
         var t = word - 4u;
-        if g.flip != 0u {
+        if g.s.flip != 0u {
             t = g.taps - 1u - t;
         }
         v = bitcast<u32>(weight[o * g.taps + t]);

@@ -15,8 +15,8 @@ override UPSAMPLED: bool = false;
 
 // Padded column `col` of the row that reads source row `sy` (-1: a zero row) at `row_base`.
 fn padded(row_base: u32, sy: i32, col: u32) -> f32 {
-    let sx = pad_source(i32(col) - i32(g.pad_left), i32(g.w), g.pad_mode);
-    if sy < 0 || sx < 0 || col >= g.w + g.pad_left + g.pad_right {
+    let sx = pad_source(i32(col) - i32(g.s.pad_left), i32(g.s.w), g.s.pad_mode);
+    if sy < 0 || sx < 0 || col >= g.s.w + g.s.pad_left + g.s.pad_right {
         return 0.0;
     }
     if UPSAMPLED {
@@ -42,19 +42,19 @@ fn conv2d_pad_copies(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let plane = g.base + gid.z;
-    var sy = pad_source(i32(row) - i32(g.pad_top), i32(g.h), g.pad_mode);
-    var row_base = (plane * g.h + u32(max(sy, 0))) * g.w;
+    var sy = pad_source(i32(row) - i32(g.s.pad_top), i32(g.s.h), g.s.pad_mode);
+    var row_base = (plane * g.s.h + u32(max(sy, 0))) * g.s.w;
     if UPSAMPLED {
         if sy >= 0 && u32(sy) % g.up_h != 0u {
             sy = -1; // an inserted zero row
         }
         // the source's own size (the logical size, less the inserted zeros)
-        let src_h = (g.h - 1u) / g.up_h + 1u;
-        let src_w = (g.w - 1u) / g.up_w + 1u;
+        let src_h = (g.s.h - 1u) / g.up_h + 1u;
+        let src_w = (g.s.w - 1u) / g.up_w + 1u;
         row_base = (plane * src_h + u32(max(sy, 0)) / g.up_h) * src_w;
     }
     let at = (plane * g.hp + row) * (g.wq / 4u) + gid.x;
-    let s = g.stride_w;
+    let s = g.s.stride_w;
     for (var r = 0u; r < s; r++) {
         let wanted = (g.copy_mask >> (r * 4u)) & 15u;
         if wanted == 0u {

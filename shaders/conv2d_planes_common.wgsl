@@ -1,5 +1,5 @@
 // Shared by the planes kernels (conv2d_forward_planes, conv2d_weight_grad_planes):
-// src/kernels/mod.rs prepends it after conv2d_common.wgsl and conv2d_gemm_common.wgsl. It reads
+// src/kernels/spec.rs prepends it after conv2d_common.wgsl and conv2d_gemm_common.wgsl. It reads
 // each kernel's `copies` binding and KW override (WGSL resolves module-scope names wherever
 // they are declared).
 

@@ -8,9 +8,9 @@
 
 @compute @workgroup_size(8, 8, 1)
 fn conv2d_unpad_output(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if gid.x >= g.ow || gid.y >= g.oh {
+    if gid.x >= g.s.ow || gid.y >= g.s.oh {
         return;
     }
-    let row = (g.base + gid.z) * g.oh + gid.y;
-    y[row * g.ow + gid.x] = padded[row * g.ow4 + gid.x];
+    let row = (g.base + gid.z) * g.s.oh + gid.y;
+    y[row * g.s.ow + gid.x] = padded[row * g.ow4 + gid.x];
 }

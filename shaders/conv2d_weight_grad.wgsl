@@ -23,39 +23,39 @@ fn conv2d_weight_grad(
 ) {
     // Uniform per workgroup, so the barriers below stay in uniform control flow.
     let job = p.base + wid.y * nwg.x + wid.x;
-    let elements = p.oc * p.cpg * p.kh * p.kw;
+    let elements = p.s.oc * p.s.cpg * p.s.kh * p.s.kw;
     if job >= elements * p.slices {
         return;
     }
     let e = job / p.slices;
     let s = job % p.slices;
-    let kb = e % p.kw;
-    var t = e / p.kw;
-    let ka = t % p.kh;
-    t = t / p.kh;
-    let ci = t % p.cpg;
-    let o = t / p.cpg;
+    let kb = e % p.s.kw;
+    var t = e / p.s.kw;
+    let ka = t % p.s.kh;
+    t = t / p.s.kh;
+    let ci = t % p.s.cpg;
+    let o = t / p.s.cpg;
     // The tap this stored weight is used at (flipped for strict convolution).
-    let a = select(ka, p.kh - 1u - ka, p.flip != 0u);
-    let b = select(kb, p.kw - 1u - kb, p.flip != 0u);
-    let c = (o / p.ocpg) * p.cpg + ci;
-    let h = i32(p.h);
-    let w = i32(p.w);
-    let len = p.n * p.oh * p.ow;
+    let a = select(ka, p.s.kh - 1u - ka, p.s.flip != 0u);
+    let b = select(kb, p.s.kw - 1u - kb, p.s.flip != 0u);
+    let c = (o / p.s.ocpg) * p.s.cpg + ci;
+    let h = i32(p.s.h);
+    let w = i32(p.s.w);
+    let len = p.s.n * p.s.oh * p.s.ow;
     let start = s * p.slice_len;
     let end = min(start + p.slice_len, len);
 
     var acc = 0.0;
     for (var r = start + lid; r < end; r += WORKGROUP_SIZE) {
-        let ox = r % p.ow;
-        let t2 = r / p.ow;
-        let oy = t2 % p.oh;
-        let n = t2 / p.oh;
-        let sy = pad_source(i32(oy * p.stride_h + a * p.dil_h) - i32(p.pad_top), h, p.pad_mode);
-        let sx = pad_source(i32(ox * p.stride_w + b * p.dil_w) - i32(p.pad_left), w, p.pad_mode);
+        let ox = r % p.s.ow;
+        let t2 = r / p.s.ow;
+        let oy = t2 % p.s.oh;
+        let n = t2 / p.s.oh;
+        let sy = pad_source(i32(oy * p.s.stride_h + a * p.s.dil_h) - i32(p.s.pad_top), h, p.s.pad_mode);
+        let sx = pad_source(i32(ox * p.s.stride_w + b * p.s.dil_w) - i32(p.s.pad_left), w, p.s.pad_mode);
         if sy >= 0 && sx >= 0 {
-            let xv = x[((n * p.c + c) * p.h + u32(sy)) * p.w + u32(sx)];
-            let gv = grad_output[((n * p.oc + o) * p.oh + oy) * p.ow + ox];
+            let xv = x[((n * p.s.c + c) * p.s.h + u32(sy)) * p.s.w + u32(sx)];
+            let gv = grad_output[((n * p.s.oc + o) * p.s.oh + oy) * p.s.ow + ox];
             acc = fma(xv, gv, acc);
         }
     }

@@ -15,14 +15,14 @@
 
 // Offset (in vec4s, relative to a pixel's base) of tap `k` of group `grp` in the copies.
 fn tap_offset(grp: u32, k: u32) -> u32 {
-    let window = g.kh * g.kw;
+    let window = g.s.kh * g.s.kw;
     let ci = k / window;
-    let a = (k % window) / g.kw;
-    let shift = (k % g.kw) * g.dil_w;
-    let q = shift / g.stride_w;
+    let a = (k % window) / g.s.kw;
+    let shift = (k % g.s.kw) * g.s.dil_w;
+    let q = shift / g.s.stride_w;
     let t = q % 4u;
-    let slot = copy_slot((shift % g.stride_w) * 4u + t);
-    return (slot * g.copy_len + ((grp * g.cpg + ci) * g.hp + a * g.dil_h) * g.wq + q - t) / 4u;
+    let slot = copy_slot((shift % g.s.stride_w) * 4u + t);
+    return (slot * g.copy_len + ((grp * g.s.cpg + ci) * g.hp + a * g.s.dil_h) * g.wq + q - t) / 4u;
 }
 
 // a + c_i * x[i] for the pixels i = 0..3 in order (c_i: the 4 channels' dy at pixel i).
@@ -79,11 +79,11 @@ fn put(grp: u32, k0: u32, o0: u32, slice: u32, k: u32, a: vec4<f32>) {
         return;
     }
     var kk = tap;
-    if g.flip != 0u {
-        let window = g.kh * g.kw;
+    if g.s.flip != 0u {
+        let window = g.s.kh * g.s.kw;
         kk = (tap / window) * window + (window - 1u - tap % window);
     }
-    let o_last = (grp + 1u) * g.ocpg - 1u;
+    let o_last = (grp + 1u) * g.s.ocpg - 1u;
     for (var i = 0u; i < 4u; i++) {
         let o = o0 + i;
         if o <= o_last {
@@ -95,16 +95,16 @@ fn put(grp: u32, k0: u32, o0: u32, slice: u32, k: u32, a: vec4<f32>) {
 @compute @workgroup_size(8, 8, 1)
 fn conv2d_weight_grad_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
     let k0 = gid.x * 8u;
-    let obpg = (g.ocpg + 3u) / 4u;
-    if k0 >= g.taps || gid.y >= g.groups * obpg {
+    let obpg = (g.s.ocpg + 3u) / 4u;
+    if k0 >= g.taps || gid.y >= g.s.groups * obpg {
         return;
     }
     let grp = gid.y / obpg;
-    let o0 = grp * g.ocpg + (gid.y % obpg) * 4u;
-    let o_last = (grp + 1u) * g.ocpg - 1u;
+    let o0 = grp * g.s.ocpg + (gid.y % obpg) * 4u;
+    let o_last = (grp + 1u) * g.s.ocpg - 1u;
     let slice = g.base + gid.z;
     let k_last = g.taps - 1u;
-    let plane4 = g.oh * (g.ow4 / 4u);
+    let plane4 = g.s.oh * (g.ow4 / 4u);
     let b = Block(
         tap_offset(grp, k0), tap_offset(grp, min(k0 + 1u, k_last)),
         tap_offset(grp, min(k0 + 2u, k_last)), tap_offset(grp, min(k0 + 3u, k_last)),
@@ -114,18 +114,18 @@ fn conv2d_weight_grad_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
         min(o0 + 2u, o_last) * plane4, min(o0 + 3u, o_last) * plane4,
     );
     var acc: array<vec4<f32>, 8>;
-    let full = g.ow / 4u;
-    let rem = g.ow % 4u;
+    let full = g.s.ow / 4u;
+    let rem = g.s.ow % 4u;
     let tail = vec4<bool>(rem > 0u, rem > 1u, rem > 2u, false);
     let all = vec4<bool>(true);
     let wq4 = g.wq / 4u;
     let row4 = g.ow4 / 4u;
-    let r1 = min((slice + 1u) * g.slice_rows, g.n * g.oh);
+    let r1 = min((slice + 1u) * g.slice_rows, g.s.n * g.s.oh);
     for (var r = slice * g.slice_rows; r < r1; r++) {
-        let n = r / g.oh;
-        let oy = r % g.oh;
-        let xb = (n * g.c * g.hp + oy * g.stride_h) * wq4;
-        let db = (n * g.oc * g.oh + oy) * row4;
+        let n = r / g.s.oh;
+        let oy = r % g.s.oh;
+        let xb = (n * g.s.c * g.hp + oy * g.s.stride_h) * wq4;
+        let db = (n * g.s.oc * g.s.oh + oy) * row4;
         for (var j = 0u; j < full; j++) {
             step(b, xb + j, db + j, all, &acc);
         }

@@ -56,7 +56,7 @@ fn add_row(a: u32, d: vec4<f32>, row: Row, live: vec4<bool>) {
 
 // Where tap t's sum goes in the weight (strict convolution flips the kernel).
 fn weight_index(t: u32) -> u32 {
-    return select(t, g.taps - 1u - t, g.flip != 0u);
+    return select(t, g.taps - 1u - t, g.s.flip != 0u);
 }
 
 fn put_row(a: u32, ch: u32, slice: u32, slices: u32) {
@@ -92,24 +92,24 @@ fn conv2d_weight_grad_planes(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let strips = (g.ow + 3u) / 4u;
+    let strips = (g.s.ow + 3u) / 4u;
     let strip = gid.x;
     if strip >= strips {
         return;
     }
     let plane = g.base + gid.z;
-    let ch = plane % g.c;
-    let n = plane / g.c;
-    let row_slices = (g.oh + g.slice_rows - 1u) / g.slice_rows;
-    let slices = g.n * row_slices * strips;
+    let ch = plane % g.s.c;
+    let n = plane / g.s.c;
+    let row_slices = (g.s.oh + g.slice_rows - 1u) / g.slice_rows;
+    let slices = g.s.n * row_slices * strips;
     let slice = (n * row_slices + gid.y) * strips + strip;
     let ox0 = strip * 4u;
-    let live = vec4<bool>(ox0 < g.ow, ox0 + 1u < g.ow, ox0 + 2u < g.ow, ox0 + 3u < g.ow);
+    let live = vec4<bool>(ox0 < g.s.ow, ox0 + 1u < g.s.ow, ox0 + 2u < g.s.ow, ox0 + 3u < g.s.ow);
     let wq4 = g.wq / 4u;
     let row4 = g.ow4 / 4u;
-    let oy1 = min((gid.y + 1u) * g.slice_rows, g.oh);
+    let oy1 = min((gid.y + 1u) * g.slice_rows, g.s.oh);
     for (var oy = gid.y * g.slice_rows; oy < oy1; oy++) {
-        let d = dy[(plane * g.oh + oy) * row4 + strip];
+        let d = dy[(plane * g.s.oh + oy) * row4 + strip];
         let x0 = (plane * g.hp + oy) * wq4 + strip;
         add_row(0u, d, load_row(x0 + 0u * wq4), live);
         add_row(1u, d, load_row(x0 + 1u * wq4), live);

@@ -2,7 +2,7 @@
 // One workgroup per slice of the elements writes the gradient and the slice's partial loss
 // (a fixed tree in workgroup memory); `reduce_partials` adds the partials in order.
 
-// Keep in sync with `LossParams` in src/kernels/mod.rs.
+// Keep in sync with `LossParams` in src/kernels/mse_loss.rs.
 struct Params {
     count: u32,
     slice_len: u32,

@@ -3,7 +3,7 @@
 // for s = q * group, q * group + 1, ... (groups = ceil(slices / group); one group of all the
 // slices unless the loop budget makes the host reduce in several such passes).
 
-// Keep in sync with `ReduceParams` in src/kernels/mod.rs.
+// Keep in sync with `ReduceParams` in src/kernels/reduce_partials.rs.
 struct Params {
     count: u32,
     slices: u32,

@@ -1,7 +1,7 @@
 // One SGD step, as torch.optim.SGD without dampening or Nesterov:
 // d = g + weight_decay * w; v = momentum * v + d; w -= lr * (momentum != 0 ? v : d).
 
-// Keep in sync with `SgdParams` in src/kernels/mod.rs.
+// Keep in sync with `SgdParams` in src/kernels/sgd_step.rs.
 struct Params {
     count: u32,
     lr: f32,

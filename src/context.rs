@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::kernels::Kernels;
+use crate::kernels::{required_storage_buffers, DeviceProfile, Pipelines};
 
 /// What a context runs on.
 pub use wgpu::AdapterInfo;
@@ -23,7 +23,7 @@ pub struct GpuContext {
     pub(crate) queue: wgpu::Queue,
     info: AdapterInfo,
     pub(crate) limits: wgpu::Limits,
-    pub(crate) kernels: Kernels,
+    pub(crate) pipelines: Pipelines,
     lost: Arc<Mutex<Option<String>>>,
     binding_cap: AtomicU64,
     /// Held for the whole of each call on backends that cannot take calls from several threads
@@ -110,7 +110,7 @@ pub fn list_adapters() -> Vec<AdapterInfo> {
 
 /// Rank used to pick an adapter when `WGPU_ADAPTER_NAME` is unset: real GPUs before software
 /// ones, then Vulkan, Metal, DX12 before GL. Lower is better.
-pub fn adapter_rank(info: &AdapterInfo) -> (u8, u8) {
+fn adapter_rank(info: &AdapterInfo) -> (u8, u8) {
     let kind = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
         wgpu::DeviceType::IntegratedGpu => 1,
@@ -148,7 +148,7 @@ pub fn describe_adapter(info: &AdapterInfo) -> String {
 
 impl GpuContext {
     /// Picks an adapter from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, else the best
-    /// by [`adapter_rank`]) and builds a device on it. Blocks; see [`GpuContext::new_async`].
+    /// real GPUs before software ones, Vulkan, Metal and DX12 before GL) and builds a device on it. Blocks; see [`GpuContext::new_async`].
     pub fn new() -> Result<Self> {
         pollster::block_on(Self::new_async())
     }
@@ -207,20 +207,22 @@ impl GpuContext {
         Self::from_device(device, queue, info)
     }
 
-    /// Wraps a device the caller already has (for use inside another wgpu program). The kernels
-    /// need 5 storage buffers per stage, compute shaders and `f32` storage; other limits are
-    /// read from the device.
+    /// Wraps a device the caller already has (for use inside another wgpu program). The
+    /// required kernels need 4 storage buffers per stage (counted from their shaders), compute
+    /// shaders and `f32` storage; the planner uses faster kernels that need more only where the
+    /// device allows them. Other limits are read from the device.
     pub fn from_device(
         device: wgpu::Device,
         queue: wgpu::Queue,
         info: AdapterInfo,
     ) -> Result<Self> {
         let limits = device.limits();
-        if limits.max_storage_buffers_per_shader_stage < 4 {
+        let need = required_storage_buffers();
+        if limits.max_storage_buffers_per_shader_stage < need {
             return Err(Error::RequestDevice {
                 adapter: info.name.clone(),
                 reason: format!(
-                    "the device allows {} storage buffers per stage, the kernels need 4",
+                    "the device allows {} storage buffers per stage, the kernels need {need}",
                     limits.max_storage_buffers_per_shader_stage
                 ),
             });
@@ -232,12 +234,12 @@ impl GpuContext {
                 *f = Some(format!("{reason:?}: {message}"));
             }
         });
-        let kernels = Kernels::new(&device)?;
+        let pipelines = Pipelines::new(&device);
         Ok(Self {
             device,
             queue,
             limits,
-            kernels,
+            pipelines,
             lost,
             binding_cap: AtomicU64::new(u64::MAX),
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
@@ -285,6 +287,13 @@ impl GpuContext {
     /// The device's limits.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// What plans are made for: this device's type, vendor, limits and features, with the
+    /// binding limit of [`GpuContext::binding_limit`].
+    pub fn profile(&self) -> DeviceProfile {
+        DeviceProfile::new(&self.info, &self.limits, self.device.features())
+            .with_binding_limit(self.binding_limit())
     }
 
     /// On backends that need it, waits for this thread's turn; the guard ends it.

@@ -40,9 +40,19 @@ pub enum Error {
     /// Tensor shapes do not fit together or do not fit the options.
     #[error("invalid shape: {0}")]
     InvalidShape(String),
-    /// A tensor is too large for what the device or the index arithmetic can take.
-    #[error("too large: {0}")]
-    TooLarge(String),
+    /// Something is too large for one of the device's limits (or the kernels' `u32` index
+    /// arithmetic) and could not be split to fit.
+    #[error("too large: {what}: {}", detail(*limit, *needed, *allowed))]
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// Which limit it passed.
+        limit: Limit,
+        /// How much it needed.
+        needed: u64,
+        /// How much the limit allows.
+        allowed: u64,
+    },
     /// wgpu reported a validation error (a bug in this crate if it ever shows).
     #[error("GPU validation error in {label}: {message}")]
     Validation {
@@ -68,6 +78,59 @@ pub enum Error {
     Readback(String),
 }
 
+/// A limit that an operation can pass (see [`Error::TooLarge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The device's largest storage binding (bytes), or the cap set on it.
+    Binding,
+    /// The device's workgroups per dispatch dimension.
+    WorkgroupsPerDimension,
+    /// The loop iterations one invocation may run (see the README's "loop budget").
+    LoopIterations,
+    /// The kernels' `u32` index arithmetic.
+    Index,
+    /// Storage buffers per shader stage.
+    StorageBuffers,
+    /// What the host can allocate (bytes).
+    HostMemory,
+}
+
+impl Limit {
+    /// What the limit counts.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Limit::Binding | Limit::HostMemory => "bytes",
+            Limit::WorkgroupsPerDimension => "workgroups",
+            Limit::LoopIterations => "loop iterations",
+            Limit::Index => "",
+            Limit::StorageBuffers => "storage buffers",
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Binding => "largest storage binding",
+            Limit::WorkgroupsPerDimension => "workgroups per dispatch dimension",
+            Limit::LoopIterations => "loop budget per invocation",
+            Limit::Index => "u32 index range",
+            Limit::StorageBuffers => "storage buffers per shader stage",
+            Limit::HostMemory => "host memory",
+        })
+    }
+}
+
+/// "N units exceed the LIMIT of M".
+fn detail(limit: Limit, needed: u64, allowed: u64) -> String {
+    let unit = match limit.unit() {
+        "" => String::new(),
+        u => format!(" {u}"),
+    };
+    format!("{needed}{unit} exceed the {limit} of {allowed}")
+}
+
 /// `Result` with this crate's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -77,5 +140,18 @@ impl Error {
     }
     pub(crate) fn shape(msg: impl Into<String>) -> Self {
         Error::InvalidShape(msg.into())
+    }
+    pub(crate) fn too_large(
+        what: impl Into<String>,
+        limit: Limit,
+        needed: u64,
+        allowed: u64,
+    ) -> Self {
+        Error::TooLarge {
+            what: what.into(),
+            limit,
+            needed,
+            allowed,
+        }
     }
 }

@@ -2,21 +2,22 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
-use crate::ops::{geometry, Conv2dGrads, GpuTensor, Wanted};
+use crate::grads::{Conv2dGrads, Wanted};
+use crate::ops::{geometry, GpuTensor};
 use crate::options::{Conv2dOptions, Hw};
 use crate::tensor::Tensor;
 
 /// A small seedable generator (SplitMix64) for weight initialisation.
 #[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
+pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
     /// Seeded generator.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed)
     }
     /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -24,7 +25,7 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
     /// Uniform in `[lo, hi)`.
-    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+    pub(crate) fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
         let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
         lo + (hi - lo) * u
     }

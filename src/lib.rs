@@ -18,27 +18,34 @@
 //! # Ok(()) }
 //! ```
 
-pub mod context;
+mod context;
 pub mod cpu;
 mod error;
 pub mod filters;
-pub mod kernels;
-pub mod layer;
+mod grads;
+mod kernels;
+mod layer;
 mod ops;
-pub mod options;
-pub mod receptive_field;
-pub mod shapes;
+mod options;
+mod planning;
+mod receptive_field;
+mod shapes;
 mod split;
 mod tensor;
-pub mod train;
+mod train;
 
-pub use context::GpuContext;
-pub use error::{Error, Result};
-pub use kernels::{Algorithm, Sgd};
+pub use context::{
+    check_backend_env, describe_adapter, list_adapters, AdapterInfo, GpuContext, BACKEND_NAMES,
+};
+pub use error::{Error, Limit, Result};
+pub use grads::{Conv2dGrads, Wanted};
+pub use kernels::{Algorithm, DeviceProfile, Op, Pass, Plan, Sgd, AUTO_BLOCKED_FROM};
 pub use layer::{Conv2d, Sequential, SequentialGrads};
-pub use ops::{geometry, Conv2dGrads, GpuTensor, Wanted};
+pub use ops::{geometry, GpuTensor};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
+pub use planning::{plan_bias_grad, plan_forward, plan_input_grad, plan_weight_grad};
 pub use receptive_field::{receptive_field, Field};
+pub use shapes::{bench_shapes, BenchShape};
 pub use tensor::Tensor;
 pub use train::{target_fits, train_cpu, Trainer};
 

@@ -3,7 +3,9 @@
 use wgpu::util::DeviceExt;
 
 use crate::context::GpuContext;
-use crate::error::{Error, Result};
+use crate::error::{Error, Limit, Result};
+use crate::grads::{Conv2dGrads, RawGrads, Wanted};
+use crate::kernels::conv2d_bias_grad;
 use crate::kernels::{self, Algorithm};
 use crate::options::{Conv2dGeometry, Conv2dOptions};
 use crate::split;
@@ -33,37 +35,6 @@ impl GpuTensor {
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
-}
-
-/// Which gradients [`GpuContext::conv2d_backward`] computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Wanted {
-    /// dL/dW.
-    pub weight: bool,
-    /// dL/dX.
-    pub input: bool,
-    /// dL/db.
-    pub bias: bool,
-}
-
-impl Wanted {
-    /// All three.
-    pub const ALL: Wanted = Wanted {
-        weight: true,
-        input: true,
-        bias: true,
-    };
-}
-
-/// Gradients of `sum(y * grad_output)`; `None` where not asked for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Conv2dGrads {
-    /// dL/dW, shaped like the weight.
-    pub weight: Option<Tensor>,
-    /// dL/dX, shaped like the input.
-    pub input: Option<Tensor>,
-    /// dL/db, shape `[OC]`.
-    pub bias: Option<Tensor>,
 }
 
 /// Checks a convolution's operands and resolves its geometry. The input is rank 4 `(N,C,H,W)`,
@@ -122,9 +93,7 @@ impl GpuContext {
         let bytes = (len.max(1) as u64) * 4;
         let max = self.binding_limit();
         if bytes > max {
-            return Err(Error::TooLarge(format!(
-                "{what}: {bytes} bytes exceed the device's largest storage binding ({max} bytes)"
-            )));
+            return Err(Error::too_large(what, Limit::Binding, bytes, max));
         }
         Ok(bytes)
     }
@@ -251,15 +220,13 @@ impl GpuContext {
         if let Some(b) = bias {
             expect_len(b, [g.oc, 1, 1, 1], "bias")?;
         }
-        kernels::encode_forward(
+        let plan = kernels::plan_forward(g, bias.is_some(), &self.profile(), algorithm)?;
+        let bias = bias.map_or(&self.pipelines.zeros, |b| &b.buffer);
+        kernels::record(
             self,
             encoder,
-            g,
-            &x.buffer,
-            &w.buffer,
-            bias.map(|b| &b.buffer),
-            &y.buffer,
-            algorithm,
+            &plan,
+            &[&x.buffer, &w.buffer, bias, &y.buffer],
         )
     }
 
@@ -298,19 +265,18 @@ impl GpuContext {
         expect_len(gy, g.output_shape(), "grad_output")?;
         if let Some(gw) = gw {
             expect_len(gw, g.weight_shape(), "grad_weight")?;
-            kernels::encode_weight_grad(
-                self, encoder, g, &x.buffer, &gy.buffer, &gw.buffer, algorithm,
-            )?;
+            let plan = kernels::plan_weight_grad(g, &self.profile(), algorithm)?;
+            kernels::record(self, encoder, &plan, &[&x.buffer, &gy.buffer, &gw.buffer])?;
         }
         if let Some(gx) = gx {
             expect_len(gx, g.input_shape(), "grad_input")?;
-            kernels::encode_input_grad(
-                self, encoder, g, &w.buffer, &gy.buffer, &gx.buffer, algorithm,
-            )?;
+            let plan = kernels::plan_input_grad(g, &self.profile(), algorithm)?;
+            kernels::record(self, encoder, &plan, &[&w.buffer, &gy.buffer, &gx.buffer])?;
         }
         if let Some(gb) = gb {
             expect_len(gb, [g.oc, 1, 1, 1], "grad_bias")?;
-            kernels::encode_bias_grad(self, encoder, g, &gy.buffer, &gb.buffer)?;
+            let plan = conv2d_bias_grad::plan(g, &self.profile())?;
+            kernels::record(self, encoder, &plan, &[&gy.buffer, &gb.buffer])?;
         }
         Ok(())
     }
@@ -349,15 +315,12 @@ impl GpuContext {
         algorithm: Algorithm,
     ) -> Result<Tensor> {
         let g = geometry(x.shape(), w.shape(), bias.map(Tensor::len), opts)?;
-        let data = if split::needed(self, &g) {
-            split::forward(
-                self,
-                &g,
-                x.data(),
-                w.data(),
-                bias.map(Tensor::data),
-                algorithm,
-            )?
+        let data = if split::needed(&g, self.binding_limit()).is_some() {
+            let run = |pg: &Conv2dGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>| {
+                self.forward_raw(pg, x, w, b, algorithm)
+            };
+            let (x, w, b) = (x.data(), w.data(), bias.map(Tensor::data));
+            split::forward(&g, self.binding_limit(), x, w, b, run)?
         } else {
             self.forward_raw(&g, x.data(), w.data(), bias.map(Tensor::data), algorithm)?
         };
@@ -443,16 +406,12 @@ impl GpuContext {
         } else {
             algorithm
         };
-        let (gw, gx, gb) = if split::needed(self, &g) {
-            split::backward(
-                self,
-                &g,
-                x.data(),
-                w.data(),
-                grad_output.data(),
-                wanted,
-                algorithm,
-            )?
+        let (gw, gx, gb) = if split::needed(&g, self.binding_limit()).is_some() {
+            let run = |pg: &Conv2dGeometry, x: &[f32], w: &[f32], gy: &[f32]| {
+                self.backward_raw(pg, x, w, gy, wanted, algorithm)
+            };
+            let (x, w, gy) = (x.data(), w.data(), grad_output.data());
+            split::backward(&g, self.binding_limit(), x, w, gy, wanted, run)?
         } else {
             self.backward_raw(
                 &g,
@@ -524,9 +483,6 @@ impl GpuContext {
         })
     }
 }
-
-/// Weight, input and bias gradients as flat vectors, each if asked for.
-pub(crate) type RawGrads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
 
 fn expect_len(t: &GpuTensor, shape: [usize; 4], what: &str) -> Result<()> {
     let want: usize = shape.iter().product();

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Limit, Result};
 
 /// A (height, width) pair: `2.into()` is `(2, 2)`, `(1, 2).into()` is height 1, width 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,6 +156,16 @@ pub enum PaddingMode {
 }
 
 impl PaddingMode {
+    /// The name `nn.Conv2d` and `--padding-mode` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            PaddingMode::Zeros => "zeros",
+            PaddingMode::Reflect => "reflect",
+            PaddingMode::Replicate => "replicate",
+            PaddingMode::Circular => "circular",
+        }
+    }
+
     /// The code the shaders use (keep in sync with `pad_source` in the `.wgsl` files).
     pub(crate) fn code(self) -> u32 {
         match self {
@@ -437,9 +447,12 @@ impl Conv2dOptions {
             match count {
                 Some(v) if v <= u32::MAX as usize => {}
                 _ => {
-                    return Err(Error::TooLarge(format!(
-                        "the {what} has more than 2^32-1 elements"
-                    )))
+                    return Err(Error::too_large(
+                        format!("the {what}'s elements"),
+                        Limit::Index,
+                        count.map_or(u64::MAX, |v| v as u64),
+                        u64::from(u32::MAX),
+                    ))
                 }
             }
         }

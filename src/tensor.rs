@@ -1,6 +1,6 @@
 //! A plain host tensor: a shape and row-major `f32` data.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Limit, Result};
 
 /// A row-major `f32` array of rank 1 to 4 (NCHW for images, OIHW for weights).
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +21,14 @@ impl Tensor {
         let len = shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| Error::TooLarge(format!("shape {shape:?} overflows")))?;
+            .ok_or_else(|| {
+                Error::too_large(
+                    format!("shape {shape:?}"),
+                    Limit::Index,
+                    u64::MAX,
+                    usize::MAX as u64,
+                )
+            })?;
         if len != data.len() {
             return Err(Error::shape(format!(
                 "shape {shape:?} holds {len} elements but {} were given",

@@ -4,7 +4,7 @@
 use crate::context::GpuContext;
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::kernels::{self, Sgd};
+use crate::kernels::{self, mse_loss, sgd_step, Sgd};
 use crate::layer::Conv2d;
 use crate::ops::{geometry, GpuTensor};
 use crate::options::Conv2dGeometry;
@@ -20,7 +20,10 @@ pub fn target_fits(target: &[usize], output: &[usize]) -> bool {
         && output[output.len() - target.len()..] == *target
 }
 
-/// Trains one layer to map `x` to `target` under the loss `scale * sum (y - target)^2`.
+/// The chapter's loss is the plain sum of squares.
+const CHAPTER_LOSS_SCALE: f32 = 1.0;
+
+/// Trains one layer to map `x` to `target` under the chapter's loss `sum (y - target)^2`.
 /// Every [`Trainer::step`] records forward, loss, gradients and the update into one submission;
 /// the loss is read back only when asked for.
 pub struct Trainer<'a> {
@@ -38,7 +41,6 @@ pub struct Trainer<'a> {
     gy: GpuTensor,
     loss: GpuTensor,
     sgd: Sgd,
-    scale: f32,
     layer: Conv2d,
 }
 
@@ -92,7 +94,6 @@ impl<'a> Trainer<'a> {
             loss: zeros(&[1], "train: loss")?,
             g,
             sgd,
-            scale: 1.0,
             layer: layer.clone(),
         })
     }
@@ -106,16 +107,10 @@ impl<'a> Trainer<'a> {
             let mut enc = ctx.encoder("train step");
             let g = &self.g;
             ctx.record_forward(&mut enc, g, &self.x, &self.w, self.b.as_ref(), &self.y)?;
-            kernels::encode_mse_loss(
-                ctx,
-                &mut enc,
-                self.y.buffer(),
-                self.target.buffer(),
-                self.gy.buffer(),
-                self.loss.buffer(),
-                self.y.len(),
-                self.scale,
-            )?;
+            let profile = ctx.profile();
+            let loss = mse_loss::plan(self.y.len(), CHAPTER_LOSS_SCALE, &profile)?;
+            let io = [&self.y, &self.target, &self.gy, &self.loss];
+            kernels::record(ctx, &mut enc, &loss, &io.map(GpuTensor::buffer))?;
             ctx.record_backward(
                 &mut enc,
                 g,
@@ -126,25 +121,12 @@ impl<'a> Trainer<'a> {
                 None,
                 self.gb.as_ref(),
             )?;
-            kernels::encode_sgd_step(
-                ctx,
-                &mut enc,
-                self.gw.buffer(),
-                self.w.buffer(),
-                self.vw.buffer(),
-                self.w.len(),
-                &self.sgd,
-            )?;
+            let step = sgd_step::plan(self.w.len(), &self.sgd, &profile)?;
+            let io = [&self.gw, &self.w, &self.vw];
+            kernels::record(ctx, &mut enc, &step, &io.map(GpuTensor::buffer))?;
             if let (Some(b), Some(gb), Some(vb)) = (&self.b, &self.gb, &self.vb) {
-                kernels::encode_sgd_step(
-                    ctx,
-                    &mut enc,
-                    gb.buffer(),
-                    b.buffer(),
-                    vb.buffer(),
-                    b.len(),
-                    &self.sgd,
-                )?;
+                let step = sgd_step::plan(b.len(), &self.sgd, &profile)?;
+                kernels::record(ctx, &mut enc, &step, &[gb, b, vb].map(GpuTensor::buffer))?;
             }
             if read_loss {
                 let out = ctx.submit_and_read(enc, &[self.loss.buffer()])?;

@@ -191,8 +191,8 @@ fn every_plane_kernel_size_matches_the_reference() {
     // pipeline costs a compile) that reach every height and width it takes, each with 2
     // channels (weights in uniform blocks) and with PLANES_PER_LANE_FROM channels (weights per
     // lane), on a depthwise layer with odd sizes, bias, and a padding mode per size
-    let (max_kh, max_kw) = wgpu_conv::kernels::PLANES_MAX_KERNEL;
-    let many = wgpu_conv::kernels::PLANES_PER_LANE_FROM;
+    let (max_kh, max_kw) = common::PLANES_MAX_KERNEL;
+    let many = common::PLANES_PER_LANE_FROM;
     let modes = [
         PaddingMode::Zeros,
         PaddingMode::Reflect,
@@ -228,7 +228,7 @@ fn planes_reading_the_input_itself_match_the_reference() {
     // With zero padding, rows of whole vec4s, pad_left <= 4 and KW <= 5 + pad_left, the planes
     // kernel reads the input without a padded copy and masks what falls outside it: each
     // (KH, KW, top, left, bottom, right) here takes that path, with both weight sources.
-    let many = wgpu_conv::kernels::PLANES_PER_LANE_FROM;
+    let many = common::PLANES_PER_LANE_FROM;
     let mut rng = Rng::new(33);
     for (kh, kw, pad) in [
         (3, 3, [1, 1, 1, 1]),

@@ -2,7 +2,9 @@
 //! error, padding-mode sources, and the CPU reference on the chapter's exact values.
 
 use wgpu_conv::cpu;
-use wgpu_conv::{geometry, output_size, Conv2dOptions, ConvMode, Error, Hw, Padding, PaddingMode};
+use wgpu_conv::{
+    geometry, output_size, Conv2dOptions, ConvMode, Error, Hw, Limit, Padding, PaddingMode,
+};
 
 #[test]
 fn output_size_is_pytorchs_formula() {
@@ -158,7 +160,11 @@ fn invalid_combinations_are_typed_errors() {
     ));
     assert!(matches!(
         err(o(), [70000, 1, 70000, 1], [1, 1, 1, 1]),
-        Error::TooLarge(_)
+        Error::TooLarge {
+            limit: Limit::Index,
+            needed: 4_900_000_000,
+            ..
+        }
     ));
     // reflect padding just under the size, and circular padding equal to it, are allowed
     assert!(o()

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_within, case_data, cases, Rng};
-use wgpu_conv::{cpu, Conv2dOptions, Error, GpuContext, Tensor, Wanted};
+use wgpu_conv::{cpu, Conv2dOptions, Error, GpuContext, Limit, Tensor, Wanted};
 
 fn small_limit_ctx() -> GpuContext {
     GpuContext::new().expect("GPU tests need an adapter (or RUSTFLAGS=\"--cfg no_gpu\" to skip)")
@@ -145,7 +145,7 @@ fn weight_split_by_output_channels() {
         )
         .unwrap_err();
     assert!(
-        matches!(&err, Error::TooLarge(m) if m.contains("cannot be split")),
+        matches!(&err, Error::TooLarge { what, limit: Limit::Binding, .. } if what.contains("cannot be split")),
         "{err}"
     );
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use wgpu_conv::shapes::{bench_shapes, BenchShape};
+use wgpu_conv::{bench_shapes, BenchShape};
 use wgpu_conv::{cpu, Algorithm, Conv2dGeometry, GpuContext, GpuTensor, Tensor};
 
 /// Elements checked against the reference per result (all of them for small results).

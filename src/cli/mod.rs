@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use wgpu_conv::{
-    context, geometry, Conv2d, Conv2dOptions, ConvMode, GpuContext, Hw, Padding, PaddingMode, Sgd,
-    Tensor, Trainer, Wanted,
+    geometry, Conv2d, Conv2dOptions, ConvMode, GpuContext, Hw, Padding, PaddingMode, Sgd, Tensor,
+    Trainer, Wanted,
 };
 
 /// 2-D convolution layers on any GPU (wgpu + WGSL). With no command, runs the walkthrough of
@@ -588,14 +588,14 @@ fn check_ranks(x: &Tensor, w: &Tensor) -> Result<()> {
 }
 
 fn info() -> Result<()> {
-    context::check_backend_env()?;
-    let adapters = context::list_adapters();
+    wgpu_conv::check_backend_env()?;
+    let adapters = wgpu_conv::list_adapters();
     if adapters.is_empty() {
         println!("no adapters found");
     } else {
         println!("adapters found ({}):", adapters.len());
         for a in &adapters {
-            println!("  {}", context::describe_adapter(a));
+            println!("  {}", wgpu_conv::describe_adapter(a));
         }
     }
     let ctx = context()?;

@@ -2,14 +2,14 @@
 //! invocation once the invocation has run 65,535 loop iterations in total, counted across all
 //! its loops (`LP_MAX_TGSI_LOOP_ITERATIONS`), and says nothing: a longer reduction is silently
 //! cut short. Real GPUs have watchdogs instead. So no kernel of this crate runs more than
-//! [`LOOP_BUDGET`] iterations in one invocation, on any adapter: each encoder states its
+//! [`LOOP_BUDGET`] iterations in one invocation, on any adapter: each kernel module states its
 //! kernel's worst case where it plans the dispatch, and cuts longer reductions into pieces
 //! (dispatches that each add to the last, or slices whose partial sums are added in a fixed
 //! order), so results stay deterministic.
 
 use std::ops::Range;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Limit, Result};
 
 /// Loop iterations one invocation may run, counted across all its loops: half of gallivm's cap,
 /// leaving room for what a worst case might miss.
@@ -65,14 +65,25 @@ pub fn split_nest(sizes: &[usize], fixed: u64) -> Vec<Vec<Range<usize>>> {
     boxes
 }
 
+/// The worst case of [`nest_iterations`] over the boxes of [`split_nest`].
+pub fn worst(boxes: &[Vec<Range<usize>>], fixed: u64) -> u64 {
+    boxes
+        .iter()
+        .map(|b| nest_iterations(&b.iter().map(|r| r.len()).collect::<Vec<_>>(), fixed))
+        .max()
+        .unwrap_or(fixed)
+}
+
 /// Checks a kernel's planned worst case against the budget: an error (never a silently
 /// shortened loop) where a plan could not keep within it.
 pub(crate) fn check(kernel: &str, iterations: u64) -> Result<()> {
     if iterations > LOOP_BUDGET {
-        return Err(Error::TooLarge(format!(
-            "{kernel}: {iterations} loop iterations per invocation exceed the budget of \
-             {LOOP_BUDGET}"
-        )));
+        return Err(Error::too_large(
+            kernel,
+            Limit::LoopIterations,
+            iterations,
+            LOOP_BUDGET,
+        ));
     }
     Ok(())
 }
@@ -135,7 +146,7 @@ mod tests {
         assert!(check("k", LOOP_BUDGET).is_ok());
         assert!(matches!(
             check("k", LOOP_BUDGET + 1),
-            Err(Error::TooLarge(_))
+            Err(Error::TooLarge { .. })
         ));
     }
 }

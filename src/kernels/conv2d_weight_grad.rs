@@ -1,148 +1,111 @@
-use super::budget::{self, LOOP_BUDGET};
-use super::{dispatch_chunks, gemm, reduce_partials, Algorithm, ConvParams};
-use crate::context::GpuContext;
-use crate::error::{Error, Result};
-use crate::options::Conv2dGeometry;
+//! `conv2d_weight_grad`: one workgroup per weight element and slice of the `N*OH*OW`
+//! reduction (64 lanes walk the slice, then a tree), the reference weight-gradient kernel.
+//! Also the slicing every direct reduction (weight and bias gradients, the loss) shares.
 
-/// Length of one slice of the `N*OH*OW` reduction behind the direct weight and bias gradients
-/// (and the loss). Fixed, so the summation order depends only on the shape; raised only where
-/// the partials would not fit the device's largest binding.
+use super::budget::{self, LOOP_BUDGET};
+use super::plan::{runs, Buf, Pass};
+use super::profile::DeviceProfile;
+use super::*;
+use crate::error::{Error, Limit, Result};
+
+pub(crate) const SPEC: KernelSpec = KernelSpec {
+    name: "conv2d_weight_grad",
+    preludes: &["conv2d_common"],
+    source: shader!("conv2d_common", "conv2d_weight_grad"),
+    workgroup: [64, 1, 1],
+    bindings: &[Access::Read, Access::Read, Access::Write],
+    uniform: Uniform::Conv,
+    required: true,
+};
+
+/// Length of one slice of the direct reductions. Fixed, so the summation order depends only
+/// on the shape; raised only where the partials would not fit the device's largest binding.
 pub const REDUCTION_SLICE: usize = 1024;
 
-/// Invocations the tiled weight gradient aims for: enough to keep every core's SIMD lanes busy.
-const TILED_TARGET_INVOCATIONS: usize = 8192;
+/// Most partial sums any reduction writes, whatever the binding limit (64 MiB of them).
+const MAX_PARTIALS: usize = 1 << 24;
 
-fn partial_budget(ctx: &GpuContext) -> usize {
-    ((ctx.binding_limit() / 4) as usize).min(1 << 24)
+/// Lanes that walk one slice, then sum in a tree of `TREE_LEVELS` levels.
+const LANES: usize = 64;
+const TREE_LEVELS: u64 = LANES.ilog2() as u64;
+
+/// Longest slice of the direct reductions: `slice / 64` iterations each, then the tree.
+const MAX_DIRECT_SLICE: usize = LANES * (LOOP_BUDGET - TREE_LEVELS) as usize;
+
+/// Partial sums a reduction may write on `profile`.
+pub(crate) fn partial_budget(profile: &DeviceProfile) -> usize {
+    ((profile.max_binding_bytes / 4) as usize).min(MAX_PARTIALS)
 }
 
 /// Slice length and slice count for `elements` reductions of length `len` each, slices of
 /// `slice` or longer (doubled until the partials fit the budget), but no longer than
 /// `max_slice` (what keeps the kernel within the loop budget).
-fn slices_from(
-    ctx: &GpuContext,
+pub(crate) fn slices_from(
+    profile: &DeviceProfile,
     elements: usize,
     len: usize,
     slice: usize,
     max_slice: usize,
 ) -> Result<(usize, usize)> {
-    let budget = partial_budget(ctx);
+    let budget = partial_budget(profile);
     let mut slice = slice.clamp(1, max_slice.max(1));
     while elements.saturating_mul(len.div_ceil(slice)) > budget && slice < len {
         slice *= 2;
     }
     let slice = slice.min(len.max(1));
-    if slice > max_slice {
-        return Err(Error::TooLarge(format!(
-            "{elements} reductions of {len} terms: slices short enough for the loop budget \
-             ({max_slice} terms) do not fit the device's partial-sum budget"
-        )));
-    }
     let slices = len.div_ceil(slice).max(1);
-    if elements.saturating_mul(slices) > budget && slices > 1 {
-        return Err(Error::TooLarge(format!(
-            "{elements} reductions do not fit the device's partial-sum budget"
-        )));
+    if slice > max_slice || (elements.saturating_mul(slices) > budget && slices > 1) {
+        return Err(Error::too_large(
+            format!("partial sums of {elements} reductions of {len} terms"),
+            Limit::Binding,
+            elements.saturating_mul(len.div_ceil(max_slice)) as u64 * 4,
+            budget as u64 * 4,
+        ));
     }
     Ok((slice, slices))
 }
-
-/// Longest slice of the direct reductions (weight and bias gradients, the loss): 64 lanes walk
-/// a slice, `slice / 64` iterations each, then a 6-level tree.
-const MAX_DIRECT_SLICE: usize = 64 * (LOOP_BUDGET as usize - 6);
-
-/// Longest slice of the tiled weight gradient: one iteration per term, then 4 x 4 stores.
-const MAX_TILED_SLICE: usize = LOOP_BUDGET as usize - 20;
 
 /// Slicing of the direct reductions (fixed slice length). Loop iterations per invocation:
-/// `slice.div_ceil(64) + 6`, at most [`LOOP_BUDGET`].
-pub(crate) fn slicing(ctx: &GpuContext, elements: usize, len: usize) -> Result<(usize, usize)> {
-    let (slice, slices) = slices_from(ctx, elements, len, REDUCTION_SLICE, MAX_DIRECT_SLICE)?;
-    budget::check("direct reduction", (slice.div_ceil(64) + 6) as u64)?;
+/// `slice / 64 + 6`.
+pub(crate) fn slicing(
+    profile: &DeviceProfile,
+    elements: usize,
+    len: usize,
+) -> Result<(usize, usize)> {
+    let (slice, slices) = slices_from(profile, elements, len, REDUCTION_SLICE, MAX_DIRECT_SLICE)?;
+    budget::check("direct reduction", iterations(slice))?;
     Ok((slice, slices))
 }
 
-/// Slicing of the tiled weight gradient: as many slices as keep about
-/// `TILED_TARGET_INVOCATIONS` invocations in flight, each at least 16 long. Depends only on
-/// the shape (and the binding limit), never on timing.
-fn tiled_slicing(ctx: &GpuContext, g: &Conv2dGeometry, blocks: usize) -> Result<(usize, usize)> {
-    let len = g.n * g.oh * g.ow;
-    let want = TILED_TARGET_INVOCATIONS
-        .div_ceil(blocks)
-        .clamp(1, len.div_ceil(16).max(1));
-    let (slice, slices) = slices_from(
-        ctx,
-        g.weight_shape().iter().product(),
-        len,
-        len.div_ceil(want),
-        MAX_TILED_SLICE,
-    )?;
-    // loop iterations per invocation: one per term of its slice, then 4 x 4 stores
-    budget::check("conv2d_weight_grad_tiled", slice as u64 + 20)?;
-    Ok((slice, slices))
+/// Loop iterations per invocation of a direct reduction over slices of `slice`.
+pub(crate) fn iterations(slice: usize) -> u64 {
+    slice.div_ceil(LANES) as u64 + TREE_LEVELS
 }
 
-/// Records the weight gradient `gw` of `sum(y * gy)`: partial sums per slice of the reduction,
-/// then their fixed-order sum.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn encode(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
+/// The pass over `io` = `[x, gy, partials]`: `elements x slices` workgroups, partial sums
+/// `partials[element * slices + slice]`.
+pub(crate) fn pass(
     g: &Conv2dGeometry,
-    x: &wgpu::Buffer,
-    gy: &wgpu::Buffer,
-    gw: &wgpu::Buffer,
-    algorithm: Algorithm,
-) -> Result<()> {
-    if algorithm.resolve(g) == Algorithm::Gemm {
-        if gemm::encode_weight_grad_planes(ctx, encoder, g, x, gy, gw)? {
-            return Ok(());
-        }
-        if g.ocpg() > 1 && gemm::encode_weight_grad(ctx, encoder, g, x, gy, gw)? {
-            return Ok(());
-        }
-    }
-    let elements: usize = g.weight_shape().iter().product();
-    let mut p = ConvParams::new(g);
-    let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    let (tb, ocb) = (g.taps().div_ceil(4), g.groups * g.ocpg().div_ceil(4));
-    let tiled = algorithm.resolve(g) != Algorithm::Direct && tb <= max && ocb <= max;
-    let (slice, slices) = if tiled {
-        tiled_slicing(ctx, g, tb * ocb)?
-    } else {
-        slicing(ctx, elements, g.n * g.oh * g.ow)?
-    };
-    let partials = ctx.scratch_buffer("conv2d_weight_grad: partials", elements * slices)?;
+    io: [Buf; 3],
+    (slice, slices): (usize, usize),
+    profile: &DeviceProfile,
+) -> Result<Pass> {
+    let mut p = ConvParams::new(g)?;
     p.slice_len = slice as u32;
     p.slices = slices as u32;
-    if tiled {
-        let per_slice = 2.0 * 16.0 * slice as f64 * (tb * ocb) as f64;
-        for (first, count) in dispatch_chunks(slices, per_slice, 64) {
-            p.base = first as u32;
-            ctx.kernels.conv2d_weight_grad_tiled.dispatch_grid(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&p),
-                &[x, gy, &partials],
-                [count.div_ceil(64) as u32, tb as u32, ocb as u32],
-            )?;
-        }
-    } else {
-        let jobs = elements * slices;
-        u32::try_from(jobs)
-            .map_err(|_| Error::TooLarge("weight gradient: too many workgroups".into()))?;
-        for (first, count) in dispatch_chunks(jobs, 2.0 * slice as f64, 1) {
-            p.base = first as u32;
-            ctx.kernels.conv2d_weight_grad.dispatch(
-                &ctx.device,
-                &ctx.limits,
-                encoder,
-                bytemuck::bytes_of(&p),
-                &[x, gy, &partials],
-                count as u32,
-            )?;
-        }
+    let elements: usize = g.weight_shape().iter().product();
+    let mut pass = Pass::new(&SPEC, io.map(Into::into), iterations(slice));
+    for (first, grid) in runs(
+        SPEC.name,
+        None,
+        elements * slices,
+        1,
+        [0, 0],
+        2.0 * slice as f64,
+        profile.max_workgroups_per_dimension,
+    )? {
+        p.base = first as u32;
+        pass.dispatch(&p, grid);
     }
-    reduce_partials::encode(ctx, encoder, &partials, gw, elements, slices)
+    Ok(pass)
 }

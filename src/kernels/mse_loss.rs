@@ -1,35 +1,57 @@
-use super::conv2d_weight_grad::slicing;
-use super::{reduce_partials, LossParams};
-use crate::context::GpuContext;
+//! `mse_loss`: `loss = scale * sum (pred - target)^2` and its gradient
+//! `grad = 2 * scale * (pred - target)`, one workgroup per slice, then the sum of the slices.
+
+use super::plan::{spread, Buf, Op, Pass, Plan};
+use super::profile::DeviceProfile;
+use super::*;
 use crate::error::Result;
 
-/// Records `loss[0] = scale * sum (pred - target)^2` and `grad = 2 * scale * (pred - target)`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn encode(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    pred: &wgpu::Buffer,
-    target: &wgpu::Buffer,
-    grad: &wgpu::Buffer,
-    loss: &wgpu::Buffer,
-    count: usize,
-    scale: f32,
-) -> Result<()> {
-    let (slice, slices) = slicing(ctx, 1, count)?;
-    let partials = ctx.scratch_buffer("mse_loss: partials", slices)?;
+pub(crate) const SPEC: KernelSpec = KernelSpec {
+    name: "mse_loss",
+    preludes: &[],
+    source: shader!("mse_loss"),
+    workgroup: [64, 1, 1],
+    bindings: &[Access::Read, Access::Read, Access::Write, Access::Write],
+    uniform: Uniform::Own(std::mem::size_of::<LossParams>()),
+    required: true,
+};
+
+/// Uniform of `mse_loss` (`struct Params` in its shader).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct LossParams {
+    /// Elements.
+    pub count: u32,
+    /// Elements per workgroup.
+    pub slice_len: u32,
+    /// Workgroups.
+    pub slices: u32,
+    /// Loss scale (1 for the chapter's sum).
+    pub scale: f32,
+}
+
+/// The plan over operands `[pred, target, grad, loss]` for `count` elements.
+pub(crate) fn plan(count: usize, scale: f32, profile: &DeviceProfile) -> Result<Plan> {
+    let mut plan = Plan::new(Op::MseLoss);
+    let (slice, slices) = conv2d_weight_grad::slicing(profile, 1, count)?;
+    let partials = plan.scratch_floats(profile, "mse_loss: partials", slices)?;
     let p = LossParams {
-        count: count as u32,
+        count: uniforms::to_u32(count, "loss elements")?,
         slice_len: slice as u32,
         slices: slices as u32,
         scale,
     };
-    ctx.kernels.mse_loss.dispatch(
-        &ctx.device,
-        &ctx.limits,
-        encoder,
-        bytemuck::bytes_of(&p),
-        &[pred, target, grad, &partials],
-        slices as u32,
-    )?;
-    reduce_partials::encode(ctx, encoder, &partials, loss, 1, slices)
+    let io = [Buf::Operand(0), Buf::Operand(1), Buf::Operand(2), partials];
+    let mut pass = Pass::new(
+        &SPEC,
+        io.map(Into::into),
+        conv2d_weight_grad::iterations(slice),
+    );
+    pass.dispatch(
+        &p,
+        spread(slices, profile.max_workgroups_per_dimension, SPEC.name)?,
+    );
+    plan.passes.push(pass);
+    reduce_partials::passes(&mut plan, profile, partials, Buf::Operand(3), 1, slices)?;
+    Ok(plan)
 }

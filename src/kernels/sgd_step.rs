@@ -1,6 +1,33 @@
-use super::{groups_for, SgdParams};
-use crate::context::GpuContext;
+//! `sgd_step`: one step of SGD (with momentum and weight decay) on a parameter tensor.
+
+use super::plan::{spread, Buf, Op, Pass, Plan};
+use super::profile::DeviceProfile;
+use super::*;
 use crate::error::Result;
+
+pub(crate) const SPEC: KernelSpec = KernelSpec {
+    name: "sgd_step",
+    preludes: &[],
+    source: shader!("sgd_step"),
+    workgroup: [64, 1, 1],
+    bindings: &[Access::Read, Access::Write, Access::Write],
+    uniform: Uniform::Own(std::mem::size_of::<SgdParams>()),
+    required: true,
+};
+
+/// Uniform of `sgd_step` (`struct Params` in its shader).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct SgdParams {
+    /// Parameters.
+    pub count: u32,
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum (0: plain SGD).
+    pub momentum: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+}
 
 /// SGD hyper-parameters, as `torch.optim.SGD` (no dampening, no Nesterov).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,28 +61,27 @@ impl Sgd {
     }
 }
 
-/// Records one SGD step on `weight` (and `velocity`, used only with momentum).
-pub(crate) fn encode(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    grad: &wgpu::Buffer,
-    weight: &wgpu::Buffer,
-    velocity: &wgpu::Buffer,
-    count: usize,
-    sgd: &Sgd,
-) -> Result<()> {
+/// The plan over operands `[grad, weight, velocity]` (the velocity used only with momentum)
+/// for `count` parameters: one invocation each, no loops.
+pub(crate) fn plan(count: usize, sgd: &Sgd, profile: &DeviceProfile) -> Result<Plan> {
     let p = SgdParams {
-        count: count as u32,
+        count: uniforms::to_u32(count, "parameters")?,
         lr: sgd.lr,
         momentum: sgd.momentum,
         weight_decay: sgd.weight_decay,
     };
-    ctx.kernels.sgd_step.dispatch(
-        &ctx.device,
-        &ctx.limits,
-        encoder,
-        bytemuck::bytes_of(&p),
-        &[grad, weight, velocity],
-        groups_for(count)?,
-    )
+    let mut plan = Plan::new(Op::SgdStep);
+    let io = [Buf::Operand(0), Buf::Operand(1), Buf::Operand(2)];
+    let mut pass = Pass::new(&SPEC, io.map(Into::into), 0);
+    let wg = SPEC.workgroup[0] as usize;
+    pass.dispatch(
+        &p,
+        spread(
+            count.div_ceil(wg),
+            profile.max_workgroups_per_dimension,
+            SPEC.name,
+        )?,
+    );
+    plan.passes.push(pass);
+    Ok(plan)
 }

@@ -30,19 +30,30 @@ pub fn assert_within(got: &[f32], reference: &Reference, what: &str) {
     assert!(c.ok(), "{what}: {c}");
 }
 
-/// Deterministic test data: the library's SplitMix64, drawing uniformly from [-1, 1).
-pub struct Rng(wgpu_conv::layer::SplitMix64);
+/// Largest kernel the planes kernels take, and the channel count from which they load weights
+/// per lane: the boundaries the planes tests are built around (`tests/plans.rs` checks that the
+/// planner draws them here).
+pub const PLANES_MAX_KERNEL: (usize, usize) = (7, 8);
+pub const PLANES_PER_LANE_FROM: usize = 16;
+
+/// Deterministic test data: proptest's seeded ChaCha generator, drawing uniformly from [-1, 1).
+pub struct Rng(proptest::test_runner::TestRng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self(wgpu_conv::layer::SplitMix64::new(seed))
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        Self(proptest::test_runner::TestRng::from_seed(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+            &bytes,
+        ))
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
+        proptest::prelude::Rng::next_u64(&mut self.0)
     }
-    /// Uniform in [-1, 1).
+    /// Uniform in [-1, 1), on a grid of 2^-23 (24 random bits).
     pub fn uniform(&mut self) -> f32 {
-        self.0.uniform(-1.0, 1.0)
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
     pub fn vec(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.uniform()).collect()

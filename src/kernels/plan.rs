@@ -1,0 +1,588 @@
+//! Plans: what an operation will record, computed from its geometry and a [`DeviceProfile`]
+//! alone, with no GPU. A [`Plan`] names each pass (kernel, constants, bindings, and every
+//! dispatch with its grid and uniform), the scratch buffers and their bytes, and the reason for
+//! each choice; [`super::record`] records one. [`Plan::validate`] checks a plan against a
+//! profile's limits and the loop budget.
+
+use std::fmt;
+
+use super::budget::LOOP_BUDGET;
+use super::profile::DeviceProfile;
+use super::spec::KernelSpec;
+use crate::error::{Error, Limit, Result};
+
+/// The operation a plan records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `y = conv(x, w) + bias`; operands `[x, w, bias, y]`.
+    Forward,
+    /// The weight gradient; operands `[x, grad_output, grad_weight]`.
+    WeightGrad,
+    /// The input gradient; operands `[w, grad_output, grad_input]`.
+    InputGrad,
+    /// The bias gradient; operands `[grad_output, grad_bias]`.
+    BiasGrad,
+    /// The squared-error loss and its gradient; operands `[pred, target, grad, loss]`.
+    MseLoss,
+    /// One SGD step; operands `[grad, weight, velocity]`.
+    SgdStep,
+}
+
+impl Op {
+    /// The name `wgpu-conv plan` and `bench` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Forward => "forward",
+            Op::WeightGrad => "weight_grad",
+            Op::InputGrad => "input_grad",
+            Op::BiasGrad => "bias_grad",
+            Op::MseLoss => "mse_loss",
+            Op::SgdStep => "sgd_step",
+        }
+    }
+}
+
+/// A buffer a pass binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Buf {
+    /// The operation's operand `i` (see [`Op`]).
+    Operand(usize),
+    /// The plan's scratch buffer `i`.
+    Scratch(usize),
+    /// A small zero buffer, bound where an optional input (the bias) is absent.
+    Zeros,
+    /// A small buffer bound to an output that a kernel's variant never writes.
+    Discard,
+}
+
+/// One binding after the uniform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bind {
+    pub buf: Buf,
+    /// `Some(bytes)`: a uniform block of that size at each dispatch's dynamic offset.
+    pub block: Option<u64>,
+}
+
+impl From<Buf> for Bind {
+    fn from(buf: Buf) -> Self {
+        Bind { buf, block: None }
+    }
+}
+
+/// One dispatch: its grid of workgroups, its uniform (an index into the pass's), and the byte
+/// offset of its block where the kernel binds one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dispatch {
+    pub grid: [u32; 3],
+    pub uniform: usize,
+    pub block: u32,
+}
+
+/// One kernel's dispatches, in order.
+#[derive(Debug, Clone)]
+pub struct Pass {
+    pub(crate) spec: &'static KernelSpec,
+    pub(crate) constants: Vec<(&'static str, u32)>,
+    pub(crate) bindings: Vec<Bind>,
+    pub(crate) uniforms: Vec<Vec<u8>>,
+    pub(crate) dispatches: Vec<Dispatch>,
+    pub(crate) loop_iterations: u64,
+}
+
+impl Pass {
+    /// A pass of `spec` with `bindings` (after the uniform), whose invocations each run at most
+    /// `loop_iterations` loop iterations.
+    pub(crate) fn new(
+        spec: &'static KernelSpec,
+        bindings: impl IntoIterator<Item = Bind>,
+        loop_iterations: u64,
+    ) -> Self {
+        Self {
+            spec,
+            constants: Vec::new(),
+            bindings: bindings.into_iter().collect(),
+            uniforms: Vec::new(),
+            dispatches: Vec::new(),
+            loop_iterations,
+        }
+    }
+
+    /// With override constants set.
+    pub(crate) fn with_constants(mut self, constants: &[(&'static str, u32)]) -> Self {
+        self.constants = constants.to_vec();
+        self
+    }
+
+    /// Adds a dispatch of `grid` with `params` as its uniform.
+    pub(crate) fn dispatch(&mut self, params: &impl bytemuck::Pod, grid: [u32; 3]) {
+        self.dispatch_block(params, grid, 0);
+    }
+
+    /// Adds a dispatch whose block is at byte `block` of the block binding.
+    pub(crate) fn dispatch_block(
+        &mut self,
+        params: &impl bytemuck::Pod,
+        grid: [u32; 3],
+        block: u32,
+    ) {
+        let bytes = bytemuck::bytes_of(params);
+        if self.uniforms.last().map(Vec::as_slice) != Some(bytes) {
+            self.uniforms.push(bytes.to_vec());
+        }
+        self.dispatches.push(Dispatch {
+            grid,
+            uniform: self.uniforms.len() - 1,
+            block,
+        });
+    }
+
+    /// The kernel's entry point.
+    pub fn kernel(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// Override constants, as `NAME=value`.
+    pub fn constants(&self) -> String {
+        self.constants
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Dispatches.
+    pub fn dispatches(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    /// The grid of the dispatch with the most invocations.
+    pub fn largest_grid(&self) -> [u32; 3] {
+        self.dispatches
+            .iter()
+            .map(|d| d.grid)
+            .max_by_key(|g| g.iter().map(|&d| u64::from(d)).product::<u64>())
+            .unwrap_or([0; 3])
+    }
+
+    /// Invocations of the largest dispatch.
+    pub fn invocations(&self) -> u64 {
+        let g = self.largest_grid();
+        g.iter().map(|&d| u64::from(d)).product::<u64>()
+            * u64::from(self.spec.invocations_per_workgroup())
+    }
+
+    /// Worst-case loop iterations of one invocation.
+    pub fn loop_iterations(&self) -> u64 {
+        self.loop_iterations
+    }
+
+    /// Storage buffers the kernel binds.
+    pub fn storage_buffers(&self) -> u32 {
+        self.spec.storage_buffers()
+    }
+}
+
+/// A scratch buffer the plan allocates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scratch {
+    pub label: &'static str,
+    pub bytes: u64,
+    /// Also bound as uniform blocks.
+    pub uniform: bool,
+    /// Bytes from here to the end are cleared to zero before the passes.
+    pub zero_from: Option<u64>,
+}
+
+/// What an operation records: its passes in order, its scratch buffers, and why.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub(crate) op: Op,
+    pub(crate) passes: Vec<Pass>,
+    pub(crate) scratch: Vec<Scratch>,
+    pub(crate) reasons: Vec<String>,
+}
+
+/// Kernels that prepare or finish the work of another (copies, packing, sums of partials).
+const HELPERS: [&str; 5] = [
+    "conv2d_pad_copies",
+    "conv2d_pack_chunks",
+    "conv2d_pack_planes",
+    "conv2d_unpad_output",
+    "reduce_partials",
+];
+
+impl Plan {
+    pub(crate) fn new(op: Op) -> Self {
+        Self {
+            op,
+            passes: Vec::new(),
+            scratch: Vec::new(),
+            reasons: Vec::new(),
+        }
+    }
+
+    /// Records why a choice was made.
+    pub(crate) fn reason(&mut self, why: impl Into<String>) {
+        self.reasons.push(why.into());
+    }
+
+    /// A scratch buffer of `bytes`, or `None` past the profile's binding limit.
+    pub(crate) fn scratch(
+        &mut self,
+        profile: &DeviceProfile,
+        label: &'static str,
+        bytes: u64,
+        uniform: bool,
+    ) -> Option<Buf> {
+        (bytes <= profile.max_binding_bytes).then(|| {
+            self.scratch.push(Scratch {
+                label,
+                bytes,
+                uniform,
+                zero_from: None,
+            });
+            Buf::Scratch(self.scratch.len() - 1)
+        })
+    }
+
+    /// A scratch buffer of `floats` floats, or a [`Limit::Binding`] error.
+    pub(crate) fn scratch_floats(
+        &mut self,
+        profile: &DeviceProfile,
+        label: &'static str,
+        floats: usize,
+    ) -> Result<Buf> {
+        let bytes = (floats.max(1) as u64).saturating_mul(4);
+        self.scratch(profile, label, bytes, false).ok_or_else(|| {
+            Error::too_large(label, Limit::Binding, bytes, profile.max_binding_bytes)
+        })
+    }
+
+    /// Appends the passes, scratch buffers and reasons of `other` (whose scratch indices are
+    /// renumbered after this plan's).
+    pub(crate) fn append(&mut self, other: Plan) {
+        let offset = self.scratch.len();
+        self.scratch.extend(other.scratch);
+        self.reasons.extend(other.reasons);
+        for mut pass in other.passes {
+            for b in &mut pass.bindings {
+                if let Buf::Scratch(i) = &mut b.buf {
+                    *i += offset;
+                }
+            }
+            self.passes.push(pass);
+        }
+    }
+
+    /// The operation.
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    /// The passes, in recording order.
+    pub fn passes(&self) -> &[Pass] {
+        &self.passes
+    }
+
+    /// Why each choice was made, in the order they were made.
+    pub fn reasons(&self) -> &[String] {
+        &self.reasons
+    }
+
+    /// Each pass's kernel, in order.
+    pub fn kernels(&self) -> Vec<&'static str> {
+        self.passes.iter().map(Pass::kernel).collect()
+    }
+
+    /// The kernel that does the convolution's (or reduction's) arithmetic: the first that is
+    /// not a copy, packing or sum of partials.
+    pub fn main_kernel(&self) -> Option<&'static str> {
+        self.kernels()
+            .into_iter()
+            .find(|k| !HELPERS.contains(k))
+            .or_else(|| self.kernels().first().copied())
+    }
+
+    /// Dispatches over all passes.
+    pub fn dispatches(&self) -> usize {
+        self.passes.iter().map(Pass::dispatches).sum()
+    }
+
+    /// Invocations of the largest dispatch.
+    pub fn max_invocations(&self) -> u64 {
+        self.passes.iter().map(Pass::invocations).max().unwrap_or(0)
+    }
+
+    /// Worst-case loop iterations of any invocation.
+    pub fn max_loop_iterations(&self) -> u64 {
+        self.passes
+            .iter()
+            .map(Pass::loop_iterations)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bytes of scratch memory.
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Checks the plan against `profile`: no grid dimension over the per-dimension limit, no
+    /// scratch buffer over the binding limit, no kernel binding more storage buffers than the
+    /// device allows, no invocation over the loop budget.
+    pub fn validate(&self, profile: &DeviceProfile) -> Result<()> {
+        let max = profile.max_workgroups_per_dimension;
+        for p in &self.passes {
+            let name = p.spec.name;
+            if p.loop_iterations > LOOP_BUDGET {
+                return Err(Error::too_large(
+                    name,
+                    Limit::LoopIterations,
+                    p.loop_iterations,
+                    LOOP_BUDGET,
+                ));
+            }
+            if p.storage_buffers() > profile.max_storage_buffers_per_stage {
+                return Err(Error::too_large(
+                    name,
+                    Limit::StorageBuffers,
+                    u64::from(p.storage_buffers()),
+                    u64::from(profile.max_storage_buffers_per_stage),
+                ));
+            }
+            for d in &p.dispatches {
+                if let Some(&over) = d.grid.iter().find(|&&v| v > max) {
+                    return Err(Error::too_large(
+                        format!("{name}: grid {:?}", d.grid),
+                        Limit::WorkgroupsPerDimension,
+                        u64::from(over),
+                        u64::from(max),
+                    ));
+                }
+                if d.grid.contains(&0) {
+                    return Err(Error::Internal(format!("{name}: empty grid {:?}", d.grid)));
+                }
+            }
+        }
+        for s in &self.scratch {
+            if s.bytes > profile.max_binding_bytes {
+                return Err(Error::too_large(
+                    s.label,
+                    Limit::Binding,
+                    s.bytes,
+                    profile.max_binding_bytes,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes as KiB / MiB / GiB.
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", b / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", b / 1_048_576.0),
+        _ => format!("{:.2} GiB", b / 1_073_741_824.0),
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} plan", self.op.name())?;
+        writeln!(f, "  choices:")?;
+        for r in &self.reasons {
+            writeln!(f, "    - {r}")?;
+        }
+        writeln!(f, "  passes:")?;
+        for (i, p) in self.passes.iter().enumerate() {
+            writeln!(
+                f,
+                "    {}. {}{}{}: {} dispatch{}, largest grid {:?} ({} invocations), \
+                 <= {} loop iterations per invocation",
+                i + 1,
+                p.kernel(),
+                if p.constants.is_empty() { "" } else { " " },
+                p.constants(),
+                p.dispatches(),
+                if p.dispatches() == 1 { "" } else { "es" },
+                p.largest_grid(),
+                p.invocations(),
+                p.loop_iterations(),
+            )?;
+        }
+        write!(f, "  scratch: {}", human(self.scratch_bytes()))?;
+        for s in &self.scratch {
+            write!(f, "\n    - {}: {}", s.label, human(s.bytes))?;
+        }
+        Ok(())
+    }
+}
+
+/// The most floating-point work one dispatch is given (about 0.1 s on a CPU adapter, far less
+/// on a GPU), so that no dispatch runs long enough for a driver watchdog to reset the device.
+pub(crate) const MAX_DISPATCH_FLOPS: f64 = (1u64 << 28) as f64;
+
+/// Cuts `items` work items of `flops_per_item` each into `(first, count)` runs of at most
+/// [`MAX_DISPATCH_FLOPS`] (at least one item each), each aligned to `align` items.
+pub(crate) fn dispatch_chunks(
+    items: usize,
+    flops_per_item: f64,
+    align: usize,
+) -> Vec<(usize, usize)> {
+    let align = align.max(1);
+    let per = ((MAX_DISPATCH_FLOPS / flops_per_item.max(1.0)) as usize / align).max(1) * align;
+    (0..items)
+        .step_by(per)
+        .map(|s| (s, per.min(items - s)))
+        .collect()
+}
+
+/// Workgroups spread over a 2-D grid `[x, y, 1]` with `x, y <= max`: the kernels rebuild the
+/// linear index as `wid.y * nwg.x + wid.x` and skip the excess. The one dispatch of a kernel
+/// that reads no `base`.
+pub(crate) fn spread(workgroups: usize, max: u32, kernel: &str) -> Result<[u32; 3]> {
+    let max = max.max(1) as usize;
+    let workgroups = workgroups.max(1);
+    let x = workgroups.min(max);
+    let y = workgroups.div_ceil(x);
+    if y > max {
+        return Err(Error::too_large(
+            format!("{kernel}: {workgroups} workgroups"),
+            Limit::WorkgroupsPerDimension,
+            y as u64,
+            max as u64,
+        ));
+    }
+    Ok([x as u32, y as u32, 1])
+}
+
+/// The one dispatch helper. A kernel's work is `items` items along its offset axis (the one
+/// whose first item it reads from the uniform's `base`), `per_workgroup` items to a workgroup,
+/// on a grid whose other two dimensions are `other` workgroups. Returns `(first item, grid)`
+/// runs that keep every dimension within `max` and each dispatch within
+/// [`MAX_DISPATCH_FLOPS`]. `axis` is 0, 1 or 2; `None` means a linear kernel, whose workgroups
+/// are spread over x and y (`other` is then ignored).
+pub(crate) fn runs(
+    kernel: &str,
+    axis: Option<usize>,
+    items: usize,
+    per_workgroup: usize,
+    other: [usize; 2],
+    flops_per_item: f64,
+    max: u32,
+) -> Result<Vec<(usize, [u32; 3])>> {
+    let per_workgroup = per_workgroup.max(1);
+    let Some(axis) = axis else {
+        // A run of more than `max` workgroups is cut into a whole number of rows of `max`
+        // (so the spread grid has no excess workgroups to reach into the next run) and the rest.
+        let row = (max as usize).max(1);
+        let mut out = Vec::new();
+        for (first, count) in dispatch_chunks(items, flops_per_item, per_workgroup) {
+            let workgroups = count.div_ceil(per_workgroup);
+            let whole = if workgroups > row {
+                workgroups / row * row
+            } else {
+                workgroups
+            };
+            let head = (whole * per_workgroup).min(count);
+            out.push((first, spread(whole, max, kernel)?));
+            if head < count {
+                let rest = (count - head).div_ceil(per_workgroup);
+                out.push((first + head, spread(rest, max, kernel)?));
+            }
+        }
+        return Ok(out);
+    };
+    for &d in &other {
+        if d > max as usize {
+            return Err(Error::too_large(
+                format!("{kernel}: grid"),
+                Limit::WorkgroupsPerDimension,
+                d as u64,
+                u64::from(max),
+            ));
+        }
+    }
+    let most = (max as usize).max(1) * per_workgroup;
+    let mut out = Vec::new();
+    for (first, count) in dispatch_chunks(items, flops_per_item, per_workgroup) {
+        for f in (first..first + count).step_by(most) {
+            let n = most.min(first + count - f).div_ceil(per_workgroup);
+            let mut grid = [0u32; 3];
+            let mut o = other.iter();
+            for (d, g) in grid.iter_mut().enumerate() {
+                *g = if d == axis {
+                    n as u32
+                } else {
+                    (*o.next().unwrap_or(&1)).max(1) as u32
+                };
+            }
+            out.push((f, grid));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a grid whose fixed dimensions are `dims` fits the per-dimension limit.
+pub(crate) fn fits(dims: &[usize], max: u32) -> bool {
+    dims.iter().all(|&d| d <= max as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_chunks_cover_everything_once() {
+        for (items, flops, align) in [
+            (10usize, 1.0, 1usize),
+            (1000, MAX_DISPATCH_FLOPS / 7.0, 1),
+            (5000, MAX_DISPATCH_FLOPS / 100.0, 64),
+            (3, MAX_DISPATCH_FLOPS * 10.0, 1),
+        ] {
+            let chunks = dispatch_chunks(items, flops, align);
+            let mut next = 0;
+            for &(first, count) in &chunks {
+                assert_eq!(first, next);
+                assert!(count >= 1);
+                assert!(first % align == 0);
+                assert!(count as f64 * flops <= MAX_DISPATCH_FLOPS || count <= align);
+                next += count;
+            }
+            assert_eq!(next, items);
+        }
+        assert_eq!(
+            dispatch_chunks(1000, MAX_DISPATCH_FLOPS / 7.0, 1).len(),
+            143
+        );
+    }
+
+    #[test]
+    fn runs_cover_every_item_once_within_the_limit() {
+        for (axis, items, per, other, flops, max) in [
+            (Some(2), 70_000usize, 1usize, [1usize, 1], 1.0, 65_535u32),
+            (Some(2), 10, 1, [3, 4], MAX_DISPATCH_FLOPS / 3.0, 4),
+            (Some(0), 9 * 64, 64, [2, 2], 1.0, 4),
+            (Some(1), 1, 1, [7, 7], 1.0, 65_535),
+            (None, 70_000 * 64, 64, [0, 0], 1.0, 65_535),
+            (None, 1000, 64, [0, 0], 1.0, 4),
+        ] {
+            let mut next = 0;
+            for (first, grid) in runs("k", axis, items, per, other, flops, max).unwrap() {
+                assert_eq!(first, next);
+                assert!(grid.iter().all(|&d| d >= 1 && d <= max), "{grid:?} > {max}");
+                let n = match axis {
+                    Some(a) => grid[a] as usize * per,
+                    None => (grid[0] * grid[1]) as usize * per,
+                };
+                next += n.min(items - first);
+            }
+            assert_eq!(next, items);
+        }
+        assert!(runs("k", Some(2), 1, 1, [70_000, 1], 1.0, 65_535).is_err());
+        assert!(runs("k", None, 1 << 40, 1, [0, 0], 0.0, 4).is_err());
+    }
+}

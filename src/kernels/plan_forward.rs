@@ -1,0 +1,278 @@
+//! Which kernels run the forward pass, and why.
+
+use super::conv2d_forward_gemm::{CHUNK_BYTES, CHUNK_TAPS};
+use super::plan::{fits, Buf, Op, Plan};
+use super::profile::DeviceProfile;
+use super::*;
+use crate::error::Result;
+use crate::options::Hw;
+
+/// Where a forward pass reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ForwardIo {
+    pub x: Buf,
+    pub w: Buf,
+    pub bias: Option<Buf>,
+    pub y: Buf,
+}
+
+impl ForwardIo {
+    /// The forward operation's own operands `[x, w, bias, y]`.
+    pub(crate) fn operands(bias: bool) -> Self {
+        Self {
+            x: Buf::Operand(0),
+            w: Buf::Operand(1),
+            bias: bias.then_some(Buf::Operand(2)),
+            y: Buf::Operand(3),
+        }
+    }
+
+    fn all(&self) -> [Buf; 4] {
+        [self.x, self.w, self.bias.unwrap_or(Buf::Zeros), self.y]
+    }
+}
+
+/// The plan of the forward convolution of `g` (with a bias where `bias`) on `profile`, over
+/// operands `[x, w, bias, y]`.
+pub(crate) fn plan_forward(
+    g: &Conv2dGeometry,
+    bias: bool,
+    profile: &DeviceProfile,
+    algorithm: Algorithm,
+) -> Result<Plan> {
+    let mut plan = Plan::new(Op::Forward);
+    forward_into(&mut plan, g, ForwardIo::operands(bias), profile, algorithm)?;
+    Ok(plan)
+}
+
+/// Adds the forward pass of `g` over `io` to `plan`.
+pub(crate) fn forward_into(
+    plan: &mut Plan,
+    g: &Conv2dGeometry,
+    io: ForwardIo,
+    profile: &DeviceProfile,
+    algorithm: Algorithm,
+) -> Result<()> {
+    let a = resolved(plan, g, algorithm);
+    let has_bias = io.bias.is_some();
+    if a == Algorithm::Gemm {
+        match planes(g, io, profile)? {
+            Ok(p) => {
+                plan.append(p);
+                return Ok(());
+            }
+            Err(why) => plan.reason(format!("planes: not used: {why}")),
+        }
+        if g.ocpg() > 1 {
+            match gemm(g, io, profile, false, Hw::new(1, 1))? {
+                Ok(p) => {
+                    plan.append(p);
+                    return Ok(());
+                }
+                Err(why) => plan.reason(format!("gemm: not used: {why}")),
+            }
+        } else {
+            plan.reason("gemm: not used: one output channel per group");
+        }
+    }
+    if a != Algorithm::Direct {
+        if conv2d_forward_rows::applies(g, profile) {
+            plan.reason(
+                "rows: one output channel per group: 16 pixels of a channel per invocation",
+            );
+            plan.passes
+                .push(conv2d_forward_rows::pass(g, io.all(), has_bias, profile)?);
+            return Ok(());
+        }
+        if conv2d_forward_tiled::applies(g, profile) {
+            plan.reason("tiled: 8 output channels x 4 pixels per invocation");
+            plan.passes
+                .push(conv2d_forward_tiled::pass(g, io.all(), has_bias, profile)?);
+            return Ok(());
+        }
+        plan.reason(format!(
+            "tiled: not used: grid {:?} past {} workgroups per dimension",
+            &conv2d_forward_tiled::grid(g)[..2],
+            profile.max_workgroups_per_dimension
+        ));
+    }
+    plan.reason("direct: one invocation per output element");
+    plan.passes
+        .push(conv2d_forward::pass(g, io.all(), has_bias, profile)?);
+    Ok(())
+}
+
+/// The planes kernels, or why not.
+fn planes(
+    g: &Conv2dGeometry,
+    io: ForwardIo,
+    profile: &DeviceProfile,
+) -> Result<Result<Plan, String>> {
+    use conv2d_forward_planes as k;
+    if let Err(why) = k::applies(g) {
+        return Ok(Err(why));
+    }
+    let storage = k::SPEC.storage_buffers();
+    if storage > profile.max_storage_buffers_per_stage {
+        return Ok(Err(format!(
+            "it binds {storage} storage buffers, the device allows {}",
+            profile.max_storage_buffers_per_stage
+        )));
+    }
+    let Some(mut gp) = k::params(g) else {
+        return Ok(Err("a size past u32".into()));
+    };
+    if !k::fits_grid(g, profile) {
+        return Ok(Err("its grid passes the dispatch limit".into()));
+    }
+    gp.has_bias = u32::from(io.bias.is_some());
+    let mut plan = Plan::new(Op::Forward);
+    let bytes = g.oc as u64 * k::PLANE_BYTES;
+    let Some(blocks) = plan.scratch(profile, "conv2d_forward_planes: weight blocks", bytes, true)
+    else {
+        return Ok(Err(format!(
+            "{bytes} bytes of weight blocks pass the binding limit"
+        )));
+    };
+    let direct = k::direct_pad_left(g);
+    let copies = match direct {
+        Some(_) => io.x,
+        None => match conv2d_pad_copies::copies(&mut plan, profile, &gp, io.x, false)? {
+            Some(c) => c,
+            None => return Ok(Err("its padded copy passes the binding limit".into())),
+        },
+    };
+    plan.reason(format!(
+        "planes: one channel in and out per group, stride 1, dilation 1, kernel {}x{} <= {}x{}; \
+         weights {}; input read {}",
+        g.kh,
+        g.kw,
+        k::MAX_KERNEL.0,
+        k::MAX_KERNEL.1,
+        if g.oc >= k::PER_LANE_FROM {
+            format!("per lane ({} channels >= {})", g.oc, k::PER_LANE_FROM)
+        } else {
+            format!(
+                "uniform, one dispatch per channel ({} < {})",
+                g.oc,
+                k::PER_LANE_FROM
+            )
+        },
+        if direct.is_some() {
+            "directly (zero padding, rows of whole vec4s)"
+        } else {
+            "from a padded copy"
+        }
+    ));
+    plan.passes
+        .push(conv2d_pack_planes::pass(g, &gp, io.w, blocks, profile)?);
+    let bias = io.bias.unwrap_or(Buf::Zeros);
+    plan.passes.push(k::pass(
+        g, &gp, blocks, copies, bias, io.y, direct, profile,
+    )?);
+    Ok(Ok(plan))
+}
+
+/// The implicit GEMM (padded copies, weight chunks, one dispatch per chunk, and the copy into
+/// `y` where output rows are not whole vec4s), or why not. `transposed` and `up`: the input
+/// gradient as a forward pass over the output gradient upsampled by `up`, with the layer's
+/// weight transposed.
+pub(crate) fn gemm(
+    g: &Conv2dGeometry,
+    io: ForwardIo,
+    profile: &DeviceProfile,
+    transposed: bool,
+    up: Hw,
+) -> Result<Result<Plan, String>> {
+    let Some(mut gp) = GemmParams::new(g, CHUNK_TAPS) else {
+        return Ok(Err(format!(
+            "a stride past {} or a size past u32",
+            uniforms::MAX_COPY_STRIDE
+        )));
+    };
+    gp.transposed = u32::from(transposed);
+    (gp.up_h, gp.up_w) = (up.h as u32, up.w as u32);
+    let (blocks, chunks) = (g.groups * gp.ocb as usize, gp.chunks as usize);
+    let xy = conv2d_forward_gemm::xy(g);
+    if !fits(&xy, profile.max_workgroups_per_dimension) {
+        return Ok(Err(format!("grid {xy:?} too large")));
+    }
+    let mut plan = Plan::new(Op::Forward);
+    let tail = !g.taps().is_multiple_of(CHUNK_TAPS);
+    let Some(copies) = conv2d_pad_copies::copies(&mut plan, profile, &gp, io.x, tail)? else {
+        return Ok(Err("the padded copies do not fit".into()));
+    };
+    let floats = match copies {
+        Buf::Scratch(i) => plan.scratch[i].bytes / 4,
+        _ => (g.n * g.c * g.h * g.w) as u64,
+    };
+    conv2d_forward_gemm::forward_reads_within(&gp, floats)?;
+    let bytes = (blocks * chunks) as u64 * CHUNK_BYTES;
+    let Some(chunk_buf) = plan.scratch(profile, "conv2d_forward_gemm: weight chunks", bytes, true)
+    else {
+        return Ok(Err(format!(
+            "{bytes} bytes of weight chunks pass the binding limit"
+        )));
+    };
+    // output rows that are not whole vec4s go to a padded scratch output, copied into y after
+    let padded = if g.ow.is_multiple_of(4) {
+        None
+    } else {
+        let bytes = (g.n * g.oc * g.oh * g.ow.div_ceil(4) * 16) as u64;
+        match plan.scratch(profile, "conv2d_forward_gemm: padded output", bytes, false) {
+            Some(b) => Some(b),
+            None => {
+                return Ok(Err(format!(
+                    "{bytes} bytes of padded output pass the binding limit"
+                )))
+            }
+        }
+    };
+    gp.has_bias = u32::from(io.bias.is_some());
+    plan.reason(format!(
+        "gemm: {} output channels per group: {blocks} block{} of {} channels x {chunks} chunk{} \
+         of {CHUNK_TAPS} taps{}{}",
+        g.ocpg(),
+        if blocks == 1 { "" } else { "s" },
+        conv2d_forward_gemm::BLOCK_CHANNELS,
+        if chunks == 1 { "" } else { "s" },
+        match copies {
+            Buf::Scratch(_) => format!(
+                ", {} padded cop{} of the input",
+                gp.copy_mask.count_ones(),
+                if gp.copy_mask.count_ones() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            ),
+            _ => ", reading the input itself".into(),
+        },
+        if padded.is_some() {
+            ", output rows padded to whole vec4s"
+        } else {
+            ""
+        },
+    ));
+    let words = (bytes / 4) as usize;
+    plan.passes.push(conv2d_pack_chunks::pass(
+        &gp, io.w, chunk_buf, words, profile,
+    )?);
+    let out = padded.unwrap_or(io.y);
+    let bias = io.bias.unwrap_or(Buf::Zeros);
+    plan.passes.push(conv2d_forward_gemm::pass(
+        g,
+        &gp,
+        chunk_buf,
+        copies,
+        bias,
+        out,
+        (blocks, chunks),
+        profile,
+    )?);
+    if let Some(p) = padded {
+        plan.passes
+            .push(conv2d_unpad_output::pass(g, &gp, p, io.y, profile)?);
+    }
+    Ok(Ok(plan))
+}

@@ -1,0 +1,161 @@
+//! Which kernels run the weight gradient, and why.
+
+use super::conv2d_forward_gemm::CHUNK_TAPS;
+use super::plan::{Buf, Op, Pass, Plan};
+use super::profile::DeviceProfile;
+use super::*;
+use crate::error::Result;
+
+/// The plan of the weight gradient of `g` (of `sum(y * gy)`) on `profile`, over operands
+/// `[x, gy, gw]`: partial sums per slice of the reduction, then their fixed-order sum.
+pub(crate) fn plan_weight_grad(
+    g: &Conv2dGeometry,
+    profile: &DeviceProfile,
+    algorithm: Algorithm,
+) -> Result<Plan> {
+    let mut plan = Plan::new(Op::WeightGrad);
+    let a = resolved(&mut plan, g, algorithm);
+    if a == Algorithm::Gemm {
+        match planes(g, profile)? {
+            Ok(p) => {
+                plan.append(p);
+                return Ok(plan);
+            }
+            Err(why) => plan.reason(format!("planes: not used: {why}")),
+        }
+        if g.ocpg() > 1 {
+            match gemm(g, profile)? {
+                Ok(p) => {
+                    plan.append(p);
+                    return Ok(plan);
+                }
+                Err(why) => plan.reason(format!("gemm: not used: {why}")),
+            }
+        } else {
+            plan.reason("gemm: not used: one output channel per group");
+        }
+    }
+    let elements: usize = g.weight_shape().iter().product();
+    let tiled = a != Algorithm::Direct && conv2d_weight_grad_tiled::applies(g, profile);
+    let slicing = if tiled {
+        conv2d_weight_grad_tiled::slicing(g, profile)?
+    } else {
+        if a != Algorithm::Direct {
+            plan.reason("tiled: not used: its grid passes the dispatch limit");
+        }
+        conv2d_weight_grad::slicing(profile, elements, g.n * g.oh * g.ow)?
+    };
+    let partials = plan.scratch_floats(
+        profile,
+        "conv2d_weight_grad: partials",
+        elements * slicing.1,
+    )?;
+    let io = [Buf::Operand(0), Buf::Operand(1), partials];
+    let (what, pass) = if tiled {
+        let pass = conv2d_weight_grad_tiled::pass(g, io, slicing, profile)?;
+        ("tiled: 4 output channels x 4 taps per invocation", pass)
+    } else {
+        let pass = conv2d_weight_grad::pass(g, io, slicing, profile)?;
+        ("direct: one workgroup per weight element and slice", pass)
+    };
+    plan.reason(format!(
+        "{what}, {} slices of {} terms",
+        slicing.1, slicing.0
+    ));
+    plan.passes.push(pass);
+    reduce_partials::passes(
+        &mut plan,
+        profile,
+        partials,
+        Buf::Operand(2),
+        elements,
+        slicing.1,
+    )?;
+    Ok(plan)
+}
+
+/// `conv2d_weight_grad_gemm`, or why not.
+fn gemm(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, String>> {
+    let Some(mut gp) = GemmParams::new(g, CHUNK_TAPS) else {
+        return Ok(Err("a stride past 8 or a size past u32".into()));
+    };
+    let (slices, slice_rows) = match conv2d_weight_grad_gemm::slicing(g, profile)? {
+        Ok(s) => s,
+        Err(why) => return Ok(Err(why)),
+    };
+    gp.slices = slices as u32;
+    gp.slice_rows = slice_rows as u32;
+    let elements: usize = g.weight_shape().iter().product();
+    let mut plan = Plan::new(Op::WeightGrad);
+    plan.reason(format!(
+        "gemm: {} output channels per group: 8 taps x 4 channels per invocation, {slices} \
+         slices of {slice_rows} output rows",
+        g.ocpg()
+    ));
+    let done = with_copies(&mut plan, profile, &gp, elements, slices, |io| {
+        conv2d_weight_grad_gemm::pass(g, &gp, io, profile)
+    })?;
+    Ok(done.map(|()| plan))
+}
+
+/// `conv2d_weight_grad_planes`, or why not.
+fn planes(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, String>> {
+    use conv2d_forward_planes as k;
+    if let Err(why) = k::applies(g) {
+        return Ok(Err(why));
+    }
+    let Some(mut gp) = k::params(g) else {
+        return Ok(Err("a size past u32".into()));
+    };
+    let slicing = match conv2d_weight_grad_planes::slicing(g, profile)? {
+        Ok(s) => s,
+        Err(why) => return Ok(Err(why)),
+    };
+    let (strips, row_slices, slice_rows) = slicing;
+    gp.slice_rows = slice_rows as u32;
+    let slices = g.n * row_slices * strips;
+    let mut plan = Plan::new(Op::WeightGrad);
+    plan.reason(format!(
+        "planes: one channel in and out per group, stride 1, dilation 1, kernel {}x{}: \
+         {slices} slices ({row_slices} of {slice_rows} rows x {strips} strips of 4 columns per image)",
+        g.kh, g.kw
+    ));
+    let done = with_copies(&mut plan, profile, &gp, g.c * g.taps(), slices, |io| {
+        conv2d_weight_grad_planes::pass(g, &gp, io, slicing, profile)
+    })?;
+    Ok(done.map(|()| plan))
+}
+
+/// The passes around a GEMM-family weight-gradient kernel: the partials, the row-padded output
+/// gradient and the input copies, the kernel (`kernel([copies, dy, partials])`), then the
+/// fixed-order sum of `elements x slices` partials into operand 2. `Err(why)` where a buffer
+/// would pass the binding limit.
+fn with_copies(
+    plan: &mut Plan,
+    profile: &DeviceProfile,
+    gp: &GemmParams,
+    elements: usize,
+    slices: usize,
+    kernel: impl FnOnce([Buf; 3]) -> Result<Pass>,
+) -> Result<Result<(), String>> {
+    let bytes = (elements as u64)
+        .saturating_mul(slices as u64)
+        .saturating_mul(4);
+    let Some(partials) = plan.scratch(profile, "weight gradient partials", bytes, false) else {
+        return Ok(Err(format!(
+            "{bytes} bytes of partial sums pass the binding limit"
+        )));
+    };
+    let Some(rows) = gp.row_padded() else {
+        return Ok(Err("the row-padded output gradient passes u32".into()));
+    };
+    let Some(dy) = conv2d_pad_copies::copies(plan, profile, &rows, Buf::Operand(1), false)? else {
+        return Ok(Err("the row-padded output gradient does not fit".into()));
+    };
+    let Some(copies) = conv2d_pad_copies::copies(plan, profile, gp, Buf::Operand(0), false)? else {
+        return Ok(Err("the padded input copies do not fit".into()));
+    };
+    plan.passes.push(kernel([copies, dy, partials])?);
+    reduce_partials::passes(plan, profile, partials, Buf::Operand(2), elements, slices)?;
+    Ok(Ok(()))
+}

@@ -1,0 +1,337 @@
+//! CPU-only: the plans of every case of the test table and of limit-stressing cases, computed
+//! from device profiles with no adapter, are valid for the profile's limits (no grid dimension
+//! over the limit, no scratch buffer over the binding limit, no kernel binding more storage
+//! buffers than allowed, no invocation over the loop budget) and use the kernels the rules say.
+
+mod common;
+
+use common::{cases, PLANES_MAX_KERNEL, PLANES_PER_LANE_FROM};
+use wgpu_conv::{
+    plan_bias_grad, plan_forward, plan_input_grad, plan_weight_grad, Algorithm, Conv2dGeometry,
+    Conv2dOptions, DeviceProfile, Hw, PaddingMode, Plan, AUTO_BLOCKED_FROM,
+};
+
+/// Lavapipe's limits as this crate asks for them (the adapter's own), WebGPU's defaults, and
+/// a downlevel device: 4 storage buffers per stage, 128 MiB bindings.
+fn profiles() -> Vec<(&'static str, DeviceProfile)> {
+    let mut lavapipe = DeviceProfile::webgpu_defaults();
+    lavapipe.max_binding_bytes = 1 << 31;
+    lavapipe.max_storage_buffers_per_stage = 1 << 20;
+    let downlevel = DeviceProfile::from_limits(&wgpu_types_downlevel());
+    vec![
+        ("lavapipe-like", lavapipe),
+        ("webgpu", DeviceProfile::webgpu_defaults()),
+        ("downlevel", downlevel),
+    ]
+}
+
+fn wgpu_types_downlevel() -> wgpu::Limits {
+    wgpu::Limits::downlevel_defaults()
+}
+
+/// Every plan of `g` on `profile`, under every algorithm, labelled.
+fn all_plans(g: &Conv2dGeometry, bias: bool, profile: &DeviceProfile) -> Vec<(String, Plan)> {
+    let mut out = Vec::new();
+    for a in [
+        Algorithm::Auto,
+        Algorithm::Direct,
+        Algorithm::Tiled,
+        Algorithm::Gemm,
+    ] {
+        let ok = |r: wgpu_conv::Result<Plan>, what: &str| {
+            r.unwrap_or_else(|e| panic!("{what} {a:?}: {e}"))
+        };
+        out.push((
+            format!("forward {a:?}"),
+            ok(plan_forward(g, bias, profile, a), "forward"),
+        ));
+        out.push((
+            format!("weight_grad {a:?}"),
+            ok(plan_weight_grad(g, profile, a), "weight_grad"),
+        ));
+        out.push((
+            format!("input_grad {a:?}"),
+            ok(plan_input_grad(g, profile, a), "input_grad"),
+        ));
+    }
+    out.push(("bias_grad".into(), plan_bias_grad(g, profile).unwrap()));
+    out
+}
+
+/// Whether the planes kernels take `g`'s geometry.
+fn planes_apply(g: &Conv2dGeometry) -> bool {
+    g.cpg() == 1
+        && g.ocpg() == 1
+        && g.stride == Hw::new(1, 1)
+        && g.dilation == Hw::new(1, 1)
+        && g.kh <= PLANES_MAX_KERNEL.0
+        && g.kw <= PLANES_MAX_KERNEL.1
+}
+
+/// The forward kernel the rules give for `g` under `a` (grids that fit, operands that fit).
+fn expected_forward(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -> &'static str {
+    let a = match a {
+        Algorithm::Auto if g.output_shape().iter().product::<usize>() < AUTO_BLOCKED_FROM => {
+            Algorithm::Direct
+        }
+        Algorithm::Auto => Algorithm::Gemm,
+        a => a,
+    };
+    match a {
+        Algorithm::Direct => "conv2d_forward",
+        // the forward planes kernel binds 5 storage buffers
+        Algorithm::Gemm if planes_apply(g) && profile.max_storage_buffers_per_stage >= 5 => {
+            "conv2d_forward_planes"
+        }
+        Algorithm::Gemm if g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_forward_gemm",
+        _ if g.ocpg() == 1 => "conv2d_forward_rows",
+        _ => "conv2d_forward_tiled",
+    }
+}
+
+fn expected_weight_grad(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -> &'static str {
+    match expected_forward(g, a, profile) {
+        "conv2d_forward" => "conv2d_weight_grad",
+        // the weight-gradient planes kernel binds 3
+        _ if planes_apply(g) && a != Algorithm::Tiled => "conv2d_weight_grad_planes",
+        "conv2d_forward_gemm" => "conv2d_weight_grad_gemm",
+        _ => "conv2d_weight_grad_tiled",
+    }
+}
+
+#[test]
+fn every_table_case_plans_validly_with_the_expected_kernels() {
+    for (pname, profile) in profiles() {
+        for case in cases() {
+            let g = case.opts.resolve(case.x, case.w).unwrap();
+            for (what, plan) in all_plans(&g, case.bias, &profile) {
+                let label = format!("{pname} {} {what}", case.name);
+                plan.validate(&profile)
+                    .unwrap_or_else(|e| panic!("{label}: {e}\n{plan}"));
+                assert!(!plan.passes().is_empty(), "{label}: no passes");
+                assert!(!plan.reasons().is_empty(), "{label}: no reasons");
+            }
+            for a in [
+                Algorithm::Auto,
+                Algorithm::Direct,
+                Algorithm::Tiled,
+                Algorithm::Gemm,
+            ] {
+                let f = plan_forward(&g, case.bias, &profile, a).unwrap();
+                assert_eq!(
+                    f.main_kernel(),
+                    Some(expected_forward(&g, a, &profile)),
+                    "{pname} {} forward {a:?}:\n{f}",
+                    case.name
+                );
+                let w = plan_weight_grad(&g, &profile, a).unwrap();
+                let want = expected_weight_grad(&g, a, &profile);
+                // the GEMM weight gradient leaves rows too long for its loop budget to the
+                // tiled kernel
+                let got = w.main_kernel().unwrap();
+                assert!(
+                    got == want
+                        || (want == "conv2d_weight_grad_gemm" && got == "conv2d_weight_grad_tiled"),
+                    "{pname} {} weight_grad {a:?}: {got}, expected {want}\n{w}",
+                    case.name
+                );
+                if a == Algorithm::Direct {
+                    let i = plan_input_grad(&g, &profile, a).unwrap();
+                    assert_eq!(i.kernels(), ["conv2d_input_grad"], "{}", case.name);
+                }
+            }
+        }
+    }
+}
+
+/// A depthwise layer of 70,000 channels (more than a grid dimension holds), stride 2, on a
+/// 2x2 input: every algorithm's plan keeps every dimension within the limit.
+#[test]
+fn seventy_thousand_channels_plan_within_the_grid_limit() {
+    let opts = Conv2dOptions::new().groups(70_000).stride(2);
+    let g = opts.resolve([1, 70_000, 2, 2], [70_000, 1, 1, 1]).unwrap();
+    let also = Conv2dOptions::new()
+        .groups(70_000)
+        .padding(1)
+        .resolve([2, 70_000, 3, 3], [70_000, 1, 3, 3])
+        .unwrap();
+    for (pname, profile) in profiles() {
+        for g in [g, also] {
+            for (what, plan) in all_plans(&g, true, &profile) {
+                plan.validate(&profile)
+                    .unwrap_or_else(|e| panic!("{pname} {what}: {e}\n{plan}"));
+                assert!(
+                    plan.passes()
+                        .iter()
+                        .all(|p| p.largest_grid().iter().all(|&d| d <= 65_535)),
+                    "{pname} {what}\n{plan}"
+                );
+            }
+        }
+    }
+}
+
+/// A 1 x 65,537 image (wider than a grid dimension of single columns), and a long column.
+#[test]
+fn a_row_wider_than_a_grid_dimension_plans_validly() {
+    for (x, w, opts) in [
+        ([1, 1, 1, 65_537], [1, 1, 1, 3], Conv2dOptions::new()),
+        (
+            [1, 1, 65_537, 1],
+            [1, 1, 3, 1],
+            Conv2dOptions::new().padding(1),
+        ),
+        (
+            [1, 2, 1, 65_537],
+            [4, 2, 1, 2],
+            Conv2dOptions::new().stride((1, 3)),
+        ),
+    ] {
+        let g = opts.resolve(x, w).unwrap();
+        for (pname, profile) in profiles() {
+            for (what, plan) in all_plans(&g, false, &profile) {
+                plan.validate(&profile)
+                    .unwrap_or_else(|e| panic!("{pname} {x:?} {what}: {e}\n{plan}"));
+            }
+        }
+    }
+}
+
+/// Tiny binding limits: operands past them are split, scratch past them falls back to kernels
+/// that need less, and every plan fits.
+#[test]
+fn tiny_binding_limits_split_and_fall_back() {
+    let profile = DeviceProfile::webgpu_defaults().with_binding_limit(4096);
+    for case in cases() {
+        let g = case.opts.resolve(case.x, case.w).unwrap();
+        let weight_bytes = g.weight_shape().iter().product::<usize>() * 4;
+        if weight_bytes > 4096 && g.groups > 1 {
+            continue; // a grouped weight past the limit cannot be split: a typed error
+        }
+        for (what, plan) in all_plans(&g, case.bias, &profile) {
+            plan.validate(&profile)
+                .unwrap_or_else(|e| panic!("{} {what}: {e}\n{plan}", case.name));
+            let operand = [g.input_shape(), g.output_shape()]
+                .iter()
+                .any(|s| s.iter().product::<usize>() * 4 > 4096);
+            if operand {
+                assert!(
+                    plan.reasons()[0].starts_with("split: "),
+                    "{} {what}: {:?}",
+                    case.name,
+                    plan.reasons()
+                );
+            }
+        }
+    }
+}
+
+/// A device with 4 storage buffers per stage never gets the planes kernel (it binds 5), and
+/// the plan says why.
+#[test]
+fn four_storage_buffers_rule_out_the_planes_kernel() {
+    let mut profile = DeviceProfile::webgpu_defaults();
+    profile.max_storage_buffers_per_stage = 4;
+    let g = Conv2dOptions::new()
+        .groups(8)
+        .padding(1)
+        .resolve([2, 8, 16, 16], [8, 1, 3, 3])
+        .unwrap();
+    let plan = plan_forward(&g, true, &profile, Algorithm::Gemm).unwrap();
+    plan.validate(&profile).unwrap();
+    assert_eq!(plan.main_kernel(), Some("conv2d_forward_rows"), "{plan}");
+    assert!(
+        plan.reasons().iter().any(|r| r.contains("storage buffers")),
+        "{plan}"
+    );
+    profile.max_storage_buffers_per_stage = 8;
+    let plan = plan_forward(&g, true, &profile, Algorithm::Gemm).unwrap();
+    assert_eq!(plan.main_kernel(), Some("conv2d_forward_planes"), "{plan}");
+}
+
+/// The loop budget's repro (256 input channels, a 16 x 16 kernel): the direct and tiled
+/// forward kernels run as pieces whose invocations stay within the budget.
+#[test]
+fn long_nests_are_planned_as_pieces_within_the_budget() {
+    let g = Conv2dOptions::new()
+        .resolve([1, 256, 20, 20], [2, 256, 16, 16])
+        .unwrap();
+    let profile = DeviceProfile::webgpu_defaults();
+    for a in [Algorithm::Direct, Algorithm::Tiled] {
+        let plan = plan_forward(&g, false, &profile, a).unwrap();
+        plan.validate(&profile).unwrap();
+        assert!(plan.passes()[0].dispatches() >= 4, "{plan}");
+        assert!(plan.max_loop_iterations() <= 32_768);
+    }
+    // reflect padding of 28 on the input gradient: a scan of 57 x 57 candidates
+    let g = Conv2dOptions::new()
+        .padding(28)
+        .padding_mode(PaddingMode::Reflect)
+        .resolve([1, 2, 40, 40], [2, 2, 3, 3])
+        .unwrap();
+    for a in [Algorithm::Direct, Algorithm::Tiled, Algorithm::Gemm] {
+        let plan = plan_input_grad(&g, &profile, a).unwrap();
+        plan.validate(&profile).unwrap();
+        assert!(plan.dispatches() > 1, "{plan}");
+    }
+}
+
+/// The planes tests are built around `PLANES_MAX_KERNEL` and `PLANES_PER_LANE_FROM`: the
+/// planner draws its lines there.
+#[test]
+fn the_planes_boundaries_are_where_the_tests_expect() {
+    let profile = DeviceProfile::webgpu_defaults();
+    let (kh, kw) = PLANES_MAX_KERNEL;
+    let plan = |c: usize, kh: usize, kw: usize| {
+        let g = Conv2dOptions::new()
+            .groups(c)
+            .resolve([1, c, 20, 20], [c, 1, kh, kw])
+            .unwrap();
+        plan_forward(&g, false, &profile, Algorithm::Gemm).unwrap()
+    };
+    let main = |p: &Plan| p.main_kernel().unwrap();
+    assert_eq!(main(&plan(2, kh, kw)), "conv2d_forward_planes");
+    assert_eq!(main(&plan(2, kh + 1, kw)), "conv2d_forward_rows");
+    assert_eq!(main(&plan(2, kh, kw + 1)), "conv2d_forward_rows");
+    let lanes = |c| {
+        let p = plan(c, 3, 3);
+        let pass = p
+            .passes()
+            .iter()
+            .find(|p| p.kernel() == "conv2d_forward_planes")
+            .unwrap();
+        pass.constants().contains("PER_LANE_WEIGHTS=1")
+    };
+    assert!(lanes(PLANES_PER_LANE_FROM));
+    assert!(!lanes(PLANES_PER_LANE_FROM - 1));
+}
+
+/// What `wgpu-conv plan` prints: choices, passes with grids and loop counts, scratch.
+#[test]
+fn a_plan_reads_as_choices_passes_and_scratch() {
+    let g = Conv2dOptions::new()
+        .padding(1)
+        .resolve([8, 64, 56, 56], [64, 64, 3, 3])
+        .unwrap();
+    let plan = plan_forward(&g, true, &DeviceProfile::webgpu_defaults(), Algorithm::Auto).unwrap();
+    let text = plan.to_string();
+    for part in [
+        "forward plan",
+        "choices:",
+        "auto -> gemm",
+        "passes:",
+        "conv2d_forward_gemm",
+        "scratch:",
+    ] {
+        assert!(text.contains(part), "{part}:\n{text}");
+    }
+    assert_eq!(
+        plan.kernels(),
+        [
+            "conv2d_pad_copies",
+            "conv2d_pack_chunks",
+            "conv2d_forward_gemm"
+        ]
+    );
+    assert!(plan.scratch_bytes() > 0);
+}
