@@ -315,6 +315,25 @@ impl GpuContext {
         algorithm: Algorithm,
     ) -> Result<Tensor> {
         let g = geometry(x.shape(), w.shape(), bias.map(Tensor::len), opts)?;
+        self.conv2d_resolved(&g, x, w, bias, algorithm)
+    }
+
+    /// [`GpuContext::conv2d_with`] for a geometry already resolved by [`geometry`] from these
+    /// operands' shapes (a caller that checked the shapes first resolves them once).
+    pub fn conv2d_resolved(
+        &self,
+        g: &Conv2dGeometry,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        algorithm: Algorithm,
+    ) -> Result<Tensor> {
+        let g = *g;
+        expect_elements(x.len(), g.input_shape(), "input")?;
+        expect_elements(w.len(), g.weight_shape(), "weight")?;
+        if let Some(b) = bias {
+            expect_elements(b.len(), [g.oc, 1, 1, 1], "bias")?;
+        }
         let data = if split::needed(&g, self.binding_limit()).is_some() {
             let run = |pg: &Conv2dGeometry, x: &[f32], w: &[f32], b: Option<&[f32]>| {
                 self.forward_raw(pg, x, w, b, algorithm)
@@ -390,6 +409,23 @@ impl GpuContext {
         algorithm: Algorithm,
     ) -> Result<Conv2dGrads> {
         let g = geometry(x.shape(), w.shape(), None, opts)?;
+        self.conv2d_backward_resolved(&g, x, w, grad_output, wanted, algorithm)
+    }
+
+    /// [`GpuContext::conv2d_backward_with`] for a geometry already resolved by [`geometry`]
+    /// from these operands' shapes.
+    pub fn conv2d_backward_resolved(
+        &self,
+        g: &Conv2dGeometry,
+        x: &Tensor,
+        w: &Tensor,
+        grad_output: &Tensor,
+        wanted: Wanted,
+        algorithm: Algorithm,
+    ) -> Result<Conv2dGrads> {
+        let g = *g;
+        expect_elements(x.len(), g.input_shape(), "input")?;
+        expect_elements(w.len(), g.weight_shape(), "weight")?;
         let out_shape = output_shape(x.shape().len(), &g);
         if grad_output.shape() != out_shape.as_slice() {
             return Err(Error::shape(format!(
@@ -482,6 +518,16 @@ impl GpuContext {
             Ok((take(&gw), take(&gx), take(&gb)))
         })
     }
+}
+
+fn expect_elements(len: usize, shape: [usize; 4], what: &str) -> Result<()> {
+    let want: usize = shape.iter().product();
+    if len != want {
+        return Err(Error::shape(format!(
+            "{what} has {len} elements, the geometry's {shape:?} has {want}"
+        )));
+    }
+    Ok(())
 }
 
 fn expect_len(t: &GpuTensor, shape: [usize; 4], what: &str) -> Result<()> {

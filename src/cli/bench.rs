@@ -5,35 +5,29 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use wgpu_conv::{bench_shapes, BenchShape};
-use wgpu_conv::{cpu, Algorithm, Conv2dGeometry, GpuContext, GpuTensor, Tensor};
+use wgpu_conv::{cpu, Algorithm, Conv2dGeometry, GpuContext, GpuTensor, Op, Plan, Tensor};
 
 /// Elements checked against the reference per result (all of them for small results).
 const SAMPLES: usize = 384;
 /// The CPU reference runs in full only below this many FLOPs (a few seconds at ~1 GFLOP/s).
 const CPU_FLOP_LIMIT: f64 = 2.5e9;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Forward,
-    WeightGrad,
-    InputGrad,
+/// The named shape `name`.
+pub fn shape(name: &str) -> Result<BenchShape> {
+    let all = bench_shapes();
+    all.iter().find(|s| s.name == name).copied().ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown shape {name:?}; one of: {}",
+            all.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
-impl Op {
-    fn name(self) -> &'static str {
-        match self {
-            Op::Forward => "forward",
-            Op::WeightGrad => "weight_grad",
-            Op::InputGrad => "input_grad",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Op> {
-        Ok(match s {
-            "forward" => Op::Forward,
-            "weight_grad" => Op::WeightGrad,
-            "input_grad" => Op::InputGrad,
-            _ => bail!("unknown op {s:?}: forward, weight_grad or input_grad"),
-        })
+/// An op `bench` times: forward, weight_grad or input_grad.
+pub fn parse_op(s: &str) -> Result<Op> {
+    match s.parse::<Op>()? {
+        op @ (Op::Forward | Op::WeightGrad | Op::InputGrad) => Ok(op),
+        _ => bail!("bench times forward, weight_grad or input_grad, not {s}"),
     }
 }
 
@@ -85,6 +79,7 @@ fn record(
             None,
             algorithm,
         )?,
+        other => bail!("bench does not time {}", other.name()),
     }
     Ok(())
 }
@@ -107,6 +102,7 @@ fn check(ctx: &GpuContext, d: &Data, op: Op, algorithm: Algorithm) -> Result<()>
         Op::Forward => cpu::sampled(&idx, |i| cpu::conv2d_forward_at(&d.g, &d.x, &d.w, None, i)),
         Op::WeightGrad => cpu::sampled(&idx, |i| cpu::conv2d_weight_grad_at(&d.g, &d.x, &d.gy, i)),
         Op::InputGrad => cpu::sampled(&idx, |i| cpu::conv2d_input_grad_at(&d.g, &d.w, &d.gy, i)),
+        other => bail!("bench does not time {}", other.name()),
     };
     let picked: Vec<f32> = idx.iter().map(|&i| got.data()[i]).collect();
     let c = cpu::compare(&picked, &reference);
@@ -155,6 +151,7 @@ fn cpu_gflops(d: &Data, op: Op) -> std::result::Result<f64, String> {
         Op::Forward => cpu::conv2d_forward(&d.g, &d.x, &d.w, None),
         Op::WeightGrad => cpu::conv2d_weight_grad(&d.g, &d.x, &d.gy),
         Op::InputGrad => cpu::conv2d_input_grad(&d.g, &d.w, &d.gy),
+        other => return Err(format!("no CPU timing for {}", other.name())),
     };
     std::hint::black_box(r);
     Ok(flops / t.elapsed().as_secs_f64() / 1e9)
@@ -169,6 +166,20 @@ pub struct Row {
     call_us: f64,
     direct: Option<(f64, f64)>,
     cpu: std::result::Result<f64, String>,
+    plan: Plan,
+}
+
+/// The plan `Auto` makes for `op` on `g` on this context's device.
+pub fn plan_of(ctx: &GpuContext, g: &Conv2dGeometry, op: Op, bias: bool) -> Result<Plan> {
+    let profile = ctx.profile();
+    let a = Algorithm::Auto;
+    Ok(match op {
+        Op::Forward => wgpu_conv::plan_forward(g, bias, &profile, a)?,
+        Op::WeightGrad => wgpu_conv::plan_weight_grad(g, &profile, a)?,
+        Op::InputGrad => wgpu_conv::plan_input_grad(g, &profile, a)?,
+        Op::BiasGrad => wgpu_conv::plan_bias_grad(g, &profile)?,
+        other => bail!("no plan of {} for a convolution", other.name()),
+    })
 }
 
 fn prepare(ctx: &GpuContext, s: &BenchShape, op: Op) -> Result<Data> {
@@ -180,6 +191,7 @@ fn prepare(ctx: &GpuContext, s: &BenchShape, op: Op) -> Result<Data> {
         Op::Forward => g.output_shape(),
         Op::WeightGrad => g.weight_shape(),
         Op::InputGrad => g.input_shape(),
+        other => bail!("bench does not time {}", other.name()),
     };
     Ok(Data {
         xg: ctx.upload(&Tensor::new(g.input_shape().to_vec(), x.clone())?)?,
@@ -225,6 +237,7 @@ fn call_latency(ctx: &GpuContext, s: &BenchShape, d: &Data, op: Op, runs: usize)
                     bias: false,
                 },
             )?),
+            other => bail!("bench does not time {}", other.name()),
         }
         times.push(t.elapsed());
     }
@@ -240,21 +253,10 @@ pub fn run(
     json: bool,
     direct: bool,
 ) -> Result<()> {
-    let all = bench_shapes();
     let picked: Vec<BenchShape> = if shapes.is_empty() {
-        all
+        bench_shapes()
     } else {
-        shapes
-            .iter()
-            .map(|n| {
-                all.iter().find(|s| s.name == n).copied().ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "unknown shape {n:?}; one of: {}",
-                        all.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
-                    )
-                })
-            })
-            .collect::<Result<_>>()?
+        shapes.iter().map(|n| shape(n)).collect::<Result<_>>()?
     };
     let info = ctx.adapter_info();
     let adapter = info.name.clone();
@@ -265,8 +267,8 @@ pub fn run(
     if !json {
         println!("adapter: {}", ctx.describe());
         println!(
-            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>22} {:>10}",
-            "shape", "op", "median", "GFLOP/s", "call", "direct kernel", "CPU ref"
+            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>22} {:>10}  {}",
+            "shape", "op", "median", "GFLOP/s", "call", "direct kernel", "CPU ref", "kernel"
         );
     }
     let total = (picked.len() * ops.len()) as u64;
@@ -291,6 +293,7 @@ pub fn run(
                 call_us: call_latency(ctx, s, &d, op, runs.min(5))?,
                 direct: direct_fig,
                 cpu: cpu_gflops(&d, op),
+                plan: plan_of(ctx, &d.g, op, false)?,
             };
             bar.suspend(|| print_row(&row, json, &adapter, &backend, &driver));
             bar.inc(1);
@@ -311,8 +314,21 @@ fn print_row(r: &Row, json: bool, adapter: &str, backend: &str, driver: &str) {
             Ok(g) => format!(",\"cpu_gflops\":{g:.3}"),
             Err(note) => format!(",\"cpu_gflops\":null,\"cpu_note\":\"{}\"", esc(note)),
         };
+        let kernels = r
+            .plan
+            .kernels()
+            .iter()
+            .map(|k| format!("\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        let plan = format!(
+            ",\"kernels\":[{kernels}],\"dispatches\":{},\"invocations\":{},\"scratch_bytes\":{}",
+            r.plan.dispatches(),
+            r.plan.max_invocations(),
+            r.plan.scratch_bytes()
+        );
         println!(
-            "{{\"shape\":\"{}\",\"op\":\"{}\",\"median_s\":{:.6e},\"gflops\":{:.3},\"call_us\":{:.1}{direct}{cpu},\"adapter\":\"{}\",\"backend\":\"{}\",\"driver\":\"{}\"}}",
+            "{{\"shape\":\"{}\",\"op\":\"{}\",\"median_s\":{:.6e},\"gflops\":{:.3},\"call_us\":{:.1}{direct}{cpu}{plan},\"adapter\":\"{}\",\"backend\":\"{}\",\"driver\":\"{}\"}}",
             r.shape,
             r.op,
             r.median_s,
@@ -332,14 +348,15 @@ fn print_row(r: &Row, json: bool, adapter: &str, backend: &str, driver: &str) {
             Err(_) => "skipped".to_string(),
         };
         println!(
-            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>8.0} us {:>22} {:>10}",
+            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>8.0} us {:>22} {:>10}  {}",
             r.shape,
             r.op,
             r.median_s * 1e3,
             r.gflops,
             r.call_us,
             direct,
-            cpu
+            cpu,
+            r.plan.main_kernel().unwrap_or("-")
         );
     }
 }

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use wgpu_conv::{
-    geometry, Conv2d, Conv2dOptions, ConvMode, GpuContext, Hw, Padding, PaddingMode, Sgd, Tensor,
-    Trainer, Wanted,
+    geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, DeviceProfile, GpuContext, Hw, Op,
+    Padding, PaddingMode, Sgd, Tensor, Trainer, Wanted,
 };
 
 /// 2-D convolution layers on any GPU (wgpu + WGSL). With no command, runs the walkthrough of
@@ -157,6 +157,34 @@ enum Command {
     },
     /// The adapters found, the one chosen and why, and the limits that matter here.
     Info,
+    /// How an op would run, computing nothing: its passes (kernel, dispatches, largest grid and
+    /// its invocations, loop iterations per invocation), scratch bytes, and the reason for each
+    /// choice, for this machine's adapter or WebGPU's default limits.
+    Plan {
+        /// A named shape (see `bench --shapes`) instead of --input, --weight and the options.
+        #[arg(long, conflicts_with_all = ["input", "weight"])]
+        shape: Option<String>,
+        /// Input shape N,C,H,W (or C,H,W or H,W).
+        #[arg(long, value_delimiter = ',')]
+        input: Vec<usize>,
+        /// Weight shape OC,C/groups,KH,KW (or KH,KW).
+        #[arg(long, value_delimiter = ',')]
+        weight: Vec<usize>,
+        /// forward, weight_grad, input_grad or bias_grad.
+        #[arg(long, default_value = "forward")]
+        op: Op,
+        /// auto, direct, tiled or gemm.
+        #[arg(long, default_value = "auto")]
+        algorithm: Algorithm,
+        /// The forward pass adds a bias.
+        #[arg(long)]
+        bias: bool,
+        /// Plan for WebGPU's default limits (no adapter needed).
+        #[arg(long)]
+        webgpu: bool,
+        #[command(flatten)]
+        conv: ConvArgs,
+    },
     /// Throughput (GFLOP/s) of the kernels on named shapes, each result checked against the
     /// CPU reference first.
     Bench {
@@ -333,9 +361,9 @@ pub fn run(cli: Cli) -> Result<()> {
             let b = bias.as_deref().map(npy::read).transpose()?;
             check_ranks(&x, &w)?;
             let opts = conv.options();
-            geometry(x.shape(), w.shape(), b.as_ref().map(Tensor::len), &opts)?;
+            let g = geometry(x.shape(), w.shape(), b.as_ref().map(Tensor::len), &opts)?;
             let ctx = context()?;
-            let y = ctx.conv2d(&x, &w, b.as_ref(), &opts)?;
+            let y = ctx.conv2d_resolved(&g, &x, &w, b.as_ref(), Algorithm::Auto)?;
             npy::write(&output, &y)
         }
         Command::Backward {
@@ -371,14 +399,14 @@ pub fn run(cli: Cli) -> Result<()> {
             let b = bias.as_deref().map(npy::read).transpose()?;
             check_ranks(&x, &w)?;
             let opts = conv.options();
-            geometry(x.shape(), w.shape(), b.as_ref().map(Tensor::len), &opts)?;
+            let g = geometry(x.shape(), w.shape(), b.as_ref().map(Tensor::len), &opts)?;
             let ctx = context()?;
             let wanted = Wanted {
                 weight: grad_weight.is_some(),
                 input: grad_input.is_some(),
                 bias: grad_bias.is_some(),
             };
-            let grads = ctx.conv2d_backward(&x, &w, &gy, &opts, wanted)?;
+            let grads = ctx.conv2d_backward_resolved(&g, &x, &w, &gy, wanted, Algorithm::Auto)?;
             for (path, t) in [
                 (grad_weight, grads.weight),
                 (grad_input, grads.input),
@@ -482,6 +510,55 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Plan {
+            shape,
+            input,
+            weight,
+            op,
+            algorithm,
+            bias,
+            webgpu,
+            conv,
+        } => {
+            let (x, w, opts) = match shape {
+                Some(name) => {
+                    let s = bench::shape(&name)?;
+                    (s.input.to_vec(), s.weight.to_vec(), s.options)
+                }
+                None if input.is_empty() || weight.is_empty() => {
+                    bail!("give --shape, or --input and --weight")
+                }
+                None => (input, weight, conv.options()),
+            };
+            let g = geometry(&x, &w, None, &opts)?;
+            let profile = if webgpu {
+                println!("profile: WebGPU's default limits");
+                DeviceProfile::webgpu_defaults()
+            } else {
+                let ctx = context()?;
+                println!("adapter: {}", ctx.describe());
+                ctx.profile()
+            };
+            println!(
+                "input {:?}, weight {:?} -> output {:?}, {:.3} GFLOP",
+                g.input_shape(),
+                g.weight_shape(),
+                g.output_shape(),
+                g.flops() / 1e9
+            );
+            let plan = match op {
+                Op::Forward => wgpu_conv::plan_forward(&g, bias, &profile, algorithm)?,
+                Op::WeightGrad => wgpu_conv::plan_weight_grad(&g, &profile, algorithm)?,
+                Op::InputGrad => wgpu_conv::plan_input_grad(&g, &profile, algorithm)?,
+                Op::BiasGrad => wgpu_conv::plan_bias_grad(&g, &profile)?,
+                other => bail!(
+                    "{} is not a convolution op: forward, weight_grad, input_grad or bias_grad",
+                    other.name()
+                ),
+            };
+            println!("{plan}");
+            Ok(())
+        }
         Command::Info => info(),
         Command::Bench {
             shapes,
@@ -495,7 +572,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let ops = ops
                 .iter()
-                .map(|o| bench::Op::parse(o))
+                .map(|o| bench::parse_op(o))
                 .collect::<Result<Vec<_>>>()?;
             bench::run(&context()?, &shapes, &ops, runs, json, direct)
         }

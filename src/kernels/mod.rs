@@ -78,6 +78,26 @@ pub enum Algorithm {
     Gemm,
 }
 
+impl std::str::FromStr for Algorithm {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        [
+            Algorithm::Auto,
+            Algorithm::Direct,
+            Algorithm::Tiled,
+            Algorithm::Gemm,
+        ]
+        .into_iter()
+        .find(|a| a.name() == s)
+        .ok_or_else(|| {
+            crate::error::Error::option(format!(
+                "unknown algorithm {s:?}: auto, direct, tiled or gemm"
+            ))
+        })
+    }
+}
+
 /// Output elements from which `Auto` takes the blocked kernels: fewer do not fill the device
 /// with blocks.
 pub const AUTO_BLOCKED_FROM: usize = 256;

@@ -28,6 +28,28 @@ pub enum Op {
     SgdStep,
 }
 
+impl std::str::FromStr for Op {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        [
+            Op::Forward,
+            Op::WeightGrad,
+            Op::InputGrad,
+            Op::BiasGrad,
+            Op::MseLoss,
+            Op::SgdStep,
+        ]
+        .into_iter()
+        .find(|op| op.name() == s)
+        .ok_or_else(|| {
+            Error::option(format!(
+                "unknown op {s:?}: forward, weight_grad, input_grad, bias_grad, mse_loss or sgd_step"
+            ))
+        })
+    }
+}
+
 impl Op {
     /// The name `wgpu-conv plan` and `bench` use.
     pub fn name(self) -> &'static str {

@@ -54,6 +54,14 @@ pub(crate) fn plan_input_grad(
                         }
                         Err(why) => plan.reason(format!("gemm: not used: {why}")),
                     }
+                } else {
+                    plan.reason(format!(
+                        "as forward: not used: {} channel{} per group, stride {}x{}",
+                        g.ocpg(),
+                        if g.ocpg() == 1 { "" } else { "s" },
+                        up.h,
+                        up.w
+                    ));
                 }
             }
             None => plan.reason(format!(

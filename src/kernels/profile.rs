@@ -47,7 +47,8 @@ impl DeviceProfile {
             backend: wgpu::Backend::Noop,
             max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
-            max_binding_bytes: limits.max_storage_buffer_binding_size
+            max_binding_bytes: limits
+                .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size),
             min_uniform_offset_alignment: limits.min_uniform_buffer_offset_alignment,
             features: wgpu::Features::empty(),
