@@ -267,8 +267,8 @@ pub fn run(
     if !json {
         println!("adapter: {}", ctx.describe());
         println!(
-            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>22} {:>10}  {}",
-            "shape", "op", "median", "GFLOP/s", "call", "direct kernel", "CPU ref", "kernel"
+            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>22} {:>10}  kernel",
+            "shape", "op", "median", "GFLOP/s", "call", "direct kernel", "CPU ref"
         );
     }
     let total = (picked.len() * ops.len()) as u64;
