@@ -3,7 +3,7 @@
 
 // The shape of a convolution, shared by every conv2d_* kernel's uniform (`Params` below,
 // `Gemm` in conv2d_gemm_common.wgsl). Keep in sync with `ConvShape` in
-// src/kernels/uniforms.rs (`tests/shaders.rs` checks names and order).
+// src/kernels/uniforms.rs (the naga test in src/kernels/spec.rs checks names and order).
 struct Shape {
     n: u32, c: u32, h: u32, w: u32,
     oc: u32, kh: u32, kw: u32, cpg: u32,
@@ -20,7 +20,7 @@ struct Params {
     has_bias: u32, total: u32, slice_len: u32, slices: u32,
     base: u32, accumulate: u32,
     // The ranges of this piece's loop nest, outermost first (which loops they are is each
-    // kernel's own; see `kernels::budget`): level i runs lo_i .. hi_i.
+    // kernel's own; see src/kernels/budget.rs): level i runs lo_i .. hi_i.
     lo0: u32, hi0: u32, lo1: u32, hi1: u32,
     lo2: u32, hi2: u32, lo3: u32, hi3: u32,
     lo4: u32, hi4: u32,

@@ -122,13 +122,13 @@ impl std::fmt::Display for Limit {
     }
 }
 
-/// "N units exceed the LIMIT of M".
+/// "N units needed, M allowed (the LIMIT)".
 fn detail(limit: Limit, needed: u64, allowed: u64) -> String {
     let unit = match limit.unit() {
         "" => String::new(),
         u => format!(" {u}"),
     };
-    format!("{needed}{unit} exceed the {limit} of {allowed}")
+    format!("{needed}{unit} needed, {allowed}{unit} allowed (the {limit})")
 }
 
 /// `Result` with this crate's [`Error`](enum@Error).

@@ -1085,3 +1085,123 @@ fn limits_and_environment_give_clear_errors() {
     assert!(stdout.contains("no adapters found"), "{stdout}");
     assert!(!stdout.contains("adapters found (0)"), "{stdout}");
 }
+
+/// Issue 11's repro: a depthwise layer of 70,000 channels at stride 2 on a 2x2 input, forward
+/// and backward from the command line (it failed under `Auto` with a grid of 70,000 in z).
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn seventy_thousand_depthwise_channels_from_the_command_line() {
+    let d = Dir::new("70k");
+    let (xs, ws) = ([1usize, 70_000, 2, 2], [70_000usize, 1, 1, 1]);
+    let mut rng = Rng::new(11);
+    let x = rng.vec(xs.iter().product());
+    let w = rng.vec(ws.iter().product());
+    let gy = rng.vec(70_000);
+    write_npy(&d.path("x.npy"), &xs, &x);
+    write_npy(&d.path("w.npy"), &ws, &w);
+    write_npy(&d.path("gy.npy"), &[1, 70_000, 1, 1], &gy);
+    let opts = ["--groups", "70000", "--stride", "2"];
+    let (x_, w_, gy_) = (d.path("x.npy"), d.path("w.npy"), d.path("gy.npy"));
+    let (y_, gx_, gw_) = (d.path("y.npy"), d.path("gx.npy"), d.path("gw.npy"));
+    let mut args = vec!["forward", "--input", arg(&x_), "--weight", arg(&w_)];
+    args.extend(["--output", arg(&y_)]);
+    args.extend(opts);
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let g = Conv2dOptions::new()
+        .groups(70_000)
+        .stride(2)
+        .resolve(xs, ws)
+        .unwrap();
+    let (shape, y) = read_npy(&y_);
+    assert_eq!(shape, [1, 70_000, 1, 1]);
+    assert_within(&y, &cpu::conv2d_forward(&g, &x, &w, None), "forward");
+    let mut args = vec!["backward", "--input", arg(&x_), "--weight", arg(&w_)];
+    args.extend(["--grad-output", arg(&gy_), "--grad-input", arg(&gx_)]);
+    args.extend(["--grad-weight", arg(&gw_)]);
+    args.extend(opts);
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_within(
+        &read_npy(&gx_).1,
+        &cpu::conv2d_input_grad(&g, &w, &gy),
+        "input grad",
+    );
+    assert_within(
+        &read_npy(&gw_).1,
+        &cpu::conv2d_weight_grad(&g, &x, &gy),
+        "weight grad",
+    );
+}
+
+/// `plan` prints choices, passes and scratch without an adapter (`--webgpu`), and refuses what
+/// it cannot plan with a one-line error.
+#[test]
+fn plan_prints_a_plan_and_refuses_bad_requests() {
+    let out = run(&["plan", "--shape", "resnet_3x3", "--webgpu"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for part in [
+        "choices:",
+        "auto -> gemm",
+        "conv2d_forward_gemm",
+        "scratch:",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    let out = run(&[
+        "plan",
+        "--input",
+        "1,3,64,64",
+        "--weight",
+        "3,1,3,3",
+        "--groups",
+        "3",
+        "--padding",
+        "1",
+        "--op",
+        "weight_grad",
+        "--algorithm",
+        "gemm",
+        "--webgpu",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("conv2d_weight_grad_planes"), "{text}");
+    for bad in [
+        vec!["plan", "--webgpu"],
+        vec!["plan", "--shape", "nope", "--webgpu"],
+        vec![
+            "plan",
+            "--shape",
+            "resnet_3x3",
+            "--op",
+            "sgd_step",
+            "--webgpu",
+        ],
+        vec![
+            "plan",
+            "--shape",
+            "resnet_3x3",
+            "--algorithm",
+            "fast",
+            "--webgpu",
+        ],
+    ] {
+        let out = run(&bad);
+        assert!(!out.status.success(), "{bad:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.trim().lines().count() <= 3, "{bad:?}: {err}");
+    }
+}

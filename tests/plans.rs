@@ -11,15 +11,19 @@ use wgpu_conv::{
     Conv2dOptions, DeviceProfile, Hw, PaddingMode, Plan, AUTO_BLOCKED_FROM,
 };
 
-/// Lavapipe's limits as this crate asks for them (the adapter's own), WebGPU's defaults, and
-/// a downlevel device: 4 storage buffers per stage, 128 MiB bindings.
+/// A software adapter's limits as this crate asks for them (128 MiB bindings, storage buffers
+/// without a practical limit), a large GPU's (2 GiB bindings), WebGPU's defaults, and a
+/// downlevel device (4 storage buffers per stage).
 fn profiles() -> Vec<(&'static str, DeviceProfile)> {
     let mut lavapipe = DeviceProfile::webgpu_defaults();
-    lavapipe.max_binding_bytes = 1 << 31;
+    lavapipe.max_binding_bytes = 1 << 27;
     lavapipe.max_storage_buffers_per_stage = 1 << 20;
+    let mut large = lavapipe.clone();
+    large.max_binding_bytes = 1 << 31;
     let downlevel = DeviceProfile::from_limits(&wgpu_types_downlevel());
     vec![
         ("lavapipe-like", lavapipe),
+        ("large-gpu", large),
         ("webgpu", DeviceProfile::webgpu_defaults()),
         ("downlevel", downlevel),
     ]

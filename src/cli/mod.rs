@@ -73,7 +73,7 @@ enum Command {
     },
     /// Forward convolution of X.npy with W.npy (and B.npy), written to Y.npy.
     Forward {
-        /// Input, float32 (H, W) or (N, C, H, W).
+        /// Input, float32 (H, W), (C, H, W) or (N, C, H, W).
         #[arg(long)]
         input: PathBuf,
         /// Weight, (KH, KW) or (OC, C/groups, KH, KW).
@@ -90,7 +90,7 @@ enum Command {
     },
     /// Gradients of sum(Y * GY) with respect to the weight, the input and the bias.
     Backward {
-        /// Input, float32 (H, W) or (N, C, H, W).
+        /// Input, float32 (H, W), (C, H, W) or (N, C, H, W).
         #[arg(long)]
         input: PathBuf,
         /// Weight, (KH, KW) or (OC, C/groups, KH, KW).
@@ -116,7 +116,7 @@ enum Command {
     },
     /// Learns a kernel mapping X.npy to Y.npy by gradient descent on the squared error.
     Train {
-        /// Input, float32 (H, W) or (N, C, H, W).
+        /// Input, float32 (H, W), (C, H, W) or (N, C, H, W).
         #[arg(long)]
         input: PathBuf,
         /// Target output, in the output's shape.
@@ -659,8 +659,9 @@ fn check_ranks(x: &Tensor, w: &Tensor) -> Result<()> {
     match (x.shape().len(), w.shape().len()) {
         (2, 2) | (3, 4) | (4, 4) => Ok(()),
         (2, r) => bail!("a rank-2 input (H, W) needs a rank-2 weight (KH, KW), got rank {r} {:?}", w.shape()),
+        (3, r) => bail!("a rank-3 input (C, H, W) needs a rank-4 weight (OC, C/groups, KH, KW), got rank {r} {:?}", w.shape()),
         (4, r) => bail!("a rank-4 input (N, C, H, W) needs a rank-4 weight (OC, C/groups, KH, KW), got rank {r} {:?}", w.shape()),
-        (r, _) => bail!("the input must be rank 2 (H, W) or rank 4 (N, C, H, W), got rank {r} {:?}", x.shape()),
+        (r, _) => bail!("the input must be rank 2 (H, W), 3 (C, H, W) or 4 (N, C, H, W), got rank {r} {:?}", x.shape()),
     }
 }
 

@@ -48,7 +48,7 @@ pub(crate) fn copies(
         return Ok(Some(src));
     }
     let slots = u64::from(gp.copy_mask.count_ones());
-    let copy_bytes = u64::from(gp.copy_len) * 4;
+    let copy_bytes = u64::from(gp.copy_len) * uniforms::FLOAT_BYTES;
     let bytes = copy_bytes * (slots + u64::from(zeros));
     let Some(buf) = plan.scratch(profile, "wgpu-conv: padded copies", bytes, false) else {
         plan.reason(format!(

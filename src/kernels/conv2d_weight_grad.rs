@@ -58,8 +58,8 @@ pub(crate) fn slices_from(
         return Err(Error::too_large(
             format!("partial sums of {elements} reductions of {len} terms"),
             Limit::Binding,
-            elements.saturating_mul(len.div_ceil(max_slice)) as u64 * 4,
-            budget as u64 * 4,
+            elements.saturating_mul(len.div_ceil(max_slice)) as u64 * uniforms::FLOAT_BYTES,
+            budget as u64 * uniforms::FLOAT_BYTES,
         ));
     }
     Ok((slice, slices))

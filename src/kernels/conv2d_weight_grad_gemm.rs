@@ -63,7 +63,7 @@ pub(crate) fn slicing(
     let elements: usize = g.weight_shape().iter().product();
     let want = TARGET_INVOCATIONS.div_ceil(tb * ob);
     let budget = (profile.max_binding_bytes / 4) as usize / elements.max(1);
-    let per_row = 1 + g.ow.div_ceil(4);
+    let per_row = 1 + g.ow.div_ceil(uniforms::VEC4);
     let max_rows = (LOOP_BUDGET as usize).saturating_sub(STORES as usize) / per_row;
     if max_rows == 0 {
         return Ok(Err(format!(
@@ -85,7 +85,7 @@ pub(crate) fn slicing(
 }
 
 fn iterations(g: &Conv2dGeometry, slice_rows: usize) -> u64 {
-    (slice_rows * (1 + g.ow.div_ceil(4))) as u64 + STORES
+    (slice_rows * (1 + g.ow.div_ceil(uniforms::VEC4))) as u64 + STORES
 }
 
 /// The pass over `io` = `[x copies, row-padded gy, partials]`, one slice per z item.

@@ -215,10 +215,12 @@ pub(crate) fn gemm(
         )));
     };
     // output rows that are not whole vec4s go to a padded scratch output, copied into y after
-    let padded = if g.ow.is_multiple_of(4) {
+    let vec4 = uniforms::VEC4;
+    let padded = if g.ow.is_multiple_of(vec4) {
         None
     } else {
-        let bytes = (g.n * g.oc * g.oh * g.ow.div_ceil(4) * 16) as u64;
+        let floats = g.n * g.oc * g.oh * g.ow.div_ceil(vec4) * vec4;
+        let bytes = floats as u64 * uniforms::FLOAT_BYTES;
         match plan.scratch(profile, "conv2d_forward_gemm: padded output", bytes, false) {
             Some(b) => Some(b),
             None => {

@@ -8,6 +8,9 @@ use super::plan::{Buf, Plan};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 
+/// Smallest scratch buffer (a binding of one vec4).
+const MIN_BUFFER_BYTES: u64 = 16;
+
 /// Records `plan` into `encoder` with `operands` bound where the plan names them.
 pub(crate) fn record(
     ctx: &GpuContext,
@@ -29,7 +32,10 @@ pub(crate) fn record(
             }
             ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(s.label),
-                size: s.bytes.max(16).next_multiple_of(4),
+                size: s
+                    .bytes
+                    .max(MIN_BUFFER_BYTES)
+                    .next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
                 usage,
                 mapped_at_creation: false,
             })

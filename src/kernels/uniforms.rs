@@ -178,6 +178,13 @@ pub(crate) struct GemmParams {
     pub up_w: u32,
 }
 
+/// Floats in a vec4: the GEMM and planes kernels load and store rows as whole vec4s, and keep
+/// one padded copy per vec4 phase (`t` of `copy_mask`'s bit `r * 4 + t`).
+pub(crate) const VEC4: usize = 4;
+
+/// Bytes in a float.
+pub(crate) const FLOAT_BYTES: u64 = 4;
+
 /// Bits of [`GemmParams::copy_mask`]: 4 column phases for each residue of the stride, so
 /// strides up to 8.
 pub(crate) const MAX_COPY_STRIDE: usize = 8;
@@ -191,17 +198,17 @@ impl GemmParams {
         if s > MAX_COPY_STRIDE {
             return None;
         }
-        let ow4 = g.ow.div_ceil(4) * 4;
+        let ow4 = g.ow.div_ceil(VEC4) * VEC4;
         // a copy's row must reach column ow4 - 1 + q for the widest tap shift q
         let q_max = (g.kw - 1) * g.dilation.w / s;
-        let wq = (ow4 + q_max).div_ceil(4) * 4;
+        let wq = (ow4 + q_max).div_ceil(VEC4) * VEC4;
         let hp = g.h + g.pad_top + g.pad_bottom;
         let copy_len = g.n.checked_mul(g.c)?.checked_mul(hp)?.checked_mul(wq)?;
         let copy_mask = (0..g.kw).fold(0u32, |m, b| {
             let shift = b * g.dilation.w;
-            m | 1 << ((shift % s) * 4 + (shift / s) % 4)
+            m | 1 << ((shift % s) * VEC4 + (shift / s) % VEC4)
         });
-        let zero_offset = copy_len.checked_mul(copy_mask.count_ones() as usize)? / 4;
+        let zero_offset = copy_len.checked_mul(copy_mask.count_ones() as usize)? / VEC4;
         Some(Self {
             shape: ConvShape::new(g).ok()?,
             hp: u(hp)?,
