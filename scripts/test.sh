@@ -2,7 +2,9 @@
 # Runs the whole test suite on the Vulkan software adapter (Mesa's lavapipe, or whatever Vulkan
 # adapter is present) and on the GL adapter (Mesa's llvmpipe); then, where Debian's
 # bookworm-backports can be reached, once more on Mesa 25's lavapipe, unpacked privately (a
-# second driver version: results that differ between drivers are bugs to find). On a machine
+# second driver version: results that differ between drivers are bugs to find). Each driver runs
+# the suite twice: with the kernel family its device type gets (the CPU family on software
+# adapters) and with the GPU family forced (WGPU_CONV_KERNELS=gpu). On a machine
 # with no Vulkan driver it installs Mesa's software drivers first when it can (root and
 # apt-get), and says so; otherwise it stops and says what to install.
 set -euo pipefail
@@ -28,15 +30,19 @@ if ! have_vulkan_icd || ! have_egl_mesa; then
 fi
 
 for backend in vulkan gl; do
-    echo "== cargo test --release with WGPU_BACKEND=$backend"
-    WGPU_BACKEND=$backend cargo run --release -q -- info 2>/dev/null | grep '^chosen' || true
-    WGPU_BACKEND=$backend cargo test --release "$@"
+    for kernels in auto gpu; do
+        echo "== cargo test --release with WGPU_BACKEND=$backend WGPU_CONV_KERNELS=$kernels"
+        WGPU_BACKEND=$backend cargo run --release -q -- info 2>/dev/null | grep '^chosen' || true
+        WGPU_CONV_KERNELS=$kernels WGPU_BACKEND=$backend cargo test --release "$@"
+    done
 done
 
 if icd=$(scripts/mesa25.sh); then
-    echo "== cargo test --release with WGPU_BACKEND=vulkan on Mesa 25 lavapipe (VK_DRIVER_FILES=$icd)"
-    VK_DRIVER_FILES="$icd" WGPU_BACKEND=vulkan cargo run --release -q -- info 2>/dev/null | grep '^chosen' || true
-    VK_DRIVER_FILES="$icd" WGPU_BACKEND=vulkan cargo test --release "$@"
+    for kernels in auto gpu; do
+        echo "== cargo test --release with WGPU_BACKEND=vulkan WGPU_CONV_KERNELS=$kernels on Mesa 25 lavapipe (VK_DRIVER_FILES=$icd)"
+        VK_DRIVER_FILES="$icd" WGPU_BACKEND=vulkan cargo run --release -q -- info 2>/dev/null | grep '^chosen' || true
+        VK_DRIVER_FILES="$icd" WGPU_CONV_KERNELS=$kernels WGPU_BACKEND=vulkan cargo test --release "$@"
+    done
 else
     echo "== Mesa 25 lavapipe could not be fetched from bookworm-backports: that third pass did not run"
 fi

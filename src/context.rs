@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::kernels::{required_storage_buffers, DeviceProfile, Pipelines};
+use crate::kernels::{required_storage_buffers, DeviceProfile, Family, Pipelines};
 
 /// What a context runs on.
 pub use wgpu::AdapterInfo;
@@ -26,6 +26,8 @@ pub struct GpuContext {
     pub(crate) pipelines: Pipelines,
     lost: Arc<Mutex<Option<String>>>,
     binding_cap: AtomicU64,
+    /// The kernel family asked for (`WGPU_CONV_KERNELS`, or [`GpuContext::set_kernels`]).
+    family: Mutex<Family>,
     /// Held for the whole of each call on backends that cannot take calls from several threads
     /// at once (wgpu's GL backend shares one GL context and panics when it waits on it too
     /// long); `None` elsewhere.
@@ -242,6 +244,7 @@ impl GpuContext {
             pipelines,
             lost,
             binding_cap: AtomicU64::new(u64::MAX),
+            family: Mutex::new(Family::from_env()?),
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
             info,
         })
@@ -294,6 +297,18 @@ impl GpuContext {
     pub fn profile(&self) -> DeviceProfile {
         DeviceProfile::new(&self.info, &self.limits, self.device.features())
             .with_binding_limit(self.binding_limit())
+            .with_family(self.kernels())
+    }
+
+    /// The kernel family asked for: `WGPU_CONV_KERNELS` (auto, cpu or gpu) when the context was
+    /// made, or what [`GpuContext::set_kernels`] set.
+    pub fn kernels(&self) -> Family {
+        *self.family.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks for a kernel family (`Auto`: by device type, CPU adapters get the CPU family).
+    pub fn set_kernels(&self, family: Family) {
+        *self.family.lock().unwrap_or_else(|e| e.into_inner()) = family;
     }
 
     /// On backends that need it, waits for this thread's turn; the guard ends it.

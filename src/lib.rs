@@ -39,7 +39,7 @@ pub use context::{
 };
 pub use error::{Error, Limit, Result};
 pub use grads::{Conv2dGrads, Wanted};
-pub use kernels::{Algorithm, DeviceProfile, Op, Pass, Plan, Sgd, AUTO_BLOCKED_FROM};
+pub use kernels::{Algorithm, DeviceProfile, Family, Op, Pass, Plan, Sgd, AUTO_BLOCKED_FROM};
 pub use layer::{Conv2d, Sequential, SequentialGrads};
 pub use ops::{geometry, GpuTensor};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};

@@ -10,7 +10,7 @@ use wgpu_conv::{
     cpu, geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, Error, Padding, PaddingMode, Tensor,
 };
 
-const ALGORITHMS: [Algorithm; 3] = Algorithm::ALL;
+const ALGORITHMS: [Algorithm; 4] = Algorithm::ALL;
 
 #[allow(clippy::too_many_arguments)]
 fn check_forward(

@@ -491,6 +491,7 @@ fn an_infinite_weight_leaves_untouched_input_gradients_finite() {
             Algorithm::Direct,
             Algorithm::Tiled,
             Algorithm::Gemm,
+            Algorithm::Gpu,
         ] {
             let grads = backward_with(xs, ws, &opts, &x, &w, &gy, a);
             let gx = grads.input.unwrap();

@@ -8,17 +8,19 @@ mod common;
 use common::{cases, PLANES_MAX_KERNEL, PLANES_PER_LANE_FROM};
 use wgpu_conv::{
     plan_bias_grad, plan_forward, plan_input_grad, plan_weight_grad, Algorithm, Conv2dGeometry,
-    Conv2dOptions, DeviceProfile, Hw, PaddingMode, Plan, AUTO_BLOCKED_FROM,
+    Conv2dOptions, DeviceProfile, Family, Hw, PaddingMode, Plan, AUTO_BLOCKED_FROM,
 };
 
 /// A software adapter's limits as this crate asks for them (128 MiB bindings, storage buffers
 /// without a practical limit), a large GPU's (2 GiB bindings), WebGPU's defaults, and a
 /// downlevel device (4 storage buffers per stage).
 fn profiles() -> Vec<(&'static str, DeviceProfile)> {
-    let mut lavapipe = DeviceProfile::webgpu_defaults();
+    let mut lavapipe = DeviceProfile::webgpu_defaults().with_device_type(wgpu::DeviceType::Cpu);
     lavapipe.max_binding_bytes = 1 << 27;
     lavapipe.max_storage_buffers_per_stage = 1 << 20;
-    let mut large = lavapipe.clone();
+    let mut large = lavapipe
+        .clone()
+        .with_device_type(wgpu::DeviceType::DiscreteGpu);
     large.max_binding_bytes = 1 << 31;
     let downlevel = DeviceProfile::from_limits(&wgpu_types_downlevel());
     vec![
@@ -41,6 +43,7 @@ fn all_plans(g: &Conv2dGeometry, bias: bool, profile: &DeviceProfile) -> Vec<(St
         Algorithm::Direct,
         Algorithm::Tiled,
         Algorithm::Gemm,
+        Algorithm::Gpu,
     ] {
         let ok = |r: wgpu_conv::Result<Plan>, what: &str| {
             r.unwrap_or_else(|e| panic!("{what} {a:?}: {e}"))
@@ -78,11 +81,16 @@ fn expected_forward(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -
         Algorithm::Auto if g.output_shape().iter().product::<usize>() < AUTO_BLOCKED_FROM => {
             Algorithm::Direct
         }
-        Algorithm::Auto => Algorithm::Gemm,
+        Algorithm::Auto if profile.kernels() == Family::Cpu => Algorithm::Gemm,
+        Algorithm::Auto => Algorithm::Gpu,
         a => a,
     };
+    let planes = planes_apply(g) && profile.max_storage_buffers_per_stage >= 5;
     match a {
         Algorithm::Direct => "conv2d_forward",
+        Algorithm::Gpu if planes => "conv2d_forward_planes",
+        Algorithm::Gpu if g.ocpg() >= 4 => "conv2d_forward_mm",
+        Algorithm::Gpu if g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_forward_gemm",
         // the forward planes kernel binds 5 storage buffers
         Algorithm::Gemm if planes_apply(g) && profile.max_storage_buffers_per_stage >= 5 => {
             "conv2d_forward_planes"
@@ -94,6 +102,13 @@ fn expected_forward(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -
 }
 
 fn expected_weight_grad(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -> &'static str {
+    let gpu = a == Algorithm::Gpu
+        || (a == Algorithm::Auto
+            && profile.kernels() == Family::Gpu
+            && g.output_shape().iter().product::<usize>() >= AUTO_BLOCKED_FROM);
+    if gpu && !planes_apply(g) && g.ocpg() >= 4 {
+        return "conv2d_weight_grad_mm";
+    }
     match expected_forward(g, a, profile) {
         "conv2d_forward" => "conv2d_weight_grad",
         // the weight-gradient planes kernel binds 3
@@ -120,6 +135,7 @@ fn every_table_case_plans_validly_with_the_expected_kernels() {
                 Algorithm::Direct,
                 Algorithm::Tiled,
                 Algorithm::Gemm,
+                Algorithm::Gpu,
             ] {
                 let f = plan_forward(&g, case.bias, &profile, a).unwrap();
                 assert_eq!(
@@ -273,7 +289,7 @@ fn long_nests_are_planned_as_pieces_within_the_budget() {
         .padding_mode(PaddingMode::Reflect)
         .resolve([1, 2, 40, 40], [2, 2, 3, 3])
         .unwrap();
-    for a in [Algorithm::Direct, Algorithm::Tiled, Algorithm::Gemm] {
+    for a in Algorithm::ALL {
         let plan = plan_input_grad(&g, &profile, a).unwrap();
         plan.validate(&profile).unwrap();
         assert!(plan.dispatches() > 1, "{plan}");
@@ -310,21 +326,23 @@ fn the_planes_boundaries_are_where_the_tests_expect() {
     assert!(!lanes(PLANES_PER_LANE_FROM - 1));
 }
 
-/// What `wgpu-conv plan` prints: choices, passes with grids and loop counts, scratch.
+/// What `wgpu-conv plan` prints: choices, passes with grids and loop counts, scratch; the CPU
+/// family on a software adapter's profile, the GPU family elsewhere (or when asked for).
 #[test]
 fn a_plan_reads_as_choices_passes_and_scratch() {
     let g = Conv2dOptions::new()
         .padding(1)
         .resolve([8, 64, 56, 56], [64, 64, 3, 3])
         .unwrap();
-    let plan = plan_forward(&g, true, &DeviceProfile::webgpu_defaults(), Algorithm::Auto).unwrap();
+    let cpu = DeviceProfile::webgpu_defaults().with_device_type(wgpu::DeviceType::Cpu);
+    let plan = plan_forward(&g, true, &cpu, Algorithm::Auto).unwrap();
     let text = plan.to_string();
     for part in [
         "forward plan",
         "choices:",
         "auto -> gemm",
+        "cpu family",
         "passes:",
-        "conv2d_forward_gemm",
         "scratch:",
     ] {
         assert!(text.contains(part), "{part}:\n{text}");
@@ -338,4 +356,23 @@ fn a_plan_reads_as_choices_passes_and_scratch() {
         ]
     );
     assert!(plan.scratch_bytes() > 0);
+    // the GPU family: one dispatch, no scratch
+    for profile in [
+        DeviceProfile::webgpu_defaults(),
+        cpu.clone().with_family(Family::Gpu),
+    ] {
+        let plan = plan_forward(&g, true, &profile, Algorithm::Auto).unwrap();
+        assert!(plan.to_string().contains("auto -> gpu"), "{plan}");
+        assert_eq!(plan.kernels(), ["conv2d_forward_mm"]);
+        assert_eq!(plan.dispatches(), 1);
+        assert!(plan.max_invocations() >= 50_000, "{plan}");
+        assert_eq!(plan.scratch_bytes(), 0);
+        let w = plan_weight_grad(&g, &profile, Algorithm::Auto).unwrap();
+        assert_eq!(
+            w.kernels(),
+            ["conv2d_weight_grad_mm", "reduce_partials"],
+            "{w}"
+        );
+        assert!(w.max_invocations() >= 32_000, "{w}");
+    }
 }

@@ -289,6 +289,7 @@ fn more_channels_than_one_grid_dimension_holds() {
             Algorithm::Direct,
             Algorithm::Tiled,
             Algorithm::Gemm,
+            Algorithm::Gpu,
         ] {
             let what = format!("{xs:?} {a:?}");
             let y = ctx().conv2d_with(&xt, &wt, bias, &opts, a).unwrap();
@@ -365,6 +366,7 @@ fn a_device_with_four_storage_buffers_runs_every_operation() {
         Algorithm::Direct,
         Algorithm::Tiled,
         Algorithm::Gemm,
+        Algorithm::Gpu,
     ] {
         let y = ctx.conv2d_with(&xt, &wt, Some(&bt), &opts, a).unwrap();
         assert_within(

@@ -264,8 +264,9 @@ pub fn run(
     let driver = format!("{} {}", info.driver, info.driver_info)
         .trim()
         .to_string();
+    let family = ctx.profile().kernels().name();
     if !json {
-        println!("adapter: {}", ctx.describe());
+        println!("adapter: {}, {family} kernels", ctx.describe());
         println!(
             "{:<11} {:<12} {:>11} {:>9} {:>11} {:>22} {:>10}  kernel",
             "shape", "op", "median", "GFLOP/s", "call", "direct kernel", "CPU ref"
@@ -295,7 +296,7 @@ pub fn run(
                 cpu: cpu_gflops(&d, op),
                 plan: plan_of(ctx, &d.g, op, false)?,
             };
-            bar.suspend(|| print_row(&row, json, &adapter, &backend, &driver));
+            bar.suspend(|| print_row(&row, json, family, &adapter, &backend, &driver));
             bar.inc(1);
         }
     }
@@ -303,7 +304,7 @@ pub fn run(
     Ok(())
 }
 
-fn print_row(r: &Row, json: bool, adapter: &str, backend: &str, driver: &str) {
+fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, driver: &str) {
     if json {
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
         let direct = match r.direct {
@@ -322,7 +323,7 @@ fn print_row(r: &Row, json: bool, adapter: &str, backend: &str, driver: &str) {
             .collect::<Vec<_>>()
             .join(",");
         let plan = format!(
-            ",\"kernels\":[{kernels}],\"dispatches\":{},\"invocations\":{},\"scratch_bytes\":{}",
+            ",\"family\":\"{family}\",\"kernels\":[{kernels}],\"dispatches\":{},\"invocations\":{},\"scratch_bytes\":{}",
             r.plan.dispatches(),
             r.plan.max_invocations(),
             r.plan.scratch_bytes()

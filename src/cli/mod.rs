@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use wgpu_conv::{
-    geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, DeviceProfile, GpuContext, Hw, Op,
-    Padding, PaddingMode, Sgd, Tensor, Trainer, Wanted,
+    geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, DeviceProfile, Family, GpuContext, Hw,
+    Op, Padding, PaddingMode, Sgd, Tensor, Trainer, Wanted,
 };
 
 /// 2-D convolution layers on any GPU (wgpu + WGSL). With no command, runs the walkthrough of
@@ -173,7 +173,7 @@ enum Command {
         /// forward, weight_grad, input_grad or bias_grad.
         #[arg(long, default_value = "forward")]
         op: Op,
-        /// auto, direct, tiled or gemm.
+        /// auto, direct, tiled, gemm or gpu.
         #[arg(long, default_value = "auto")]
         algorithm: Algorithm,
         /// The forward pass adds a bias.
@@ -208,6 +208,10 @@ enum Command {
         /// Also time the direct (naive) kernels, for comparison.
         #[arg(long)]
         direct: bool,
+        /// Kernel families to run, each in turn: auto, cpu, gpu (WGPU_CONV_KERNELS's, or auto,
+        /// when omitted).
+        #[arg(long, value_delimiter = ',')]
+        family: Vec<Family>,
     },
 }
 
@@ -566,6 +570,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
             runs,
             direct,
+            family,
         } => {
             if runs == 0 {
                 bail!("--runs must be at least 1");
@@ -574,7 +579,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|o| bench::parse_op(o))
                 .collect::<Result<Vec<_>>>()?;
-            bench::run(&context()?, &shapes, &ops, runs, json, direct)
+            let ctx = context()?;
+            let families = if family.is_empty() {
+                vec![ctx.kernels()]
+            } else {
+                family
+            };
+            for f in families {
+                ctx.set_kernels(f);
+                bench::run(&ctx, &shapes, &ops, runs, json, direct)?;
+            }
+            Ok(())
         }
     }
 }

@@ -37,7 +37,7 @@ pub(crate) fn plan(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Plan> 
         1,
         [0, 0],
         2.0 * slice as f64,
-        profile.max_workgroups_per_dimension,
+        profile,
     )? {
         p.base = first as u32;
         pass.dispatch(&p, grid);

@@ -36,15 +36,7 @@ pub(crate) fn pass(
     for (i, piece) in pieces.iter().enumerate() {
         p.set_piece(i, piece);
         p.has_bias = u32::from(has_bias && i == 0);
-        for (first, grid) in runs(
-            SPEC.name,
-            None,
-            total,
-            wg,
-            [0, 0],
-            flops,
-            profile.max_workgroups_per_dimension,
-        )? {
+        for (first, grid) in runs(SPEC.name, None, total, wg, [0, 0], flops, profile)? {
             p.base = first as u32;
             pass.dispatch(&p, grid);
         }

@@ -65,15 +65,7 @@ pub(crate) fn pass(
     );
     let per_batch = 2.0 * BLOCK_CHANNELS as f64 * (g.oh * g.ow * CHUNK_TAPS) as f64;
     let mut gp = *gp;
-    for (first, grid) in runs(
-        SPEC.name,
-        Some(2),
-        g.n,
-        1,
-        xy(g),
-        per_batch,
-        profile.max_workgroups_per_dimension,
-    )? {
+    for (first, grid) in runs(SPEC.name, Some(2), g.n, 1, xy(g), per_batch, profile)? {
         gp.base = first as u32;
         for run in 0..chunks_per_block {
             for block in 0..blocks {

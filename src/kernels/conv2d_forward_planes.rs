@@ -153,15 +153,7 @@ pub(crate) fn pass(
     let per_plane = 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64;
     let z = if per_lane { g.n * g.oc } else { g.n };
     let mut gp = *gp;
-    for (first, grid) in runs(
-        SPEC.name,
-        Some(2),
-        z,
-        1,
-        xy,
-        per_plane,
-        profile.max_workgroups_per_dimension,
-    )? {
+    for (first, grid) in runs(SPEC.name, Some(2), z, 1, xy, per_plane, profile)? {
         gp.base = first as u32;
         if per_lane {
             pass.dispatch_block(&gp, grid, 0);

@@ -68,7 +68,6 @@ pub(crate) fn blocked(
     let pieces = budget::split_nest(&[g.cpg(), g.kh, g.kw], stores);
     let mut pass = Pass::new(spec, io.map(Into::into), budget::worst(&pieces, stores));
     let per_z = 2.0 * channels as f64 * (g.oh * g.ow) as f64 * g.taps() as f64;
-    let max = profile.max_workgroups_per_dimension;
     for (i, piece) in pieces.iter().enumerate() {
         p.set_piece(i, piece);
         p.has_bias = u32::from(has_bias && i == 0);
@@ -79,7 +78,7 @@ pub(crate) fn blocked(
             1,
             [grid[0], grid[1]],
             per_z,
-            max,
+            profile,
         )? {
             p.base = first as u32;
             pass.dispatch(&p, dims);

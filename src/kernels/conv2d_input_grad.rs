@@ -43,15 +43,7 @@ pub(crate) fn pass(g: &Conv2dGeometry, io: [Buf; 3], profile: &DeviceProfile) ->
     let wg = SPEC.workgroup[0] as usize;
     for (i, piece) in pieces.iter().enumerate() {
         p.set_piece(i, piece);
-        for (first, grid) in runs(
-            SPEC.name,
-            None,
-            total,
-            wg,
-            [0, 0],
-            per_item,
-            profile.max_workgroups_per_dimension,
-        )? {
+        for (first, grid) in runs(SPEC.name, None, total, wg, [0, 0], per_item, profile)? {
             p.base = first as u32;
             pass.dispatch(&p, grid);
         }

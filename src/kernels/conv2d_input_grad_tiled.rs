@@ -55,7 +55,7 @@ pub(crate) fn pass(g: &Conv2dGeometry, io: [Buf; 3], profile: &DeviceProfile) ->
             1,
             [grid[0], grid[1]],
             per_z,
-            profile.max_workgroups_per_dimension,
+            profile,
         )? {
             p.base = first as u32;
             pass.dispatch(&p, dims);

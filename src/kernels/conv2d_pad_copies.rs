@@ -68,15 +68,7 @@ pub(crate) fn copies(
     let planes = (s.n * s.c) as usize;
     let per_plane = (slots as usize * hp * wq) as f64;
     let mut gp = *gp;
-    for (first, grid) in runs(
-        SPEC.name,
-        Some(2),
-        planes,
-        1,
-        xy,
-        per_plane,
-        profile.max_workgroups_per_dimension,
-    )? {
+    for (first, grid) in runs(SPEC.name, Some(2), planes, 1, xy, per_plane, profile)? {
         gp.base = first as u32;
         pass.dispatch(&gp, grid);
     }

@@ -29,15 +29,7 @@ pub(crate) fn pass(
     let (tx, ty) = (SPEC.workgroup[0] as usize, SPEC.workgroup[1] as usize);
     let xy = [g.ow.div_ceil(tx), g.oh.div_ceil(ty)];
     let mut gp = *gp;
-    for (first, grid) in runs(
-        SPEC.name,
-        Some(2),
-        g.n * g.oc,
-        1,
-        xy,
-        0.0,
-        profile.max_workgroups_per_dimension,
-    )? {
+    for (first, grid) in runs(SPEC.name, Some(2), g.n * g.oc, 1, xy, 0.0, profile)? {
         gp.base = first as u32;
         pass.dispatch(&gp, grid);
     }

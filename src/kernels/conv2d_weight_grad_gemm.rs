@@ -27,8 +27,6 @@ const TAPS: usize = 8;
 const CHANNELS: usize = 4;
 /// Loop iterations besides the rows: the 8 x 4 stores.
 const STORES: u64 = (TAPS * CHANNELS) as u64;
-/// Invocations it aims for: enough to keep every core's SIMD lanes busy.
-pub(crate) const TARGET_INVOCATIONS: usize = 8192;
 
 /// The grid's tap blocks and channel blocks, in invocations.
 fn blocks(g: &Conv2dGeometry) -> [usize; 2] {
@@ -61,7 +59,7 @@ pub(crate) fn slicing(
     let [tb, ob] = blocks(g);
     let rows = g.n * g.oh;
     let elements: usize = g.weight_shape().iter().product();
-    let want = TARGET_INVOCATIONS.div_ceil(tb * ob);
+    let want = profile.target_invocations().div_ceil(tb * ob);
     let budget = (profile.max_binding_bytes / 4) as usize / elements.max(1);
     let per_row = 1 + g.ow.div_ceil(uniforms::VEC4);
     let max_rows = (LOOP_BUDGET as usize).saturating_sub(STORES as usize) / per_row;
@@ -100,15 +98,7 @@ pub(crate) fn pass(
     let [tb, ob] = blocks(g);
     let per_slice = 2.0 * STORES as f64 * (slice_rows * gp.ow4 as usize * tb * ob) as f64;
     let mut gp = *gp;
-    for (first, grid) in runs(
-        SPEC.name,
-        Some(2),
-        slices,
-        1,
-        xy(g),
-        per_slice,
-        profile.max_workgroups_per_dimension,
-    )? {
+    for (first, grid) in runs(SPEC.name, Some(2), slices, 1, xy(g), per_slice, profile)? {
         gp.base = first as u32;
         pass.dispatch(&gp, grid);
     }

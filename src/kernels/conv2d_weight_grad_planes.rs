@@ -37,7 +37,8 @@ pub(crate) fn slicing(
     profile: &DeviceProfile,
 ) -> Result<Result<(usize, usize, usize), String>> {
     let strips = g.ow.div_ceil(COLUMNS);
-    let want = conv2d_weight_grad_gemm::TARGET_INVOCATIONS
+    let want = profile
+        .target_invocations()
         .div_ceil(strips * g.n * g.c)
         .clamp(1, g.oh);
     let slice_rows = g.oh.div_ceil(want).min(LOOP_BUDGET as usize);
@@ -63,15 +64,7 @@ pub(crate) fn pass(
     let xy = [strips.div_ceil(SPEC.workgroup[0] as usize), row_slices];
     let per_plane = 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64;
     let mut gp = *gp;
-    for (first, grid) in runs(
-        SPEC.name,
-        Some(2),
-        g.n * g.c,
-        1,
-        xy,
-        per_plane,
-        profile.max_workgroups_per_dimension,
-    )? {
+    for (first, grid) in runs(SPEC.name, Some(2), g.n * g.c, 1, xy, per_plane, profile)? {
         gp.base = first as u32;
         pass.dispatch(&gp, grid);
     }

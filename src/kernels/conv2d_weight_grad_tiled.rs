@@ -26,8 +26,6 @@ const STORES: u64 = (CHANNELS + CHANNELS * TAPS) as u64;
 const MAX_SLICE: usize = (LOOP_BUDGET - STORES) as usize;
 /// Shortest slice it aims for.
 const MIN_SLICE: usize = 16;
-/// Invocations it aims for: enough to keep every core's SIMD lanes busy.
-const TARGET_INVOCATIONS: usize = 8192;
 
 /// The grid's tap blocks and channel blocks.
 fn blocks(g: &Conv2dGeometry) -> [usize; 2] {
@@ -42,12 +40,13 @@ pub(crate) fn applies(g: &Conv2dGeometry, profile: &DeviceProfile) -> bool {
     fits(&blocks(g), profile.max_workgroups_per_dimension)
 }
 
-/// As many slices as keep about `TARGET_INVOCATIONS` invocations in flight, each at least
+/// As many slices as keep about the profile's target of invocations in flight, each at least
 /// `MIN_SLICE` long. Depends only on the shape (and the binding limit), never on timing.
 pub(crate) fn slicing(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<(usize, usize)> {
     let len = g.n * g.oh * g.ow;
     let [tb, ocb] = blocks(g);
-    let want = TARGET_INVOCATIONS
+    let want = profile
+        .target_invocations()
         .div_ceil(tb * ocb)
         .clamp(1, len.div_ceil(MIN_SLICE).max(1));
     let elements = g.weight_shape().iter().product();
@@ -79,7 +78,7 @@ pub(crate) fn pass(
         wg,
         [tb, ocb],
         per_slice,
-        profile.max_workgroups_per_dimension,
+        profile,
     )? {
         p.base = first as u32;
         pass.dispatch(&p, grid);

@@ -25,6 +25,7 @@ mod uniforms;
 pub(crate) mod conv2d_bias_grad;
 mod conv2d_forward;
 mod conv2d_forward_gemm;
+mod conv2d_forward_mm;
 pub(crate) mod conv2d_forward_planes;
 mod conv2d_forward_rows;
 mod conv2d_forward_tiled;
@@ -36,6 +37,7 @@ mod conv2d_pad_copies;
 mod conv2d_unpad_output;
 pub(crate) mod conv2d_weight_grad;
 mod conv2d_weight_grad_gemm;
+mod conv2d_weight_grad_mm;
 mod conv2d_weight_grad_planes;
 mod conv2d_weight_grad_tiled;
 pub(crate) mod mse_loss;
@@ -52,7 +54,7 @@ pub use plan::{Op, Pass, Plan};
 pub(crate) use plan_forward::plan_forward;
 pub(crate) use plan_input_grad::plan_input_grad;
 pub(crate) use plan_weight_grad::plan_weight_grad;
-pub use profile::DeviceProfile;
+pub use profile::{DeviceProfile, Family};
 pub(crate) use record::record;
 pub use sgd_step::Sgd;
 pub(crate) use spec::required_storage_buffers;
@@ -74,27 +76,27 @@ pub enum Algorithm {
     Tiled,
     /// The forward pass as an implicit GEMM over padded input copies, with the weights in
     /// uniform blocks, and the planes kernels for one channel per group; the weight gradient
-    /// likewise; otherwise the same kernels as `Tiled`.
+    /// likewise; otherwise the same kernels as `Tiled`. The CPU family's fastest.
     Gemm,
+    /// The GPU family: one large dispatch per op with tiles in workgroup memory (the forward
+    /// pass as one tiled implicit GEMM, the weight gradient as a split-K GEMM), and the planes
+    /// kernels for one channel per group; otherwise as `Gemm`.
+    Gpu,
 }
 
 impl std::str::FromStr for Algorithm {
     type Err = crate::error::Error;
 
     fn from_str(s: &str) -> crate::error::Result<Self> {
-        [
-            Algorithm::Auto,
-            Algorithm::Direct,
-            Algorithm::Tiled,
-            Algorithm::Gemm,
-        ]
-        .into_iter()
-        .find(|a| a.name() == s)
-        .ok_or_else(|| {
-            crate::error::Error::option(format!(
-                "unknown algorithm {s:?}: auto, direct, tiled or gemm"
-            ))
-        })
+        [Algorithm::Auto]
+            .into_iter()
+            .chain(Algorithm::ALL)
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                crate::error::Error::option(format!(
+                    "unknown algorithm {s:?}: auto, direct, tiled, gemm or gpu"
+                ))
+            })
     }
 }
 
@@ -104,16 +106,25 @@ pub const AUTO_BLOCKED_FROM: usize = 256;
 
 impl Algorithm {
     /// Every explicit choice (all but `Auto`): what the tests run each case with.
-    pub const ALL: [Algorithm; 3] = [Algorithm::Direct, Algorithm::Tiled, Algorithm::Gemm];
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::Direct,
+        Algorithm::Tiled,
+        Algorithm::Gemm,
+        Algorithm::Gpu,
+    ];
 
-    /// What `Auto` means for `g`: the direct kernels for outputs of fewer than
-    /// [`AUTO_BLOCKED_FROM`] elements, `Gemm` otherwise.
-    pub fn resolve(self, g: &Conv2dGeometry) -> Algorithm {
+    /// What `Auto` means for `g` on `profile`: the direct kernels for outputs of fewer than
+    /// [`AUTO_BLOCKED_FROM`] elements; otherwise the family's fastest: `Gemm` for the CPU
+    /// family, `Gpu` for the GPU family (see [`DeviceProfile::kernels`]).
+    pub fn resolve(self, g: &Conv2dGeometry, profile: &DeviceProfile) -> Algorithm {
         match self {
             Algorithm::Auto if g.output_shape().iter().product::<usize>() < AUTO_BLOCKED_FROM => {
                 Algorithm::Direct
             }
-            Algorithm::Auto => Algorithm::Gemm,
+            Algorithm::Auto => match profile.kernels() {
+                profile::Family::Cpu => Algorithm::Gemm,
+                _ => Algorithm::Gpu,
+            },
             a => a,
         }
     }
@@ -125,19 +136,31 @@ impl Algorithm {
             Algorithm::Direct => "direct",
             Algorithm::Tiled => "tiled",
             Algorithm::Gemm => "gemm",
+            Algorithm::Gpu => "gpu",
         }
     }
 }
 
 /// Where `Auto` was resolved, the plan says so.
-fn resolved(plan: &mut plan::Plan, g: &Conv2dGeometry, algorithm: Algorithm) -> Algorithm {
-    let a = algorithm.resolve(g);
+fn resolved(
+    plan: &mut plan::Plan,
+    g: &Conv2dGeometry,
+    profile: &DeviceProfile,
+    algorithm: Algorithm,
+) -> Algorithm {
+    let a = algorithm.resolve(g, profile);
     if algorithm == Algorithm::Auto {
         let outputs: usize = g.output_shape().iter().product();
         plan.reason(format!(
-            "auto -> {}: {outputs} output elements {} {AUTO_BLOCKED_FROM}",
+            "auto -> {}: {outputs} output elements {} {AUTO_BLOCKED_FROM}, {} family ({})",
             a.name(),
-            if a == Algorithm::Direct { "<" } else { ">=" }
+            if a == Algorithm::Direct { "<" } else { ">=" },
+            profile.kernels().name(),
+            if profile.family == profile::Family::Auto {
+                format!("{:?} device", profile.device_type)
+            } else {
+                "asked for".to_string()
+            }
         ));
     }
     a

@@ -7,6 +7,10 @@ use super::*;
 use crate::error::Result;
 use crate::options::Hw;
 
+/// Output channels per group from which the GPU family's tiled GEMM (64 channels a tile) is
+/// worth its idle lanes; fewer go to the kernels that block pixels instead.
+const MM_MIN_CHANNELS: usize = 4;
+
 /// Where a forward pass reads and writes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ForwardIo {
@@ -53,9 +57,10 @@ pub(crate) fn forward_into(
     profile: &DeviceProfile,
     algorithm: Algorithm,
 ) -> Result<()> {
-    let a = resolved(plan, g, algorithm);
+    let a = resolved(plan, g, profile, algorithm);
     let has_bias = io.bias.is_some();
-    if a == Algorithm::Gemm {
+    let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
+    if blocked {
         match planes(g, io, profile)? {
             Ok(p) => {
                 plan.append(p);
@@ -63,6 +68,33 @@ pub(crate) fn forward_into(
             }
             Err(why) => plan.reason(format!("planes: not used: {why}")),
         }
+    }
+    if a == Algorithm::Gpu {
+        let why = if g.ocpg() < MM_MIN_CHANNELS {
+            Err(format!(
+                "{} output channels per group (< {MM_MIN_CHANNELS}) would leave most of a tile idle",
+                g.ocpg()
+            ))
+        } else {
+            conv2d_forward_mm::applies(g, profile)
+        };
+        match why {
+            Ok(()) => {
+                plan.reason(format!(
+                    "mm: one implicit GEMM, tiles of {} channels x {} pixels x {} taps in \
+                     workgroup memory, the input gathered in place",
+                    conv2d_forward_mm::TILE_M,
+                    conv2d_forward_mm::TILE_N,
+                    conv2d_forward_mm::TILE_K
+                ));
+                plan.passes
+                    .push(conv2d_forward_mm::pass(g, io.all(), has_bias, profile)?);
+                return Ok(());
+            }
+            Err(why) => plan.reason(format!("mm: not used: {why}")),
+        }
+    }
+    if blocked {
         if g.ocpg() > 1 {
             match gemm(g, io, profile, false, Hw::new(1, 1))? {
                 Ok(p) => {

@@ -15,7 +15,7 @@ pub(crate) fn plan_input_grad(
     algorithm: Algorithm,
 ) -> Result<Plan> {
     let mut plan = Plan::new(Op::InputGrad);
-    let a = resolved(&mut plan, g, algorithm);
+    let a = resolved(&mut plan, g, profile, algorithm);
     let (w, gy, gx) = (Buf::Operand(0), Buf::Operand(1), Buf::Operand(2));
     if a != Algorithm::Direct {
         match as_forward(g) {
@@ -35,7 +35,7 @@ pub(crate) fn plan_input_grad(
                     forward_into(&mut plan, &t, io, profile, a)?;
                     return Ok(plan);
                 }
-                if a == Algorithm::Gemm && t.ocpg() > 1 {
+                if matches!(a, Algorithm::Gemm | Algorithm::Gpu) && t.ocpg() > 1 {
                     let io = ForwardIo {
                         x: gy,
                         w,

@@ -14,8 +14,9 @@ pub(crate) fn plan_weight_grad(
     algorithm: Algorithm,
 ) -> Result<Plan> {
     let mut plan = Plan::new(Op::WeightGrad);
-    let a = resolved(&mut plan, g, algorithm);
-    if a == Algorithm::Gemm {
+    let a = resolved(&mut plan, g, profile, algorithm);
+    let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
+    if blocked {
         match planes(g, profile)? {
             Ok(p) => {
                 plan.append(p);
@@ -23,6 +24,17 @@ pub(crate) fn plan_weight_grad(
             }
             Err(why) => plan.reason(format!("planes: not used: {why}")),
         }
+    }
+    if a == Algorithm::Gpu {
+        match mm(g, profile)? {
+            Ok(p) => {
+                plan.append(p);
+                return Ok(plan);
+            }
+            Err(why) => plan.reason(format!("mm: not used: {why}")),
+        }
+    }
+    if blocked {
         if g.ocpg() > 1 {
             match gemm(g, profile)? {
                 Ok(p) => {
@@ -72,6 +84,56 @@ pub(crate) fn plan_weight_grad(
         slicing.1,
     )?;
     Ok(plan)
+}
+
+/// Output channels per group from which the split-K GEMM (64 channels a tile) is worth its idle
+/// lanes.
+const MM_MIN_CHANNELS: usize = 4;
+
+/// `conv2d_weight_grad_mm` and the sum of its partials, or why not.
+fn mm(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, String>> {
+    if g.ocpg() < MM_MIN_CHANNELS {
+        return Ok(Err(format!(
+            "{} output channels per group (< {MM_MIN_CHANNELS}) would leave most of a tile idle",
+            g.ocpg()
+        )));
+    }
+    let (slice_len, slices) = match conv2d_weight_grad_mm::slicing(g, profile)? {
+        Ok(s) => s,
+        Err(why) => return Ok(Err(why)),
+    };
+    let elements: usize = g.weight_shape().iter().product();
+    let mut plan = Plan::new(Op::WeightGrad);
+    let bytes = (elements as u64)
+        .saturating_mul(slices as u64)
+        .saturating_mul(4);
+    let Some(partials) = plan.scratch(profile, "weight gradient partials", bytes, false) else {
+        return Ok(Err(format!(
+            "{bytes} bytes of partial sums pass the binding limit"
+        )));
+    };
+    plan.reason(format!(
+        "mm: split-K GEMM, tiles of {} channels x {} taps in workgroup memory, {slices} \
+         slices of {slice_len} output pixels, then their fixed-order sum",
+        conv2d_weight_grad_mm::TILE_M,
+        conv2d_weight_grad_mm::TILE_N
+    ));
+    let io = [Buf::Operand(0), Buf::Operand(1), partials];
+    plan.passes.push(conv2d_weight_grad_mm::pass(
+        g,
+        io,
+        (slice_len, slices),
+        profile,
+    )?);
+    reduce_partials::passes(
+        &mut plan,
+        profile,
+        partials,
+        Buf::Operand(2),
+        elements,
+        slices,
+    )?;
+    Ok(Ok(plan))
 }
 
 /// `conv2d_weight_grad_gemm`, or why not.

@@ -1,0 +1,88 @@
+//! `conv2d_forward_mm`: the forward pass as one implicit GEMM with tiles in workgroup memory
+//! (the GPU family): 64 output channels x 64 pixels per workgroup of 256 invocations, taps in
+//! slices of 16, gathered from the input on the fly (see its shader).
+
+use super::budget;
+use super::plan::{fits, runs, Buf, Pass};
+use super::profile::DeviceProfile;
+use super::uniforms::to_u32;
+use super::*;
+use crate::error::Result;
+
+pub(crate) const SPEC: KernelSpec = KernelSpec {
+    name: "conv2d_forward_mm",
+    preludes: &["conv2d_common"],
+    source: shader!("conv2d_common", "conv2d_forward_mm"),
+    workgroup: [16, 16, 1],
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::Write],
+    uniform: Uniform::Conv,
+    required: false,
+};
+
+/// Output channels and pixels of a workgroup's tile, and taps per slice (`TILE_M`, `TILE_N`,
+/// `TILE_K` in the shader).
+pub(crate) const TILE_M: usize = 64;
+pub(crate) const TILE_N: usize = 64;
+pub(crate) const TILE_K: usize = 16;
+
+/// Loop iterations per slice of taps: the slice loop, 4 weight loads, 4 input loads, 16 taps.
+const PER_SLICE: usize = 4 + 4 + TILE_K;
+/// Loop iterations of the stores: 4 channel rows of 4 pixels.
+const STORES: u64 = 4 + 16;
+
+/// Workgroup memory it uses: two tiles of 16 taps x 64 floats.
+pub(crate) const WORKGROUP_BYTES: u32 = (2 * TILE_K * TILE_M * 4) as u32;
+
+/// The grid: pixel tiles (cut into runs from `base`) and groups x channel blocks.
+fn grid(g: &Conv2dGeometry) -> (usize, usize) {
+    let pixels = g.n * g.oh * g.ow;
+    (
+        pixels.div_ceil(TILE_N),
+        g.groups * g.ocpg().div_ceil(TILE_M),
+    )
+}
+
+/// Whether it applies on `profile`: its workgroup memory fits, and the grid's y dimension.
+pub(crate) fn applies(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<(), String> {
+    if WORKGROUP_BYTES > profile.max_workgroup_storage_bytes {
+        return Err(format!(
+            "it needs {WORKGROUP_BYTES} bytes of workgroup memory, the device has {}",
+            profile.max_workgroup_storage_bytes
+        ));
+    }
+    let (_, y) = grid(g);
+    if !fits(&[y], profile.max_workgroups_per_dimension) {
+        return Err(format!(
+            "{y} groups x channel blocks pass the dispatch limit"
+        ));
+    }
+    Ok(())
+}
+
+/// The pass over `io` = `[x, w, bias, y]`. Loop iterations per invocation: per slice of 16
+/// taps, the slice loop, 4 + 4 loads and 16 taps; then the stores. Slices past the loop budget
+/// run as pieces, each adding to the last.
+pub(crate) fn pass(
+    g: &Conv2dGeometry,
+    io: [Buf; 4],
+    has_bias: bool,
+    profile: &DeviceProfile,
+) -> Result<Pass> {
+    let mut p = ConvParams::new(g)?;
+    let (tiles, y) = grid(g);
+    p.total = to_u32(g.n * g.oh * g.ow, "output pixels")?;
+    let slices = g.taps().div_ceil(TILE_K);
+    // the inner level (one slice's loads and taps) never splits: only the slices do
+    let pieces = budget::split_nest(&[slices, PER_SLICE], STORES);
+    let mut pass = Pass::new(&SPEC, io.map(Into::into), budget::worst(&pieces, STORES));
+    let per_tile = 2.0 * (TILE_N * g.ocpg().min(TILE_M) * g.taps()) as f64 * y as f64;
+    for (i, piece) in pieces.iter().enumerate() {
+        p.set_piece(i, &piece[..1]);
+        p.has_bias = u32::from(has_bias && i == 0);
+        for (first, dims) in runs(SPEC.name, Some(0), tiles, 1, [y, 1], per_tile, profile)? {
+            p.base = first as u32;
+            pass.dispatch(&p, dims);
+        }
+    }
+    Ok(pass)
+}
