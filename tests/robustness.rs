@@ -7,8 +7,8 @@ mod common;
 use common::{assert_within, ctx, Rng};
 use proptest::prelude::*;
 use wgpu_conv::{
-    cpu, Algorithm, Conv2dOptions, ConvMode, Error, GpuContext, Hw, Limit, Padding, PaddingMode,
-    Tensor, Wanted,
+    cpu, Algorithm, Conv2dOptions, ConvMode, Error, Family, GpuContext, Hw, Limit, Padding,
+    PaddingMode, Tensor, Wanted,
 };
 
 fn sample_check(got: &[f32], at: impl FnMut(usize) -> (f64, f64, usize), what: &str) {
@@ -20,7 +20,8 @@ fn sample_check(got: &[f32], at: impl FnMut(usize) -> (f64, f64, usize), what: &
     assert_within(&picked, &reference, what);
 }
 
-/// A pass larger than the most work one dispatch is given is recorded as several dispatches (each with its
+/// A pass larger than the most work one dispatch is given (the CPU family's cap, 2^28 FLOPs,
+/// asked for on a context of its own) is recorded as several dispatches (each with its
 /// own `base`), with both kernel families, and the result still matches the reference.
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
@@ -32,6 +33,9 @@ fn long_passes_are_cut_into_bounded_dispatches() {
     let g = opts.resolve(xs, ws).unwrap();
     // every algorithm's forward and input-gradient plans cut their main kernel into several
     // dispatches (the weight gradients cut the reduction into slices instead)
+    let own = GpuContext::new().unwrap();
+    own.set_kernels(Family::Cpu);
+    let ctx = || &own;
     let profile = ctx().profile();
     for a in Algorithm::ALL {
         for plan in [
