@@ -24,6 +24,11 @@ struct Params {
     lo0: u32, hi0: u32, lo1: u32, hi1: u32,
     lo2: u32, hi2: u32, lo3: u32, hi3: u32,
     lo4: u32, hi4: u32,
+    // conv2d_forward_mm: 1 where the weight buffer holds a layer's weight [C, OC/groups, KH, KW]
+    // whose transpose this pass applies (the input gradient as a forward pass), and the zero
+    // insertion its input is read with (every up_h-th row and up_w-th column of the `h` x `w`
+    // logical input is a value of the buffer; 1: none)
+    transposed: u32, up_h: u32, up_w: u32, _pad2: u32,
 }
 
 

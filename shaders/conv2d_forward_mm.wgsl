@@ -25,6 +25,28 @@ const TILE_K: u32 = 16u;
 var<workgroup> w_tile: array<array<vec4<f32>, 16>, 16>;
 var<workgroup> x_tile: array<array<vec4<f32>, 16>, 16>;
 
+// The input value at padded row `iy`, column `ix` of channel row base `plane` (its first row),
+// 0 in the padding. With zero insertion (`up_h`, `up_w` > 1; zero padding only) only every
+// up-th row and column holds a value of the buffer.
+fn load_x(plane: u32, iy: i32, ix: i32) -> f32 {
+    if p.up_h == 1u && p.up_w == 1u {
+        let sy = pad_source(iy, i32(p.s.h), p.s.pad_mode);
+        let sx = pad_source(ix, i32(p.s.w), p.s.pad_mode);
+        if sy < 0 || sx < 0 {
+            return 0.0;
+        }
+        return x[(plane + u32(sy)) * p.s.w + u32(sx)];
+    }
+    if iy < 0 || ix < 0 || iy >= i32(p.s.h) || ix >= i32(p.s.w) {
+        return 0.0;
+    }
+    if u32(iy) % p.up_h != 0u || u32(ix) % p.up_w != 0u {
+        return 0.0;
+    }
+    let cols = (p.s.w - 1u) / p.up_w + 1u;
+    return x[(plane + u32(iy) / p.up_h) * cols + u32(ix) / p.up_w];
+}
+
 // The weight of output channel `o` (global) at tap `k` of its group, 0 past the ends.
 fn load_weight(o: u32, o_end: u32, k: u32) -> f32 {
     let taps = p.s.cpg * p.s.kh * p.s.kw;
@@ -39,6 +61,12 @@ fn load_weight(o: u32, o_end: u32, k: u32) -> f32 {
     if p.s.flip != 0u {
         a = p.s.kh - 1u - a;
         b = p.s.kw - 1u - b;
+    }
+    if p.transposed != 0u {
+        // the layer's weight [groups * cpg, ocpg, KH, KW] read across
+        let grp = o / p.s.ocpg;
+        let m = o % p.s.ocpg;
+        return weight[(((grp * p.s.cpg + c) * p.s.ocpg + m) * p.s.kh + a) * p.s.kw + b];
     }
     return weight[((o * p.s.cpg + c) * p.s.kh + a) * p.s.kw + b];
 }
@@ -65,7 +93,9 @@ fn conv2d_forward_mm(
     let ox = q % p.s.ow;
     let oy = (q / p.s.ow) % p.s.oh;
     let nb = q / (p.s.ow * p.s.oh);
-    let x_group = (nb * p.s.c + grp * p.s.cpg) * p.s.h;
+    // rows of one input channel in the buffer (fewer than `h` with zero insertion)
+    let rows = (p.s.h - 1u) / p.up_h + 1u;
+    let x_group = (nb * p.s.c + grp * p.s.cpg) * rows;
     let iy0 = i32(oy * p.s.stride_h) - i32(p.s.pad_top);
     let ix0 = i32(ox * p.s.stride_w) - i32(p.s.pad_left);
     // ... and weight row `tid / 16 + 16 i`, tap `tid % 16` of the W tile
@@ -91,11 +121,9 @@ fn conv2d_forward_mm(
             if q_live && kg < taps {
                 let c = kg / (p.s.kh * p.s.kw);
                 let r = kg % (p.s.kh * p.s.kw);
-                let sy = pad_source(iy0 + i32((r / p.s.kw) * p.s.dil_h), i32(p.s.h), p.s.pad_mode);
-                let sx = pad_source(ix0 + i32((r % p.s.kw) * p.s.dil_w), i32(p.s.w), p.s.pad_mode);
-                if sy >= 0 && sx >= 0 {
-                    v = x[((x_group + c * p.s.h) + u32(sy)) * p.s.w + u32(sx)];
-                }
+                let iy = iy0 + i32((r / p.s.kw) * p.s.dil_h);
+                let ix = ix0 + i32((r % p.s.kw) * p.s.dil_w);
+                v = load_x(x_group + c * rows, iy, ix);
             }
             x_tile[k][ln / 4u][ln % 4u] = v;
         }

@@ -376,3 +376,52 @@ fn a_plan_reads_as_choices_passes_and_scratch() {
         assert!(w.max_invocations() >= 32_000, "{w}");
     }
 }
+
+/// The GPU family's structure on the named shapes (what predicts its speed on a GPU): the
+/// forward pass of resnet_3x3 in at most 2 dispatches, the largest of at least 50,000
+/// invocations; its weight gradient in at most 3, the largest of at least 32,000; its input
+/// gradient one dispatch and no scratch; stem_7x7's input gradient without zero-inserted
+/// scratch; the GEMM kernels' scratch never larger than the input.
+#[test]
+fn the_gpu_family_runs_each_op_as_one_large_dispatch() {
+    let profile = DeviceProfile::webgpu_defaults()
+        .with_device_type(wgpu::DeviceType::Cpu)
+        .with_family(Family::Gpu);
+    let profile = DeviceProfile {
+        max_binding_bytes: 1 << 31,
+        ..profile
+    };
+    for s in wgpu_conv::bench_shapes() {
+        let g = s.options.resolve(s.input, s.weight).unwrap();
+        let input = g.input_shape().iter().product::<usize>() as u64 * 4;
+        for plan in [
+            plan_forward(&g, false, &profile, Algorithm::Auto).unwrap(),
+            plan_weight_grad(&g, &profile, Algorithm::Auto).unwrap(),
+            plan_input_grad(&g, &profile, Algorithm::Auto).unwrap(),
+        ] {
+            plan.validate(&profile).unwrap();
+            let mm = plan.kernels().iter().any(|k| k.ends_with("_mm"));
+            if mm {
+                assert!(plan.scratch_bytes() <= input, "{}: {plan}", s.name);
+            }
+        }
+    }
+    let shape = |name: &str| {
+        let s = wgpu_conv::bench_shapes()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap();
+        s.options.resolve(s.input, s.weight).unwrap()
+    };
+    let g = shape("resnet_3x3");
+    let f = plan_forward(&g, false, &profile, Algorithm::Auto).unwrap();
+    assert!(f.dispatches() <= 2 && f.max_invocations() >= 50_000, "{f}");
+    let w = plan_weight_grad(&g, &profile, Algorithm::Auto).unwrap();
+    assert!(w.dispatches() <= 3 && w.max_invocations() >= 32_000, "{w}");
+    let i = plan_input_grad(&g, &profile, Algorithm::Auto).unwrap();
+    assert_eq!(i.kernels(), ["conv2d_forward_mm"], "{i}");
+    assert_eq!(i.scratch_bytes(), 0);
+    let i = plan_input_grad(&shape("stem_7x7"), &profile, Algorithm::Auto).unwrap();
+    assert!(!i.kernels().contains(&"conv2d_pad_copies"), "{i}");
+    assert_eq!(i.scratch_bytes(), 0, "{i}");
+}

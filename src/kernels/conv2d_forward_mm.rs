@@ -68,7 +68,25 @@ pub(crate) fn pass(
     has_bias: bool,
     profile: &DeviceProfile,
 ) -> Result<Pass> {
+    pass_as(g, io, has_bias, None, profile)
+}
+
+/// The pass as an input gradient: `g` the forward pass over the output gradient (see
+/// `plan_input_grad::as_forward`), the weight buffer the layer's (read transposed), the output
+/// gradient read with zero insertion `up` (the layer's stride) instead of being upsampled.
+pub(crate) fn pass_as(
+    g: &Conv2dGeometry,
+    io: [Buf; 4],
+    has_bias: bool,
+    transposed_up: Option<crate::options::Hw>,
+    profile: &DeviceProfile,
+) -> Result<Pass> {
     let mut p = ConvParams::new(g)?;
+    if let Some(up) = transposed_up {
+        p.transposed = 1;
+        p.up_h = to_u32(up.h, "stride")?;
+        p.up_w = to_u32(up.w, "stride")?;
+    }
     let (tiles, y) = grid(g);
     p.total = to_u32(g.n * g.oh * g.ow, "output pixels")?;
     let slices = g.taps().div_ceil(TILE_K);

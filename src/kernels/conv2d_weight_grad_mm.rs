@@ -45,8 +45,9 @@ fn xy(g: &Conv2dGeometry) -> [usize; 2] {
 /// The slicing `(slice length, slices)` of the `N*OH*OW` output pixels, or why the kernel does
 /// not apply: as many slices as bring the grid to the profile's target of invocations, each a
 /// whole number of steps and within the loop budget, and no more partial sums than the
-/// device's binding and [`conv2d_weight_grad::partial_budget`] allow. Fixed by the shape and
-/// the profile, never by timing.
+/// device's binding and [`conv2d_weight_grad::partial_budget`] allow, nor than the input has
+/// elements (so the scratch never outgrows the input). Fixed by the shape and the profile,
+/// never by timing.
 pub(crate) fn slicing(
     g: &Conv2dGeometry,
     profile: &DeviceProfile,
@@ -64,7 +65,8 @@ pub(crate) fn slicing(
     let pixels = g.n * g.oh * g.ow;
     let per_slice = tx * ty * SPEC.invocations_per_workgroup() as usize;
     let elements: usize = g.weight_shape().iter().product();
-    let most = (conv2d_weight_grad::partial_budget(profile) / elements.max(1)).max(1);
+    let input: usize = g.input_shape().iter().product();
+    let most = (conv2d_weight_grad::partial_budget(profile).min(input) / elements.max(1)).max(1);
     let fewest = pixels.div_ceil(MAX_STEPS * TILE_P);
     if fewest > most {
         return Ok(Err("its partial sums pass the binding limit".into()));

@@ -7,6 +7,10 @@ use super::*;
 use crate::error::Result;
 use crate::options::{Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
 
+/// Input channels per group (the transposed pass's output channels) from which the GPU
+/// family's tiled GEMM is worth its idle lanes.
+const MM_MIN_CHANNELS: usize = 4;
+
 /// The plan of the input gradient of `g` (of `sum(y * gy)`) on `profile`, over operands
 /// `[w, gy, gx]`.
 pub(crate) fn plan_input_grad(
@@ -35,7 +39,38 @@ pub(crate) fn plan_input_grad(
                     forward_into(&mut plan, &t, io, profile, a)?;
                     return Ok(plan);
                 }
-                if matches!(a, Algorithm::Gemm | Algorithm::Gpu) && t.ocpg() > 1 {
+                if a == Algorithm::Gpu && t.ocpg() >= MM_MIN_CHANNELS {
+                    match conv2d_forward_mm::applies(&t, profile) {
+                        Ok(()) => {
+                            plan.reason(format!(
+                                "mm: as forward, one implicit GEMM over gy read with zero \
+                                 insertion {}x{} in place (no upsampled copy), the weight read \
+                                 transposed and flipped",
+                                up.h, up.w
+                            ));
+                            let io = [gy, w, Buf::Zeros, gx];
+                            plan.passes.push(conv2d_forward_mm::pass_as(
+                                &t,
+                                io,
+                                false,
+                                Some(up),
+                                profile,
+                            )?);
+                            return Ok(plan);
+                        }
+                        Err(why) => plan.reason(format!("mm: not used: {why}")),
+                    }
+                }
+                // the GPU family leaves strided layers' zero-inserted copies out (3/4 of their
+                // reads and scratch are zeros): the tiled kernel reads gy as it is
+                let copies_ok = a == Algorithm::Gemm || (a == Algorithm::Gpu && plain);
+                if !copies_ok && a == Algorithm::Gpu && t.ocpg() > 1 {
+                    plan.reason(format!(
+                        "gemm: not used: stride {}x{} would need zero-inserted copies of gy",
+                        up.h, up.w
+                    ));
+                }
+                if copies_ok && t.ocpg() > 1 {
                     let io = ForwardIo {
                         x: gy,
                         w,

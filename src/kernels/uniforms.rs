@@ -112,12 +112,23 @@ pub(crate) struct ConvParams {
     pub hi3: u32,
     pub lo4: u32,
     pub hi4: u32,
+    /// 1 where the weight buffer holds a layer's weight `[C, OC/groups, KH, KW]` whose
+    /// transpose this pass applies (`conv2d_forward_mm` as an input gradient).
+    pub transposed: u32,
+    /// Zero insertion the input is read with: every `up_h`-th row of the `h` logical rows is a
+    /// row of the buffer (1: none).
+    pub up_h: u32,
+    /// Likewise along the width.
+    pub up_w: u32,
+    pub _pad2: u32,
 }
 
 impl ConvParams {
     pub(crate) fn new(g: &Conv2dGeometry) -> Result<Self> {
         Ok(Self {
             shape: ConvShape::new(g)?,
+            up_h: 1,
+            up_w: 1,
             ..Self::default()
         })
     }
