@@ -33,17 +33,18 @@ shapes = {
 }
 dev = torch.device("cuda")
 for name, (xs, ws, kw) in shapes.items():
-    x = torch.randn(xs, device=dev)
+    x = torch.randn(xs, device=dev, requires_grad=True)
     w = torch.randn(ws, device=dev, requires_grad=True)
-    y = F.conv2d(x, w, **kw)
+    y = F.conv2d(x, w, **kw).detach()
     flops = 2 * y.numel() * ws[1] * ws[2] * ws[3]
     gy = torch.randn_like(y)
-    for op in ("forward", "weight_grad"):
+    for op in ("forward", "weight_grad", "input_grad"):
         def run():
             if op == "forward":
-                F.conv2d(x, w, **kw)
+                with torch.no_grad():
+                    F.conv2d(x, w, **kw)
             else:
-                torch.autograd.grad(F.conv2d(x, w, **kw), w, gy)
+                torch.autograd.grad(F.conv2d(x, w, **kw), w if op == "weight_grad" else x, gy)
         for _ in range(3):
             run()
         torch.cuda.synchronize()
@@ -51,9 +52,8 @@ for name, (xs, ws, kw) in shapes.items():
         for _ in range(10):
             t = time.perf_counter(); run(); torch.cuda.synchronize(); times.append(time.perf_counter() - t)
         med = sorted(times)[len(times) // 2]
-        extra = 2 * y.numel() * ws[1] * ws[2] * ws[3] if op == "weight_grad" else 0  # forward inside
         print(json.dumps({"shape": name, "op": op, "median_s": med, "gflops": flops / med / 1e9,
-                          "note": "weight_grad timing includes its forward" if extra else "",
+                          "note": "" if op == "forward" else op + " timing includes its forward",
                           "adapter": torch.cuda.get_device_name(), "backend": "cuda (PyTorch %s)" % torch.__version__}))
 PY
 else
