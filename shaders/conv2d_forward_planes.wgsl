@@ -153,7 +153,8 @@ fn conv2d_forward_planes(@builtin(global_invocation_id) gid: vec3<u32>) {
         load_weights(ch, 13u);
         load_weights(ch, 14u);
     }
-    let plane = n * g.s.c + ch;
+    // one input channel per group: output channel ch reads its group's
+    let plane = n * g.s.c + ch / g.s.ocpg;
     var start = 0.0;
     if g.has_bias != 0u {
         start = bias[ch];

@@ -85,16 +85,20 @@ fn expected_forward(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -
         Algorithm::Auto => Algorithm::Gpu,
         a => a,
     };
-    let planes = planes_apply(g) && profile.max_storage_buffers_per_stage >= 5;
+    // the forward planes kernel takes one input channel per group and any number out
+    let planes = g.cpg() == 1
+        && g.stride == Hw::new(1, 1)
+        && g.dilation == Hw::new(1, 1)
+        && g.kh <= PLANES_MAX_KERNEL.0
+        && g.kw <= PLANES_MAX_KERNEL.1
+        && profile.max_storage_buffers_per_stage >= 5;
     match a {
         Algorithm::Direct => "conv2d_forward",
         Algorithm::Gpu if planes => "conv2d_forward_planes",
         Algorithm::Gpu if g.ocpg() >= 4 => "conv2d_forward_mm",
         Algorithm::Gpu if g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_forward_gemm",
         // the forward planes kernel binds 5 storage buffers
-        Algorithm::Gemm if planes_apply(g) && profile.max_storage_buffers_per_stage >= 5 => {
-            "conv2d_forward_planes"
-        }
+        Algorithm::Gemm if planes => "conv2d_forward_planes",
         Algorithm::Gemm if g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_forward_gemm",
         _ if g.ocpg() == 1 => "conv2d_forward_rows",
         _ => "conv2d_forward_tiled",
@@ -102,18 +106,21 @@ fn expected_forward(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -
 }
 
 fn expected_weight_grad(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -> &'static str {
-    let gpu = a == Algorithm::Gpu
-        || (a == Algorithm::Auto
-            && profile.kernels() == Family::Gpu
-            && g.output_shape().iter().product::<usize>() >= AUTO_BLOCKED_FROM);
-    if gpu && !planes_apply(g) && g.ocpg() >= 4 {
-        return "conv2d_weight_grad_mm";
-    }
-    match expected_forward(g, a, profile) {
-        "conv2d_forward" => "conv2d_weight_grad",
-        // the weight-gradient planes kernel binds 3
-        _ if planes_apply(g) && a != Algorithm::Tiled => "conv2d_weight_grad_planes",
-        "conv2d_forward_gemm" => "conv2d_weight_grad_gemm",
+    let a = match a {
+        Algorithm::Auto if g.output_shape().iter().product::<usize>() < AUTO_BLOCKED_FROM => {
+            Algorithm::Direct
+        }
+        Algorithm::Auto if profile.kernels() == Family::Cpu => Algorithm::Gemm,
+        Algorithm::Auto => Algorithm::Gpu,
+        a => a,
+    };
+    let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
+    match a {
+        Algorithm::Direct => "conv2d_weight_grad",
+        // the weight-gradient planes kernel binds 3 storage buffers: any device takes it
+        _ if blocked && planes_apply(g) => "conv2d_weight_grad_planes",
+        Algorithm::Gpu if g.ocpg() >= 4 => "conv2d_weight_grad_mm",
+        _ if blocked && g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_weight_grad_gemm",
         _ => "conv2d_weight_grad_tiled",
     }
 }

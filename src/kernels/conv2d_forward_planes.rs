@@ -1,5 +1,5 @@
-//! `conv2d_forward_planes`: layers with one input and one output channel per group (images,
-//! depthwise layers) at stride 1 and dilation 1: 4 x 4 output pixels of one plane per
+//! `conv2d_forward_planes`: layers with one input channel per group (images and their
+//! filters, depthwise layers) at stride 1 and dilation 1: 4 x 4 output pixels of one plane per
 //! invocation, the kernel size fixed per pipeline by override constants.
 
 use super::plan::{runs, Bind, Buf, Pass};
@@ -54,13 +54,17 @@ const LOOP_ITERATIONS: u64 = (ROWS + ROWS * COLUMNS + ROWS) as u64;
 /// The value of DIRECT_PAD_LEFT that means "read copy 0" (no direct reads).
 const FROM_COPY: u32 = 255;
 
-/// Whether the kernel applies to `g`, or why not.
-pub(crate) fn applies(g: &Conv2dGeometry) -> Result<(), String> {
-    if g.cpg() != 1 || g.ocpg() != 1 {
+/// Whether the planes kernels apply to `g`, or why not: one input channel per group (the
+/// forward kernel; each output channel reads its group's input channel, so image filters of
+/// one channel in and a few out run as planes too) and, where `one_out`, one output channel per
+/// group (the weight-gradient kernel); stride 1, dilation 1, kernels up to [`MAX_KERNEL`].
+pub(crate) fn applies(g: &Conv2dGeometry, one_out: bool) -> Result<(), String> {
+    if g.cpg() != 1 || (one_out && g.ocpg() != 1) {
         return Err(format!(
-            "{} input and {} output channels per group, not 1 and 1",
+            "{} input and {} output channels per group, not 1 and {}",
             g.cpg(),
-            g.ocpg()
+            g.ocpg(),
+            if one_out { "1" } else { "any" }
         ));
     }
     if g.stride.h != 1 || g.stride.w != 1 || g.dilation.h != 1 || g.dilation.w != 1 {

@@ -141,7 +141,7 @@ fn planes(
     profile: &DeviceProfile,
 ) -> Result<Result<Plan, String>> {
     use conv2d_forward_planes as k;
-    if let Err(why) = k::applies(g) {
+    if let Err(why) = k::applies(g, false) {
         return Ok(Err(why));
     }
     let storage = k::SPEC.storage_buffers();
@@ -175,7 +175,7 @@ fn planes(
         },
     };
     plan.reason(format!(
-        "planes: one channel in and out per group, stride 1, dilation 1, kernel {}x{} <= {}x{}; \
+        "planes: one input channel per group, stride 1, dilation 1, kernel {}x{} <= {}x{}; \
          weights {}; input read {}",
         g.kh,
         g.kw,

@@ -163,7 +163,7 @@ fn gemm(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, Stri
 /// `conv2d_weight_grad_planes`, or why not.
 fn planes(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, String>> {
     use conv2d_forward_planes as k;
-    if let Err(why) = k::applies(g) {
+    if let Err(why) = k::applies(g, true) {
         return Ok(Err(why));
     }
     let Some(mut gp) = k::params(g) else {

@@ -180,6 +180,22 @@ pub fn cases() -> Vec<Case> {
             true,
         ),
         c(
+            // an image filter bank: one channel in, three out (each reads the one input)
+            "one_to_three_reflect",
+            [2, 1, 9, 13],
+            [3, 1, 3, 3],
+            o().padding(1).padding_mode(PaddingMode::Reflect),
+            true,
+        ),
+        c(
+            // a Sobel-like pair on rows of whole vec4s, zero padding: the input read in place
+            "one_to_two_zero_pad",
+            [1, 1, 8, 16],
+            [2, 1, 3, 3],
+            o().padding(1),
+            false,
+        ),
+        c(
             "circular_pad_equals_size",
             [1, 1, 3, 4],
             [1, 1, 2, 2],
