@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark on a machine with a real GPU: which Vulkan/GL drivers are present, what wgpu-conv
-# sees (`info`), its `bench --json` over the named shapes, and, where PyTorch with CUDA is
-# installed, F.conv2d and its weight gradient on the same shapes (TF32 off) in the same run.
+# sees (`info`), its `bench --json` over the named shapes with both kernel families (GPU, then
+# CPU; `--family` overrides), and, where PyTorch with CUDA is installed, F.conv2d and its weight
+# and input gradients on the same shapes (TF32 off) in the same run. About 2 minutes on an H200.
 # Usage: scripts/gpu-bench.sh [extra bench flags]   (expects a release build, or builds one)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +14,11 @@ bin=target/release/wgpu-conv
 [ -x "$bin" ] || cargo build --release -q || exit 1
 echo "== wgpu-conv info"
 "$bin" info
-echo "== wgpu-conv bench --json"
-"$bin" bench --json --runs 10 "$@"
+echo "== wgpu-conv bench --json, both kernel families"
+case " $* " in
+    *" --family"*) "$bin" bench --json --runs 10 "$@" ;;
+    *) "$bin" bench --json --runs 10 --family gpu,cpu "$@" ;;
+esac
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "== PyTorch (CUDA, TF32 off)"
     python3 - <<'PY'
