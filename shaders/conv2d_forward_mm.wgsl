@@ -47,30 +47,6 @@ fn load_x(plane: u32, iy: i32, ix: i32) -> f32 {
     return x[(plane + u32(iy) / p.up_h) * cols + u32(ix) / p.up_w];
 }
 
-// The weight of output channel `o` (global) at tap `k` of its group, 0 past the ends.
-fn load_weight(o: u32, o_end: u32, k: u32) -> f32 {
-    let taps = p.s.cpg * p.s.kh * p.s.kw;
-    if o >= o_end || k >= taps {
-        return 0.0;
-    }
-    let kk = p.s.kh * p.s.kw;
-    let c = k / kk;
-    let r = k % kk;
-    var a = r / p.s.kw;
-    var b = r % p.s.kw;
-    if p.s.flip != 0u {
-        a = p.s.kh - 1u - a;
-        b = p.s.kw - 1u - b;
-    }
-    if p.transposed != 0u {
-        // the layer's weight [groups * cpg, ocpg, KH, KW] read across
-        let grp = o / p.s.ocpg;
-        let m = o % p.s.ocpg;
-        return weight[(((grp * p.s.cpg + c) * p.s.ocpg + m) * p.s.kh + a) * p.s.kw + b];
-    }
-    return weight[((o * p.s.cpg + c) * p.s.kh + a) * p.s.kw + b];
-}
-
 @compute @workgroup_size(16, 16, 1)
 fn conv2d_forward_mm(
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -85,47 +61,73 @@ fn conv2d_forward_mm(
     let pixels = p.s.n * p.s.oh * p.s.ow;
     let taps = p.s.cpg * p.s.kh * p.s.kw;
 
-    // This invocation loads pixel `pix0 + tid % 64` of the X tile (the same in every slice):
-    // its batch item, output row and column, decomposed once.
-    let ln = tid % TILE_N;
-    let q = pix0 + ln;
-    let q_live = q < pixels;
-    let ox = q % p.s.ow;
-    let oy = (q / p.s.ow) % p.s.oh;
-    let nb = q / (p.s.ow * p.s.oh);
     // rows of one input channel in the buffer (fewer than `h` with zero insertion)
     let rows = (p.s.h - 1u) / p.up_h + 1u;
-    let x_group = (nb * p.s.c + grp * p.s.cpg) * rows;
-    let iy0 = i32(oy * p.s.stride_h) - i32(p.s.pad_top);
-    let ix0 = i32(ox * p.s.stride_w) - i32(p.s.pad_left);
-    // ... and weight row `tid / 16 + 16 i`, tap `tid % 16` of the W tile
-    let wk = tid % TILE_K;
-    let wm = tid / TILE_K;
+    // This invocation loads tap `tid % 16` of each slice: for output channels `tid / 16 + 16 i`
+    // of the W tile and for pixels `tid / 16 + 16 i` of the X tile. The pixels' input planes,
+    // rows and columns are decoded once; the tap once per slice.
+    let lk = tid % TILE_K;
+    let lr = tid / TILE_K;
+    var px_plane: array<u32, 4>;
+    var px_iy: array<i32, 4>;
+    var px_ix: array<i32, 4>;
+    var px_live: array<bool, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        let q = pix0 + lr + 16u * i;
+        let ox = q % p.s.ow;
+        let oy = (q / p.s.ow) % p.s.oh;
+        let nb = q / (p.s.ow * p.s.oh);
+        px_live[i] = q < pixels;
+        px_plane[i] = (nb * p.s.c + grp * p.s.cpg) * rows;
+        px_iy[i] = i32(oy * p.s.stride_h) - i32(p.s.pad_top);
+        px_ix[i] = i32(ox * p.s.stride_w) - i32(p.s.pad_left);
+    }
 
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var kt = p.lo0; kt < p.hi0; kt++) {
-        let k0 = kt * TILE_K;
+        // this invocation's tap: its input channel and kernel row and column
+        let k = kt * TILE_K + lk;
+        let k_live = k < taps;
+        let c = k / (p.s.kh * p.s.kw);
+        let r = k % (p.s.kh * p.s.kw);
+        let a = r / p.s.kw;
+        let b = r - a * p.s.kw;
+        let dy = i32(a * p.s.dil_h);
+        let dx = i32(b * p.s.dil_w);
         // the W tile: 64 channels x 16 taps, 4 per invocation
+        var ta = a;
+        var tb = b;
+        if p.s.flip != 0u {
+            ta = p.s.kh - 1u - a;
+            tb = p.s.kw - 1u - b;
+        }
+        let tap = ta * p.s.kw + tb;
         for (var i = 0u; i < 4u; i++) {
-            let m = wm + 16u * i;
-            w_tile[wk][m / 4u][m % 4u] = load_weight(o0 + m, o_end, k0 + wk);
+            let m = lr + 16u * i;
+            let o = o0 + m;
+            var wv = 0.0;
+            if k_live && o < o_end {
+                if p.transposed != 0u {
+                    // the layer's weight [groups * cpg, ocpg, KH, KW] read across
+                    let om = o - grp * p.s.ocpg;
+                    wv = weight[((grp * p.s.cpg + c) * p.s.ocpg + om) * p.s.kh * p.s.kw + tap];
+                } else {
+                    wv = weight[(o * p.s.cpg + c) * p.s.kh * p.s.kw + tap];
+                }
+            }
+            w_tile[lk][m / 4u][m % 4u] = wv;
         }
         // the X tile: 16 taps x 64 pixels, 4 per invocation
         for (var i = 0u; i < 4u; i++) {
-            let k = tid / TILE_N + 4u * i;
-            let kg = k0 + k;
+            let n = lr + 16u * i;
             var v = 0.0;
-            if q_live && kg < taps {
-                let c = kg / (p.s.kh * p.s.kw);
-                let r = kg % (p.s.kh * p.s.kw);
-                let iy = iy0 + i32((r / p.s.kw) * p.s.dil_h);
-                let ix = ix0 + i32((r % p.s.kw) * p.s.dil_w);
-                v = load_x(x_group + c * rows, iy, ix);
+            if k_live && px_live[i] {
+                v = load_x(px_plane[i] + c * rows, px_iy[i] + dy, px_ix[i] + dx);
             }
-            x_tile[k][ln / 4u][ln % 4u] = v;
+            x_tile[lk][n / 4u][n % 4u] = v;
         }
         workgroupBarrier();
         for (var k = 0u; k < TILE_K; k++) {

@@ -27,8 +27,9 @@ pub(crate) const TILE_K: usize = 16;
 
 /// Loop iterations per slice of taps: the slice loop, 4 weight loads, 4 input loads, 16 taps.
 const PER_SLICE: usize = 4 + 4 + TILE_K;
-/// Loop iterations of the stores: 4 channel rows of 4 pixels.
-const STORES: u64 = 4 + 16;
+/// Loop iterations besides the slices: the 4 pixels decoded up front, and the stores (4
+/// channel rows of 4 pixels).
+const STORES: u64 = 4 + 4 + 16;
 
 /// Workgroup memory it uses: two tiles of 16 taps x 64 floats.
 pub(crate) const WORKGROUP_BYTES: u32 = (2 * TILE_K * TILE_M * 4) as u32;
