@@ -281,13 +281,7 @@ fn more_channels_than_one_grid_dimension_holds() {
         let w = rng.vec(ws.iter().product());
         let b = rng.vec(g.oc);
         let gy = rng.vec(g.output_shape().iter().product());
-        let (xt, wt, bt) = (
-            Tensor::new(xs.to_vec(), x.clone()).unwrap(),
-            Tensor::new(ws.to_vec(), w.clone()).unwrap(),
-            Tensor::new(vec![g.oc], b.clone()).unwrap(),
-        );
-        let gyt = Tensor::new(g.output_shape().to_vec(), gy.clone()).unwrap();
-        let bias = bias.then_some(&bt);
+        let bias = bias.then_some(b.as_slice());
         for a in [
             Algorithm::Auto,
             Algorithm::Direct,
@@ -296,22 +290,8 @@ fn more_channels_than_one_grid_dimension_holds() {
             Algorithm::Gpu,
         ] {
             let what = format!("{xs:?} {a:?}");
-            let y = ctx().conv2d_with(&xt, &wt, bias, &opts, a).unwrap();
-            let reference = cpu::conv2d_forward(&g, &x, &w, bias.map(|_| b.as_slice()));
-            assert_within(y.data(), &reference, &format!("forward {what}"));
-            let grads = ctx()
-                .conv2d_backward_with(&xt, &wt, &gyt, &opts, Wanted::ALL, a)
-                .unwrap();
-            assert_within(
-                grads.input.unwrap().data(),
-                &cpu::conv2d_input_grad(&g, &w, &gy),
-                &format!("input grad {what}"),
-            );
-            assert_within(
-                grads.weight.unwrap().data(),
-                &cpu::conv2d_weight_grad(&g, &x, &gy),
-                &format!("weight grad {what}"),
-            );
+            let grads =
+                check_forward_and_gradients(ctx(), &g, &opts, a, &what, (&x, &w, bias, &gy));
             assert_within(
                 grads.bias.unwrap().data(),
                 &cpu::conv2d_bias_grad(&g, &gy),
@@ -361,10 +341,6 @@ fn a_device_with_four_storage_buffers_runs_every_operation() {
     let w = rng.vec(ws.iter().product());
     let b = rng.vec(g.oc);
     let gy = rng.vec(g.output_shape().iter().product());
-    let xt = Tensor::new(xs.to_vec(), x.clone()).unwrap();
-    let wt = Tensor::new(ws.to_vec(), w.clone()).unwrap();
-    let bt = Tensor::new(vec![g.oc], b.clone()).unwrap();
-    let gyt = Tensor::new(g.output_shape().to_vec(), gy.clone()).unwrap();
     for a in [
         Algorithm::Auto,
         Algorithm::Direct,
@@ -372,24 +348,53 @@ fn a_device_with_four_storage_buffers_runs_every_operation() {
         Algorithm::Gemm,
         Algorithm::Gpu,
     ] {
-        let y = ctx.conv2d_with(&xt, &wt, Some(&bt), &opts, a).unwrap();
-        assert_within(
-            y.data(),
-            &cpu::conv2d_forward(&g, &x, &w, Some(&b)),
-            &format!("forward {a:?}"),
-        );
-        let grads = ctx
-            .conv2d_backward_with(&xt, &wt, &gyt, &opts, Wanted::ALL, a)
-            .unwrap();
-        assert_within(
-            grads.weight.unwrap().data(),
-            &cpu::conv2d_weight_grad(&g, &x, &gy),
-            &format!("weight grad {a:?}"),
-        );
-        assert_within(
-            grads.input.unwrap().data(),
-            &cpu::conv2d_input_grad(&g, &w, &gy),
-            &format!("input grad {a:?}"),
+        check_forward_and_gradients(
+            &ctx,
+            &g,
+            &opts,
+            a,
+            &format!("{a:?}"),
+            (&x, &w, Some(&b), &gy),
         );
     }
+}
+
+/// Input, weight, bias (if any) and output gradient.
+type Operands<'a> = (&'a [f32], &'a [f32], Option<&'a [f32]>, &'a [f32]);
+
+/// Runs `x`, `w` (and `b`) forward and, with `gy`, backward on `ctx` with `a`, checks the
+/// output and the weight and input gradients against the CPU reference, and returns the
+/// gradients.
+fn check_forward_and_gradients(
+    ctx: &GpuContext,
+    g: &wgpu_conv::Conv2dGeometry,
+    opts: &Conv2dOptions,
+    a: Algorithm,
+    what: &str,
+    (x, w, b, gy): Operands,
+) -> wgpu_conv::Conv2dGrads {
+    let xt = Tensor::new(g.input_shape().to_vec(), x.to_vec()).unwrap();
+    let wt = Tensor::new(g.weight_shape().to_vec(), w.to_vec()).unwrap();
+    let bt = b.map(|b| Tensor::new(vec![g.oc], b.to_vec()).unwrap());
+    let gyt = Tensor::new(g.output_shape().to_vec(), gy.to_vec()).unwrap();
+    let y = ctx.conv2d_with(&xt, &wt, bt.as_ref(), opts, a).unwrap();
+    assert_within(
+        y.data(),
+        &cpu::conv2d_forward(g, x, w, b),
+        &format!("forward {what}"),
+    );
+    let grads = ctx
+        .conv2d_backward_with(&xt, &wt, &gyt, opts, Wanted::ALL, a)
+        .unwrap();
+    assert_within(
+        grads.weight.clone().unwrap().data(),
+        &cpu::conv2d_weight_grad(g, x, gy),
+        &format!("weight grad {what}"),
+    );
+    assert_within(
+        grads.input.clone().unwrap().data(),
+        &cpu::conv2d_input_grad(g, w, gy),
+        &format!("input grad {what}"),
+    );
+    grads
 }
