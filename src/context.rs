@@ -32,6 +32,8 @@ pub struct GpuContext {
     /// at once (wgpu's GL backend shares one GL context and panics when it waits on it too
     /// long); `None` elsewhere.
     serial: Option<Mutex<()>>,
+    /// The open GPU-time measurement ([`GpuContext::time_on_gpu`]), if any.
+    pub(crate) stamps: Mutex<Option<crate::timing::Stamps>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -195,7 +197,8 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpu-conv"),
-                required_features: wgpu::Features::empty(),
+                // timestamp queries, where the adapter has them, for `time_on_gpu`
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -246,6 +249,7 @@ impl GpuContext {
             binding_cap: AtomicU64::new(u64::MAX),
             family: Mutex::new(Family::from_env()?),
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
+            stamps: Mutex::new(None),
             info,
         })
     }

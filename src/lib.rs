@@ -32,6 +32,7 @@ mod receptive_field;
 mod shapes;
 mod split;
 mod tensor;
+mod timing;
 mod train;
 
 pub use context::{

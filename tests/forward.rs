@@ -427,3 +427,40 @@ proptest! {
         }
     }
 }
+
+/// `time_on_gpu` records through the closure, runs it, and reports a positive GPU time where the
+/// device has timestamp queries (every driver CI runs has them; `None` is checked elsewhere).
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn time_on_gpu_times_the_recorded_work_and_leaves_results_intact() {
+    let c = ctx();
+    let opts = Conv2dOptions::default();
+    let g = opts.resolve([2, 3, 17, 19], [5, 3, 3, 3]).unwrap();
+    let mut rng = Rng::new(41);
+    let x = rng.vec(2 * 3 * 17 * 19);
+    let w = rng.vec(5 * 3 * 3 * 3);
+    let xg = c
+        .upload(&Tensor::new(vec![2, 3, 17, 19], x.clone()).unwrap())
+        .unwrap();
+    let wg = c
+        .upload(&Tensor::new(vec![5, 3, 3, 3], w.clone()).unwrap())
+        .unwrap();
+    let y = c.empty(&g.output_shape(), "y").unwrap();
+    let timed = c
+        .time_on_gpu(|enc| c.record_forward(enc, &g, &xg, &wg, None, &y))
+        .unwrap();
+    match timed {
+        Some(t) => assert!(t.as_nanos() > 0, "a zero GPU time"),
+        None => assert!(!c.has_timestamps(), "timestamps but no time"),
+    }
+    let got = c.download(&[&y]).unwrap().remove(0);
+    let reference = cpu::conv2d_forward(&g, &x, &w, None);
+    assert_within(got.data(), &reference, "forward recorded under time_on_gpu");
+    // an error inside the closure comes back, and the next measurement starts afresh
+    let bad = c.time_on_gpu(|enc| c.record_forward(enc, &g, &wg, &xg, None, &y));
+    assert!(bad.is_err(), "mismatched operands were accepted");
+    let again = c
+        .time_on_gpu(|enc| c.record_forward(enc, &g, &xg, &wg, None, &y))
+        .unwrap();
+    assert_eq!(again.is_some(), c.has_timestamps());
+}

@@ -121,7 +121,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn time(ctx: &GpuContext, d: &Data, op: Op, algorithm: Algorithm, runs: usize) -> Result<Duration> {
+/// Median wall time of `runs` submissions (each recorded before its clock starts, waited on to
+/// the end), and, where the device has timestamp queries, the median GPU time of as many more.
+fn time(
+    ctx: &GpuContext,
+    d: &Data,
+    op: Op,
+    algorithm: Algorithm,
+    runs: usize,
+) -> Result<(Duration, Option<Duration>)> {
     // one untimed run to warm caches and pipelines
     let mut enc = ctx.encoder("bench warm-up");
     record(ctx, d, op, algorithm, &mut enc)?;
@@ -134,7 +142,25 @@ fn time(ctx: &GpuContext, d: &Data, op: Op, algorithm: Algorithm, runs: usize) -
         ctx.submit_and_wait(enc)?;
         times.push(t.elapsed());
     }
-    Ok(median(times))
+    let mut gpu = Vec::with_capacity(runs);
+    if ctx.has_timestamps() {
+        for _ in 0..runs {
+            let mut failed = None;
+            let timed = ctx.time_on_gpu(|enc| {
+                failed = record(ctx, d, op, algorithm, enc).err();
+                Ok(())
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            match timed {
+                Some(t) => gpu.push(t),
+                None => break,
+            }
+        }
+    }
+    let gpu = (gpu.len() == runs && runs > 0).then(|| median(gpu));
+    Ok((median(times), gpu))
 }
 
 /// CPU reference throughput (GFLOP/s) on the whole shape, or why it was skipped.
@@ -163,6 +189,8 @@ pub struct Row {
     op: &'static str,
     median_s: f64,
     gflops: f64,
+    /// median GPU time (timestamp queries), where the device has them
+    gpu_s: Option<f64>,
     call_us: f64,
     direct: Option<(f64, f64)>,
     cpu: std::result::Result<f64, String>,
@@ -266,10 +294,15 @@ pub fn run(
         .to_string();
     let family = ctx.profile().kernels().name();
     if !json {
-        println!("adapter: {}, {family} kernels", ctx.describe());
+        let stamps = if ctx.has_timestamps() {
+            "GPU time from timestamp queries"
+        } else {
+            "no timestamp queries on this device: GPU time -"
+        };
+        println!("adapter: {}, {family} kernels; {stamps}", ctx.describe());
         println!(
-            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>22} {:>10}  kernel",
-            "shape", "op", "median", "GFLOP/s", "call", "direct kernel", "CPU ref"
+            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>11} {:>22} {:>10}  kernel",
+            "shape", "op", "median", "GFLOP/s", "GPU time", "call", "direct kernel", "CPU ref"
         );
     }
     let total = (picked.len() * ops.len()) as u64;
@@ -278,10 +311,13 @@ pub fn run(
         for &op in ops {
             let d = prepare(ctx, s, op)?;
             check(ctx, &d, op, Algorithm::Auto)?;
-            let t = time(ctx, &d, op, Algorithm::Auto, runs)?.as_secs_f64();
+            let (t, gpu) = time(ctx, &d, op, Algorithm::Auto, runs)?;
+            let t = t.as_secs_f64();
             let direct_fig = if direct && op != Op::InputGrad {
                 check(ctx, &d, op, Algorithm::Direct)?;
-                let td = time(ctx, &d, op, Algorithm::Direct, runs.min(3))?.as_secs_f64();
+                let td = time(ctx, &d, op, Algorithm::Direct, runs.min(3))?
+                    .0
+                    .as_secs_f64();
                 Some((td, d.g.flops() / td / 1e9))
             } else {
                 None
@@ -291,6 +327,7 @@ pub fn run(
                 op: op.name(),
                 median_s: t,
                 gflops: d.g.flops() / t / 1e9,
+                gpu_s: gpu.map(|g| g.as_secs_f64()),
                 call_us: call_latency(ctx, s, &d, op, runs.min(5))?,
                 direct: direct_fig,
                 cpu: cpu_gflops(&d, op),
@@ -315,6 +352,10 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             Ok(g) => format!(",\"cpu_gflops\":{g:.3}"),
             Err(note) => format!(",\"cpu_gflops\":null,\"cpu_note\":\"{}\"", esc(note)),
         };
+        let gpu = match r.gpu_s {
+            Some(s) => format!(",\"gpu_median_s\":{s:.6e}"),
+            None => ",\"gpu_median_s\":null".to_string(),
+        };
         let kernels = r
             .plan
             .kernels()
@@ -329,7 +370,7 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             r.plan.scratch_bytes()
         );
         println!(
-            "{{\"shape\":\"{}\",\"op\":\"{}\",\"median_s\":{:.6e},\"gflops\":{:.3},\"call_us\":{:.1}{direct}{cpu}{plan},\"adapter\":\"{}\",\"backend\":\"{}\",\"driver\":\"{}\"}}",
+            "{{\"shape\":\"{}\",\"op\":\"{}\",\"median_s\":{:.6e},\"gflops\":{:.3}{gpu},\"call_us\":{:.1}{direct}{cpu}{plan},\"adapter\":\"{}\",\"backend\":\"{}\",\"driver\":\"{}\"}}",
             r.shape,
             r.op,
             r.median_s,
@@ -348,12 +389,17 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             Ok(g) => format!("{g:.2} GF"),
             Err(_) => "skipped".to_string(),
         };
+        let gpu = match r.gpu_s {
+            Some(s) => format!("{:.3} ms", s * 1e3),
+            None => "-".to_string(),
+        };
         println!(
-            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>8.0} us {:>22} {:>10}  {}",
+            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>11} {:>8.0} us {:>22} {:>10}  {}",
             r.shape,
             r.op,
             r.median_s * 1e3,
             r.gflops,
+            gpu,
             r.call_us,
             direct,
             cpu,

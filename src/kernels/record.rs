@@ -117,9 +117,16 @@ pub(crate) fn record(
         bound.push((pipeline, group));
     }
 
+    let stamps = ctx.pass_timestamps();
     let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some(plan.op.name()),
-        timestamp_writes: None,
+        timestamp_writes: stamps
+            .as_ref()
+            .map(|(set, at)| wgpu::ComputePassTimestampWrites {
+                query_set: set,
+                beginning_of_pass_write_index: Some(*at),
+                end_of_pass_write_index: Some(at + 1),
+            }),
     });
     for ((pass, (pipeline, group)), pass_offsets) in plan.passes.iter().zip(&bound).zip(&offsets) {
         let blocks = pass.bindings.iter().any(|b| b.block.is_some());
