@@ -1,6 +1,6 @@
 // Forward 2-D convolution of single planes (one input and one output channel per group:
 // single-channel images, depthwise layers) at stride 1 and dilation 1, over the padded input
-// (copy 0 of conv2d_gemm_common.wgsl, or the input itself; rows through
+// (copy 0 of conv2d_gemm_common.wgsl, or the input itself, as vec4s or as floats; rows through
 // conv2d_planes_common.wgsl). The kernel size is fixed per
 // pipeline by the override constants KH and KW (at most 7 x 8): the code below is written out
 // for the largest size, and the parts past KH and KW fold away, so every weight is a
@@ -21,45 +21,14 @@ override PER_LANE_WEIGHTS: bool = false;
 // Output rows that are not whole vec4s: store floats into `out_floats` (the output itself)
 // instead of vec4s into `out`, sparing a copy pass.
 override FLOAT_OUT: bool = false;
-// Read the unpadded input itself (zero padding, rows of whole vec4s, pad_left at most 4 and
-// KW at most 5 + pad_left) instead of copy 0, sparing the copy pass; the value is pad_left.
-// Above 4: read copy 0.
+// Read the unpadded input itself as vec4s (zero padding, rows of whole vec4s, pad_left at most
+// 4 and KW at most 5 + pad_left) instead of copy 0, sparing the copy pass; the value is
+// pad_left. Above 4: read copy 0 (or floats, with FLOAT_IN).
 override DIRECT_PAD_LEFT: u32 = 255u;
+// Read the unpadded input itself as floats through any padding (`xs`; see
+// conv2d_planes_common.wgsl).
+override FLOAT_IN: bool = false;
 
-// Where tap column 0's values start in a loaded row: 0 in copy 0; reading the input itself,
-// the row starts 4 columns before the block, and the padding shifts the taps left.
-fn tap_shift() -> u32 {
-    if DIRECT_PAD_LEFT <= 4u {
-        return 4u - DIRECT_PAD_LEFT;
-    }
-    return 0u;
-}
-
-// Input row r of the block (output rows oy0.. of output block column `bx`, plane `plane`).
-fn input_row(r: u32, plane: u32, oy0: u32, bx: u32) -> Row {
-    if DIRECT_PAD_LEFT > 4u {
-        let wq4 = g.wq / 4u;
-        return load_row((plane * g.hp + oy0 + r) * wq4 + bx);
-    }
-    // the input row and its 12 values from 4 columns before the block, zero where they fall
-    // outside the input
-    let y = i32(oy0 + r) - i32(g.s.pad_top);
-    let w4 = g.s.w / 4u;
-    let at = (plane * g.s.h + u32(clamp(y, 0, i32(g.s.h) - 1))) * w4;
-    let row_ok = y >= 0 && y < i32(g.s.h);
-    let c0 = i32(bx * 4u) - 4;
-    let w = i32(g.s.w);
-    let zero = vec4<f32>(0.0);
-    let k = vec4<i32>(0, 1, 2, 3);
-    let ok0 = (c0 + k >= vec4<i32>(0)) & (c0 + k < vec4<i32>(w)) & vec4<bool>(row_ok);
-    let ok1 = (c0 + 4 + k < vec4<i32>(w)) & vec4<bool>(row_ok);
-    let ok2 = (c0 + 8 + k < vec4<i32>(w)) & vec4<bool>(row_ok);
-    return Row(
-        select(zero, copies[at + max(bx, 1u) - 1u], ok0),
-        select(zero, copies[at + min(bx, w4 - 1u)], ok1),
-        select(zero, copies[at + min(bx + 1u, w4 - 1u)], ok2),
-    );
-}
 const ROWS: u32 = 4u;
 
 // One output channel's weights (keep in sync with `PLANE_BYTES` in src/kernels/conv2d_forward_planes.rs).
@@ -78,6 +47,8 @@ struct Plane {
 @group(0) @binding(5) var<storage, read> blocks: array<vec4<f32>>;
 // the output as floats (FLOAT_OUT; `out` is then a placeholder, and the other way round)
 @group(0) @binding(6) var<storage, read_write> out_floats: array<f32>;
+// the input as floats (FLOAT_IN)
+@group(0) @binding(7) var<storage, read> xs: array<f32>;
 
 // this invocation's weights (PER_LANE_WEIGHTS)
 var<private> lane_weights: array<vec4<f32>, 15>;

@@ -4,19 +4,28 @@
 // constants KH and KW (at most 7 x 8; the code is written out for the largest size and folds
 // down, keeping the KH x KW sums in registers). Each invocation walks a strip of 4 output
 // columns down one slice of rows of one plane: per row, one vec4 of dy (rows padded to whole
-// vec4s) and, per kernel row, one input row as up to 3 aligned vec4s (copy 0 of the padded
-// input). Its sums land in `partials[element * slices + slice]`, slice = (n * row slices +
+// vec4s, or 4 floats of dy itself with FLOAT_DY) and, per kernel row, one input row as up to 3
+// vec4s (copy 0 of the padded input, or the input itself: see conv2d_planes_common.wgsl). Its sums land in `partials[element * slices + slice]`, slice = (n * row slices +
 // row slice) * strips + strip, and reduce_partials adds them in that order: deterministic.
 // Columns past the output's end are masked, so that their zero dy never meets an infinity.
 // Dispatched as a 3-D grid (x: strips, y: row slices, z: planes).
 
 override KH: u32 = 3u;
 override KW: u32 = 3u;
+// How the input is read (conv2d_planes_common.wgsl): vec4s of the input itself with this much
+// left padding (at most 4), else copy 0 or, with FLOAT_IN, floats of the input itself.
+override DIRECT_PAD_LEFT: u32 = 255u;
+override FLOAT_IN: bool = false;
+// Read dy itself as floats (rows that are not whole vec4s) instead of its row-padded copy.
+override FLOAT_DY: bool = false;
 
 @group(0) @binding(0) var<uniform> g: Gemm;
 @group(0) @binding(1) var<storage, read> copies: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> dy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+// dy as floats (FLOAT_DY) and the input as floats (FLOAT_IN)
+@group(0) @binding(4) var<storage, read> dy_floats: array<f32>;
+@group(0) @binding(5) var<storage, read> xs: array<f32>;
 
 // sum for tap (a, b) at a * 8 + b
 var<private> acc: array<f32, 56>;
@@ -30,27 +39,28 @@ fn add_row(a: u32, d: vec4<f32>, row: Row, live: vec4<bool>) {
     if a >= KH {
         return;
     }
-    acc[a * 8u + 0u] += dot(d, mask(window(row, 0u), live));
+    let t = tap_shift();
+    acc[a * 8u + 0u] += dot(d, mask(window(row, t + 0u), live));
     if KW > 1u {
-        acc[a * 8u + 1u] += dot(d, mask(window(row, 1u), live));
+        acc[a * 8u + 1u] += dot(d, mask(window(row, t + 1u), live));
     }
     if KW > 2u {
-        acc[a * 8u + 2u] += dot(d, mask(window(row, 2u), live));
+        acc[a * 8u + 2u] += dot(d, mask(window(row, t + 2u), live));
     }
     if KW > 3u {
-        acc[a * 8u + 3u] += dot(d, mask(window(row, 3u), live));
+        acc[a * 8u + 3u] += dot(d, mask(window(row, t + 3u), live));
     }
     if KW > 4u {
-        acc[a * 8u + 4u] += dot(d, mask(window(row, 4u), live));
+        acc[a * 8u + 4u] += dot(d, mask(window(row, t + 4u), live));
     }
     if KW > 5u {
-        acc[a * 8u + 5u] += dot(d, mask(window(row, 5u), live));
+        acc[a * 8u + 5u] += dot(d, mask(window(row, t + 5u), live));
     }
     if KW > 6u {
-        acc[a * 8u + 6u] += dot(d, mask(window(row, 6u), live));
+        acc[a * 8u + 6u] += dot(d, mask(window(row, t + 6u), live));
     }
     if KW > 7u {
-        acc[a * 8u + 7u] += dot(d, mask(window(row, 7u), live));
+        acc[a * 8u + 7u] += dot(d, mask(window(row, t + 7u), live));
     }
 }
 
@@ -105,19 +115,44 @@ fn conv2d_weight_grad_planes(
     let slice = (n * row_slices + gid.y) * strips + strip;
     let ox0 = strip * 4u;
     let live = vec4<bool>(ox0 < g.s.ow, ox0 + 1u < g.s.ow, ox0 + 2u < g.s.ow, ox0 + 3u < g.s.ow);
-    let wq4 = g.wq / 4u;
     let row4 = g.ow4 / 4u;
     let oy1 = min((gid.y + 1u) * g.slice_rows, g.s.oh);
     for (var oy = gid.y * g.slice_rows; oy < oy1; oy++) {
-        let d = dy[(plane * g.s.oh + oy) * row4 + strip];
-        let x0 = (plane * g.hp + oy) * wq4 + strip;
-        add_row(0u, d, load_row(x0 + 0u * wq4), live);
-        add_row(1u, d, load_row(x0 + 1u * wq4), live);
-        add_row(2u, d, load_row(x0 + 2u * wq4), live);
-        add_row(3u, d, load_row(x0 + 3u * wq4), live);
-        add_row(4u, d, load_row(x0 + 4u * wq4), live);
-        add_row(5u, d, load_row(x0 + 5u * wq4), live);
-        add_row(6u, d, load_row(x0 + 6u * wq4), live);
+        var d: vec4<f32>;
+        if FLOAT_DY {
+            // columns past the row's end are masked out below; read within the buffer
+            let at = (plane * g.s.oh + oy) * g.s.ow + ox0;
+            let last = (plane * g.s.oh + oy) * g.s.ow + g.s.ow - 1u;
+            d = vec4<f32>(
+                dy_floats[at],
+                dy_floats[min(at + 1u, last)],
+                dy_floats[min(at + 2u, last)],
+                dy_floats[min(at + 3u, last)],
+            );
+        } else {
+            d = dy[(plane * g.s.oh + oy) * row4 + strip];
+        }
+        // padded input row oy + a meets this output row through kernel row a (rows past KH
+        // are not read)
+        add_row(0u, d, input_row(0u, plane, oy, strip), live);
+        if KH > 1u {
+            add_row(1u, d, input_row(1u, plane, oy, strip), live);
+        }
+        if KH > 2u {
+            add_row(2u, d, input_row(2u, plane, oy, strip), live);
+        }
+        if KH > 3u {
+            add_row(3u, d, input_row(3u, plane, oy, strip), live);
+        }
+        if KH > 4u {
+            add_row(4u, d, input_row(4u, plane, oy, strip), live);
+        }
+        if KH > 5u {
+            add_row(5u, d, input_row(5u, plane, oy, strip), live);
+        }
+        if KH > 6u {
+            add_row(6u, d, input_row(6u, plane, oy, strip), live);
+        }
     }
     put_row(0u, ch, slice, slices);
     put_row(1u, ch, slice, slices);

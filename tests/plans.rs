@@ -91,13 +91,13 @@ fn expected_forward(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -
         && g.dilation == Hw::new(1, 1)
         && g.kh <= PLANES_MAX_KERNEL.0
         && g.kw <= PLANES_MAX_KERNEL.1
-        && profile.max_storage_buffers_per_stage >= 5;
+        && profile.max_storage_buffers_per_stage >= 6;
     match a {
         Algorithm::Direct => "conv2d_forward",
         Algorithm::Gpu if planes => "conv2d_forward_planes",
         Algorithm::Gpu if g.ocpg() >= 4 => "conv2d_forward_mm",
         Algorithm::Gpu if g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_forward_gemm",
-        // the forward planes kernel binds 5 storage buffers
+        // the forward planes kernel binds 6 storage buffers
         Algorithm::Gemm if planes => "conv2d_forward_planes",
         Algorithm::Gemm if g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_forward_gemm",
         _ if g.ocpg() == 1 => "conv2d_forward_rows",
@@ -117,8 +117,10 @@ fn expected_weight_grad(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfil
     let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
     match a {
         Algorithm::Direct => "conv2d_weight_grad",
-        // the weight-gradient planes kernel binds 3 storage buffers: any device takes it
-        _ if blocked && planes_apply(g) => "conv2d_weight_grad_planes",
+        // the weight-gradient planes kernel binds 5 storage buffers
+        _ if blocked && planes_apply(g) && profile.max_storage_buffers_per_stage >= 5 => {
+            "conv2d_weight_grad_planes"
+        }
         Algorithm::Gpu if g.ocpg() >= 4 => "conv2d_weight_grad_mm",
         _ if blocked && g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_weight_grad_gemm",
         _ => "conv2d_weight_grad_tiled",
@@ -253,8 +255,8 @@ fn tiny_binding_limits_split_and_fall_back() {
     }
 }
 
-/// A device with 4 storage buffers per stage never gets the planes kernel (it binds 5), and
-/// the plan says why.
+/// A device with 4 storage buffers per stage never gets the planes kernels (they bind 6 and 5),
+/// and the plan says why.
 #[test]
 fn four_storage_buffers_rule_out_the_planes_kernel() {
     let mut profile = DeviceProfile::webgpu_defaults();
@@ -431,4 +433,60 @@ fn the_gpu_family_runs_each_op_as_one_large_dispatch() {
     let i = plan_input_grad(&shape("stem_7x7"), &profile, Algorithm::Auto).unwrap();
     assert!(!i.kernels().contains(&"conv2d_pad_copies"), "{i}");
     assert_eq!(i.scratch_bytes(), 0, "{i}");
+}
+
+/// The GPU family's planes kernels read their input (and the weight gradient its dy) in place:
+/// on every table case they take, no padded copy and no row-padded dy; and the table reaches
+/// each way of reading, so the GPU tests run them all.
+#[test]
+fn gpu_family_planes_read_in_place_and_the_table_covers_every_read() {
+    let profile = profiles().remove(0).1;
+    let mut seen = std::collections::BTreeSet::new();
+    for case in cases() {
+        let g = case.opts.resolve(case.x, case.w).unwrap();
+        let plans = [
+            plan_forward(&g, case.bias, &profile, Algorithm::Gpu).unwrap(),
+            plan_weight_grad(&g, &profile, Algorithm::Gpu).unwrap(),
+            plan_input_grad(&g, &profile, Algorithm::Gpu).unwrap(),
+        ];
+        for plan in plans {
+            let planes = plan.kernels().iter().any(|k| {
+                k.starts_with("conv2d_forward_planes") || k.starts_with("conv2d_weight_grad_planes")
+            });
+            if !planes {
+                continue;
+            }
+            assert!(
+                !plan.kernels().contains(&"conv2d_pad_copies"),
+                "{}: a copy pass in the GPU family's planes plan\n{plan}",
+                case.name
+            );
+            for r in plan.reasons() {
+                for way in [
+                    "floats of the input itself",
+                    "vec4s of the input itself",
+                    "the input itself (nothing to pad",
+                    "as floats of dy itself",
+                    "as vec4s of dy itself",
+                ] {
+                    if r.contains(way) {
+                        seen.insert(format!("{:?} {way}", plan.op()));
+                    }
+                }
+            }
+        }
+    }
+    for want in [
+        "Forward floats of the input itself",
+        "Forward vec4s of the input itself",
+        "WeightGrad floats of the input itself",
+        "WeightGrad vec4s of the input itself",
+        "WeightGrad as floats of dy itself",
+        "WeightGrad as vec4s of dy itself",
+    ] {
+        assert!(
+            seen.contains(want),
+            "no table case reads {want:?}; seen: {seen:?}"
+        );
+    }
 }

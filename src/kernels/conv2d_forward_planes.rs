@@ -2,7 +2,7 @@
 //! filters, depthwise layers) at stride 1 and dilation 1: 4 x 4 output pixels of one plane per
 //! invocation, the kernel size fixed per pipeline by override constants.
 
-use super::plan::{runs, Bind, Buf, Pass};
+use super::plan::{runs, Bind, Buf, Pass, Plan};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;
@@ -28,6 +28,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
         Access::Write,
         Access::Read,
         Access::Write,
+        Access::Read,
     ],
     uniform: Uniform::Gemm,
     required: false,
@@ -105,8 +106,78 @@ pub(crate) fn direct_pad_left(g: &Conv2dGeometry) -> Option<usize> {
         .then_some(g.pad_left)
 }
 
-/// The pass: `planes` (the blocks, bound as uniform blocks and again as storage), `copies`
-/// (or the input itself), `bias`, and `y`. Many channels: one dispatch, weights per lane
+/// How a planes kernel reads its input (see `shaders/conv2d_planes_common.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// Copy 0 of the padded copies, or the input itself where it is its own copy.
+    Copy(Buf),
+    /// Vec4s of the unpadded input itself, with this much zero padding on the left.
+    Direct { pad_left: usize, x: Buf },
+    /// Floats of the unpadded input itself, through any padding.
+    Floats(Buf),
+}
+
+impl Read {
+    /// The buffer bound as `copies` and again as `xs` (both read-only: one buffer for the two,
+    /// so that no placeholder is bound read-only beside its read-write use).
+    pub(crate) fn buffer(self) -> Buf {
+        match self {
+            Read::Copy(b) | Read::Direct { x: b, .. } | Read::Floats(b) => b,
+        }
+    }
+
+    /// The override constants `DIRECT_PAD_LEFT` and `FLOAT_IN`.
+    pub(crate) fn constants(self) -> [(&'static str, u32); 2] {
+        let pad = match self {
+            Read::Direct { pad_left, .. } => pad_left as u32,
+            _ => FROM_COPY,
+        };
+        [
+            ("DIRECT_PAD_LEFT", pad),
+            ("FLOAT_IN", u32::from(matches!(self, Read::Floats(_)))),
+        ]
+    }
+
+    /// For the plan's reasons.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Read::Copy(Buf::Operand(_)) => "the input itself (nothing to pad, rows of whole vec4s)",
+            Read::Copy(_) => "a padded copy",
+            Read::Direct { .. } => "vec4s of the input itself (zero padding, rows of whole vec4s)",
+            Read::Floats(_) => "floats of the input itself, through the padding (no copy)",
+        }
+    }
+}
+
+/// How a planes kernel over `gp` reads input `x`: vec4s of the input where
+/// [`direct_pad_left`] allows, the input itself where it is its own copy, floats of it where
+/// `floats` (the GPU family: no copy pass and no scratch), else a padded copy added to `plan`.
+/// `Err(why)` where the copy does not fit.
+pub(crate) fn input_read(
+    plan: &mut Plan,
+    profile: &DeviceProfile,
+    g: &Conv2dGeometry,
+    gp: &GemmParams,
+    x: Buf,
+    floats: bool,
+) -> Result<Result<Read, String>> {
+    if let Some(pad_left) = direct_pad_left(g) {
+        return Ok(Ok(Read::Direct { pad_left, x }));
+    }
+    let own = gp.hp == gp.shape.h && gp.wq == gp.shape.w;
+    if floats && !own {
+        return Ok(Ok(Read::Floats(x)));
+    }
+    Ok(
+        match conv2d_pad_copies::copies(plan, profile, gp, x, false)? {
+            Some(c) => Ok(Read::Copy(c)),
+            None => Err("its padded copy passes the binding limit".into()),
+        },
+    )
+}
+
+/// The pass: `planes` (the blocks, bound as uniform blocks and again as storage), the input
+/// as `read` says, `bias`, and `y`. Many channels: one dispatch, weights per lane
 /// (grid z: batch x channels); few: one dispatch per channel with its weights uniform (grid
 /// z: batch). Rows that are not whole vec4s are stored as floats.
 #[allow(clippy::too_many_arguments)]
@@ -114,10 +185,9 @@ pub(crate) fn pass(
     g: &Conv2dGeometry,
     gp: &GemmParams,
     planes: Buf,
-    copies: Buf,
+    read: Read,
     bias: Buf,
     y: Buf,
-    direct: Option<usize>,
     profile: &DeviceProfile,
 ) -> Result<Pass> {
     let per_lane = g.oc >= PER_LANE_FROM;
@@ -134,11 +204,12 @@ pub(crate) fn pass(
                 buf: planes,
                 block: Some(PLANE_BYTES),
             },
-            copies.into(),
+            read.buffer().into(),
             bias.into(),
             out.into(),
             planes.into(),
             out_floats.into(),
+            read.buffer().into(),
         ],
         LOOP_ITERATIONS,
     )
@@ -147,7 +218,8 @@ pub(crate) fn pass(
         ("KW", g.kw as u32),
         ("PER_LANE_WEIGHTS", u32::from(per_lane)),
         ("FLOAT_OUT", u32::from(float_out)),
-        ("DIRECT_PAD_LEFT", direct.map_or(FROM_COPY, |p| p as u32)),
+        read.constants()[0],
+        read.constants()[1],
     ]);
     let (tx, ty) = (SPEC.workgroup[0] as usize, SPEC.workgroup[1] as usize);
     let xy = [

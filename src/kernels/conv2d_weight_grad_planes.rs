@@ -3,6 +3,7 @@
 //! rows of one plane per invocation, the kernel size fixed per pipeline by override constants.
 
 use super::budget::{self, LOOP_BUDGET};
+use super::conv2d_forward_planes::Read;
 use super::plan::{fits, runs, Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
@@ -22,7 +23,13 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
         "conv2d_weight_grad_planes"
     ),
     workgroup: [64, 1, 1],
-    bindings: &[Access::Read, Access::Read, Access::Write],
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Write,
+        Access::Read,
+        Access::Read,
+    ],
     uniform: Uniform::Gemm,
     required: false,
 };
@@ -55,16 +62,32 @@ pub(crate) fn slicing(
     Ok(Ok((strips, row_slices, slice_rows)))
 }
 
-/// The pass over `io` = `[x copy, row-padded gy, partials]`, one plane per z item.
+/// The pass over `[x, dy, partials]`: the input as `read` says, dy as vec4s of its rows (dy
+/// itself where they are whole vec4s, else its row-padded copy) or, where `float_dy`, as floats
+/// of dy itself; one plane per z item.
 pub(crate) fn pass(
     g: &Conv2dGeometry,
     gp: &GemmParams,
-    io: [Buf; 3],
+    (read, dy, partials): (Read, Buf, Buf),
+    float_dy: bool,
     (strips, row_slices, slice_rows): (usize, usize, usize),
     profile: &DeviceProfile,
 ) -> Result<Pass> {
-    let mut pass = Pass::new(&SPEC, io.map(Into::into), slice_rows as u64)
-        .with_constants(&[("KH", g.kh as u32), ("KW", g.kw as u32)]);
+    let [direct, floats] = read.constants();
+    let bindings = [
+        read.buffer().into(),
+        dy.into(),
+        partials.into(),
+        dy.into(),
+        read.buffer().into(),
+    ];
+    let mut pass = Pass::new(&SPEC, bindings, slice_rows as u64).with_constants(&[
+        ("KH", g.kh as u32),
+        ("KW", g.kw as u32),
+        direct,
+        floats,
+        ("FLOAT_DY", u32::from(float_dy)),
+    ]);
     let xy = [strips.div_ceil(SPEC.workgroup[0] as usize), row_slices];
     let per_plane = 2.0 * (g.oh * g.ow * g.kh * g.kw) as f64;
     let mut gp = *gp;

@@ -61,7 +61,7 @@ pub(crate) fn forward_into(
     let has_bias = io.bias.is_some();
     let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
     if blocked {
-        match planes(g, io, profile)? {
+        match planes(g, io, profile, a == Algorithm::Gpu)? {
             Ok(p) => {
                 plan.append(p);
                 return Ok(());
@@ -139,6 +139,7 @@ fn planes(
     g: &Conv2dGeometry,
     io: ForwardIo,
     profile: &DeviceProfile,
+    gpu: bool,
 ) -> Result<Result<Plan, String>> {
     use conv2d_forward_planes as k;
     if let Err(why) = k::applies(g, false) {
@@ -166,17 +167,13 @@ fn planes(
             "{bytes} bytes of weight blocks pass the binding limit"
         )));
     };
-    let direct = k::direct_pad_left(g);
-    let copies = match direct {
-        Some(_) => io.x,
-        None => match conv2d_pad_copies::copies(&mut plan, profile, &gp, io.x, false)? {
-            Some(c) => c,
-            None => return Ok(Err("its padded copy passes the binding limit".into())),
-        },
+    let read = match k::input_read(&mut plan, profile, g, &gp, io.x, gpu)? {
+        Ok(r) => r,
+        Err(why) => return Ok(Err(why)),
     };
     plan.reason(format!(
         "planes: one input channel per group, stride 1, dilation 1, kernel {}x{} <= {}x{}; \
-         weights {}; input read {}",
+         weights {}; input read from {}",
         g.kh,
         g.kw,
         k::MAX_KERNEL.0,
@@ -190,18 +187,13 @@ fn planes(
                 k::PER_LANE_FROM
             )
         },
-        if direct.is_some() {
-            "directly (zero padding, rows of whole vec4s)"
-        } else {
-            "from a padded copy"
-        }
+        read.describe()
     ));
     plan.passes
         .push(conv2d_pack_planes::pass(g, &gp, io.w, blocks, profile)?);
     let bias = io.bias.unwrap_or(Buf::Zeros);
-    plan.passes.push(k::pass(
-        g, &gp, blocks, copies, bias, io.y, direct, profile,
-    )?);
+    plan.passes
+        .push(k::pass(g, &gp, blocks, read, bias, io.y, profile)?);
     Ok(Ok(plan))
 }
 

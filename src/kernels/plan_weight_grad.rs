@@ -17,7 +17,7 @@ pub(crate) fn plan_weight_grad(
     let a = resolved(&mut plan, g, profile, algorithm);
     let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
     if blocked {
-        match planes(g, profile)? {
+        match planes(g, profile, a == Algorithm::Gpu)? {
             Ok(p) => {
                 plan.append(p);
                 return Ok(plan);
@@ -160,11 +160,20 @@ fn gemm(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, Stri
     Ok(done.map(|()| plan))
 }
 
-/// `conv2d_weight_grad_planes`, or why not.
-fn planes(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, String>> {
+/// `conv2d_weight_grad_planes`, or why not. The input is read as
+/// [`conv2d_forward_planes::input_read`] decides; dy as vec4s of its rows, from a row-padded
+/// copy where they are not whole vec4s, or (the GPU family, `gpu`) as floats of dy itself.
+fn planes(g: &Conv2dGeometry, profile: &DeviceProfile, gpu: bool) -> Result<Result<Plan, String>> {
     use conv2d_forward_planes as k;
     if let Err(why) = k::applies(g, true) {
         return Ok(Err(why));
+    }
+    let storage = conv2d_weight_grad_planes::SPEC.storage_buffers();
+    if storage > profile.max_storage_buffers_per_stage {
+        return Ok(Err(format!(
+            "it binds {storage} storage buffers, the device allows {}",
+            profile.max_storage_buffers_per_stage
+        )));
     }
     let Some(mut gp) = k::params(g) else {
         return Ok(Err("a size past u32".into()));
@@ -176,16 +185,62 @@ fn planes(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, St
     let (strips, row_slices, slice_rows) = slicing;
     gp.slice_rows = slice_rows as u32;
     let slices = g.n * row_slices * strips;
+    let elements = g.c * g.taps();
     let mut plan = Plan::new(Op::WeightGrad);
+    let bytes = (elements as u64)
+        .saturating_mul(slices as u64)
+        .saturating_mul(4);
+    let Some(partials) = plan.scratch(profile, "weight gradient partials", bytes, false) else {
+        return Ok(Err(format!(
+            "{bytes} bytes of partial sums pass the binding limit"
+        )));
+    };
+    let float_dy = gpu && !g.ow.is_multiple_of(4);
+    let dy = if float_dy {
+        Buf::Operand(1)
+    } else {
+        let Some(rows) = gp.row_padded() else {
+            return Ok(Err("the row-padded output gradient passes u32".into()));
+        };
+        match conv2d_pad_copies::copies(&mut plan, profile, &rows, Buf::Operand(1), false)? {
+            Some(dy) => dy,
+            None => return Ok(Err("the row-padded output gradient does not fit".into())),
+        }
+    };
+    let read = match k::input_read(&mut plan, profile, g, &gp, Buf::Operand(0), gpu)? {
+        Ok(r) => r,
+        Err(why) => return Ok(Err(why)),
+    };
     plan.reason(format!(
         "planes: one channel in and out per group, stride 1, dilation 1, kernel {}x{}: \
-         {slices} slices ({row_slices} of {slice_rows} rows x {strips} strips of 4 columns per image)",
-        g.kh, g.kw
+         {slices} slices ({row_slices} of {slice_rows} rows x {strips} strips of 4 columns per \
+         image); input read from {}; dy read {}",
+        g.kh,
+        g.kw,
+        read.describe(),
+        match dy {
+            _ if float_dy => "as floats of dy itself",
+            Buf::Operand(_) => "as vec4s of dy itself",
+            _ => "from a row-padded copy",
+        }
     ));
-    let done = with_copies(&mut plan, profile, &gp, g.c * g.taps(), slices, |io| {
-        conv2d_weight_grad_planes::pass(g, &gp, io, slicing, profile)
-    })?;
-    Ok(done.map(|()| plan))
+    plan.passes.push(conv2d_weight_grad_planes::pass(
+        g,
+        &gp,
+        (read, dy, partials),
+        float_dy,
+        slicing,
+        profile,
+    )?);
+    reduce_partials::passes(
+        &mut plan,
+        profile,
+        partials,
+        Buf::Operand(2),
+        elements,
+        slices,
+    )?;
+    Ok(Ok(plan))
 }
 
 /// The passes around a GEMM-family weight-gradient kernel: the partials, the row-padded output

@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(required_storage_buffers(), 4);
         let most = SPECS.iter().map(|s| s.storage_buffers()).max();
         assert_eq!(most, Some(conv2d_forward_planes::SPEC.storage_buffers()));
-        assert_eq!(most, Some(5));
+        assert_eq!(most, Some(6));
     }
 
     #[test]

@@ -128,6 +128,15 @@ pub fn cases() -> Vec<Case> {
             true,
         ),
         c(
+            // rows of whole vec4s and zero padding: the planes kernels read vec4s of the input
+            // itself (a 5-wide kernel against 2 columns of left padding)
+            "depthwise_rows_of_vec4",
+            [2, 5, 7, 12],
+            [5, 1, 3, 5],
+            o().groups(5).padding((1, 2)),
+            true,
+        ),
+        c(
             "depthwise_multiplier2",
             [1, 3, 6, 5],
             [6, 1, 2, 3],
