@@ -3,8 +3,8 @@
 // dy * x at the pixel shifted by (a, b). The kernel size is fixed per pipeline by the override
 // constants KH and KW (at most 7 x 8; the code is written out for the largest size and folds
 // down, keeping the KH x KW sums in registers). Each invocation walks a strip of 4 output
-// columns down one slice of rows of one plane: per row, one vec4 of dy (rows padded to whole
-// vec4s, or 4 floats of dy itself with FLOAT_DY) and, per kernel row, one input row as up to 3
+// columns down one slice of rows of one plane: per row, one vec4 of dy (or, where its rows are
+// not whole vec4s, FLOAT_DY: 4 floats of it) and, per kernel row, one input row as up to 3
 // vec4s (copy 0 of the padded input, or the input itself: see conv2d_planes_common.wgsl). Its sums land in `partials[element * slices + slice]`, slice = (n * row slices +
 // row slice) * strips + strip, and reduce_partials adds them in that order: deterministic.
 // Columns past the output's end are masked, so that their zero dy never meets an infinity.
@@ -16,7 +16,7 @@ override KW: u32 = 3u;
 // left padding (at most 4), else copy 0 or, with FLOAT_IN, floats of the input itself.
 override DIRECT_PAD_LEFT: u32 = 255u;
 override FLOAT_IN: bool = false;
-// Read dy itself as floats (rows that are not whole vec4s) instead of its row-padded copy.
+// Read dy as floats (rows that are not whole vec4s) instead of as vec4s.
 override FLOAT_DY: bool = false;
 
 @group(0) @binding(0) var<uniform> g: Gemm;

@@ -34,6 +34,8 @@ pub struct GpuContext {
     serial: Option<Mutex<()>>,
     /// The open GPU-time measurement ([`GpuContext::time_on_gpu`]), if any.
     pub(crate) stamps: Mutex<Option<crate::timing::Stamps>>,
+    /// Autotuning's switch and cache.
+    pub(crate) tuner: crate::autotune::Autotuner,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -250,6 +252,7 @@ impl GpuContext {
             family: Mutex::new(Family::from_env()?),
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
             stamps: Mutex::new(None),
+            tuner: crate::autotune::Autotuner::from_env()?,
             info,
         })
     }

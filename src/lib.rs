@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod autotune;
 mod context;
 pub mod cpu;
 mod error;
@@ -35,6 +36,7 @@ mod tensor;
 mod timing;
 mod train;
 
+pub use autotune::{cache_dir, Tuned};
 pub use context::{
     check_backend_env, describe_adapter, list_adapters, AdapterInfo, GpuContext, BACKEND_NAMES,
 };

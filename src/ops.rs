@@ -6,7 +6,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Limit, Result};
 use crate::grads::{Conv2dGrads, RawGrads, Wanted};
 use crate::kernels::conv2d_bias_grad;
-use crate::kernels::{self, Algorithm};
+use crate::kernels::{self, Algorithm, Op};
 use crate::options::{Conv2dGeometry, Conv2dOptions};
 use crate::split;
 use crate::tensor::Tensor;
@@ -220,6 +220,7 @@ impl GpuContext {
         if let Some(b) = bias {
             expect_len(b, [g.oc, 1, 1, 1], "bias")?;
         }
+        let algorithm = self.tuned_algorithm(Op::Forward, g, bias.is_some(), algorithm)?;
         let plan = kernels::plan_forward(g, bias.is_some(), &self.profile(), algorithm)?;
         let bias = bias.map_or(&self.pipelines.zeros, |b| &b.buffer);
         kernels::record(
@@ -265,11 +266,13 @@ impl GpuContext {
         expect_len(gy, g.output_shape(), "grad_output")?;
         if let Some(gw) = gw {
             expect_len(gw, g.weight_shape(), "grad_weight")?;
+            let algorithm = self.tuned_algorithm(Op::WeightGrad, g, false, algorithm)?;
             let plan = kernels::plan_weight_grad(g, &self.profile(), algorithm)?;
             kernels::record(self, encoder, &plan, &[&x.buffer, &gy.buffer, &gw.buffer])?;
         }
         if let Some(gx) = gx {
             expect_len(gx, g.input_shape(), "grad_input")?;
+            let algorithm = self.tuned_algorithm(Op::InputGrad, g, false, algorithm)?;
             let plan = kernels::plan_input_grad(g, &self.profile(), algorithm)?;
             kernels::record(self, encoder, &plan, &[&w.buffer, &gy.buffer, &gx.buffer])?;
         }

@@ -1074,6 +1074,17 @@ fn limits_and_environment_give_clear_errors() {
     assert!(stderr.contains("WGPU_BACKEND=\"nonsense\""), "{stderr}");
     assert!(!stderr.contains("mesa-vulkan-drivers"), "{stderr}");
 
+    // a bad autotuning switch is an error naming it, before anything runs
+    let out = bin()
+        .env("WGPU_CONV_AUTOTUNE", "yes please")
+        .args(["plan", "--shape", "d2l_fig"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("WGPU_CONV_AUTOTUNE=\"yes please\""), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
     // no Metal on Linux: no adapters
     let out = bin()
         .env("WGPU_BACKEND", "metal")

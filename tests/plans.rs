@@ -435,19 +435,22 @@ fn the_gpu_family_runs_each_op_as_one_large_dispatch() {
     assert_eq!(i.scratch_bytes(), 0, "{i}");
 }
 
-/// The GPU family's planes kernels read their input (and the weight gradient its dy) in place:
-/// on every table case they take, no padded copy and no row-padded dy; and the table reaches
-/// each way of reading, so the GPU tests run them all.
+/// The planes kernels read their input (and the weight gradient its dy) in place: on every
+/// table case they take, in either family, no padded copy and no row-padded dy; and the table
+/// reaches each way of reading, so the GPU tests run them all.
 #[test]
-fn gpu_family_planes_read_in_place_and_the_table_covers_every_read() {
+fn planes_read_in_place_and_the_table_covers_every_read() {
     let profile = profiles().remove(0).1;
     let mut seen = std::collections::BTreeSet::new();
-    for case in cases() {
+    for (case, a) in cases()
+        .iter()
+        .flat_map(|c| [(c, Algorithm::Gemm), (c, Algorithm::Gpu)])
+    {
         let g = case.opts.resolve(case.x, case.w).unwrap();
         let plans = [
-            plan_forward(&g, case.bias, &profile, Algorithm::Gpu).unwrap(),
-            plan_weight_grad(&g, &profile, Algorithm::Gpu).unwrap(),
-            plan_input_grad(&g, &profile, Algorithm::Gpu).unwrap(),
+            plan_forward(&g, case.bias, &profile, a).unwrap(),
+            plan_weight_grad(&g, &profile, a).unwrap(),
+            plan_input_grad(&g, &profile, a).unwrap(),
         ];
         for plan in plans {
             let planes = plan.kernels().iter().any(|k| {
@@ -458,7 +461,7 @@ fn gpu_family_planes_read_in_place_and_the_table_covers_every_read() {
             }
             assert!(
                 !plan.kernels().contains(&"conv2d_pad_copies"),
-                "{}: a copy pass in the GPU family's planes plan\n{plan}",
+                "{} ({a:?}): a copy pass in a planes plan\n{plan}",
                 case.name
             );
             for r in plan.reasons() {

@@ -195,19 +195,14 @@ pub struct Row {
     direct: Option<(f64, f64)>,
     cpu: std::result::Result<f64, String>,
     plan: Plan,
+    /// what autotuning chose, where it is on
+    tuned: Option<wgpu_conv::Tuned>,
 }
 
-/// The plan `Auto` makes for `op` on `g` on this context's device.
+/// The plan `Auto` makes for `op` on `g` on this context's device (after autotuning, where it
+/// is on).
 pub fn plan_of(ctx: &GpuContext, g: &Conv2dGeometry, op: Op, bias: bool) -> Result<Plan> {
-    let profile = ctx.profile();
-    let a = Algorithm::Auto;
-    Ok(match op {
-        Op::Forward => wgpu_conv::plan_forward(g, bias, &profile, a)?,
-        Op::WeightGrad => wgpu_conv::plan_weight_grad(g, &profile, a)?,
-        Op::InputGrad => wgpu_conv::plan_input_grad(g, &profile, a)?,
-        Op::BiasGrad => wgpu_conv::plan_bias_grad(g, &profile)?,
-        other => bail!("no plan of {} for a convolution", other.name()),
-    })
+    Ok(ctx.plan(op, g, bias, Algorithm::Auto)?)
 }
 
 fn prepare(ctx: &GpuContext, s: &BenchShape, op: Op) -> Result<Data> {
@@ -310,6 +305,8 @@ pub fn run(
     for s in &picked {
         for &op in ops {
             let d = prepare(ctx, s, op)?;
+            // autotuning (where it is on) measures here, before anything is timed
+            let tuned = ctx.autotuned(op, &d.g, false)?;
             check(ctx, &d, op, Algorithm::Auto)?;
             let (t, gpu) = time(ctx, &d, op, Algorithm::Auto, runs)?;
             let t = t.as_secs_f64();
@@ -332,6 +329,7 @@ pub fn run(
                 direct: direct_fig,
                 cpu: cpu_gflops(&d, op),
                 plan: plan_of(ctx, &d.g, op, false)?,
+                tuned,
             };
             bar.suspend(|| print_row(&row, json, family, &adapter, &backend, &driver));
             bar.inc(1);
@@ -363,8 +361,16 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             .map(|k| format!("\"{k}\""))
             .collect::<Vec<_>>()
             .join(",");
+        let tuned = match &r.tuned {
+            Some(t) => format!(
+                ",\"autotune\":\"{}\",\"tuned_algorithm\":\"{}\"",
+                if t.from_cache { "cache" } else { "measured" },
+                t.algorithm.name()
+            ),
+            None => ",\"autotune\":null".to_string(),
+        };
         let plan = format!(
-            ",\"family\":\"{family}\",\"kernels\":[{kernels}],\"dispatches\":{},\"invocations\":{},\"scratch_bytes\":{}",
+            "{tuned},\"family\":\"{family}\",\"kernels\":[{kernels}],\"dispatches\":{},\"invocations\":{},\"scratch_bytes\":{}",
             r.plan.dispatches(),
             r.plan.max_invocations(),
             r.plan.scratch_bytes()
@@ -394,7 +400,7 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             None => "-".to_string(),
         };
         println!(
-            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>11} {:>8.0} us {:>22} {:>10}  {}",
+            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>11} {:>8.0} us {:>22} {:>10}  {}{}",
             r.shape,
             r.op,
             r.median_s * 1e3,
@@ -403,7 +409,13 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             r.call_us,
             direct,
             cpu,
-            r.plan.main_kernel().unwrap_or("-")
+            r.plan.main_kernel().unwrap_or("-"),
+            match &r.tuned {
+                Some(t) if t.from_cache =>
+                    format!(" (autotuned: {}, from the cache)", t.algorithm.name()),
+                Some(t) => format!(" (autotuned: {}, measured now)", t.algorithm.name()),
+                None => String::new(),
+            }
         );
     }
 }

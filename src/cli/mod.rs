@@ -535,14 +535,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => (input, weight, conv.options()),
             };
             let g = geometry(&x, &w, None, &opts)?;
-            let profile = if webgpu {
+            let ctx = if webgpu {
                 println!("profile: WebGPU's default limits");
-                DeviceProfile::webgpu_defaults()
+                None
             } else {
                 let ctx = context()?;
                 println!("adapter: {}", ctx.describe());
-                ctx.profile()
+                Some(ctx)
             };
+            let profile = ctx
+                .as_ref()
+                .map_or_else(DeviceProfile::webgpu_defaults, |c| c.profile());
             println!(
                 "input {:?}, weight {:?} -> output {:?}, {:.3} GFLOP",
                 g.input_shape(),
@@ -550,15 +553,43 @@ pub fn run(cli: Cli) -> Result<()> {
                 g.output_shape(),
                 g.flops() / 1e9
             );
-            let plan = match op {
-                Op::Forward => wgpu_conv::plan_forward(&g, bias, &profile, algorithm)?,
-                Op::WeightGrad => wgpu_conv::plan_weight_grad(&g, &profile, algorithm)?,
-                Op::InputGrad => wgpu_conv::plan_input_grad(&g, &profile, algorithm)?,
-                Op::BiasGrad => wgpu_conv::plan_bias_grad(&g, &profile)?,
-                other => bail!(
+            if !matches!(
+                op,
+                Op::Forward | Op::WeightGrad | Op::InputGrad | Op::BiasGrad
+            ) {
+                bail!(
                     "{} is not a convolution op: forward, weight_grad, input_grad or bias_grad",
-                    other.name()
-                ),
+                    op.name()
+                );
+            }
+            if let Some(t) = match &ctx {
+                Some(c) if algorithm == Algorithm::Auto => c.autotuned(op, &g, bias)?,
+                _ => None,
+            } {
+                let times: Vec<String> = t
+                    .times
+                    .iter()
+                    .map(|(a, s)| format!("{} {:.3} ms", a.name(), s * 1e3))
+                    .collect();
+                println!(
+                    "autotuned: {} ({}; candidates: {})",
+                    t.algorithm.name(),
+                    if t.from_cache {
+                        "from the cache"
+                    } else {
+                        "measured now"
+                    },
+                    times.join(", ")
+                );
+            }
+            let plan = match &ctx {
+                Some(c) => c.plan(op, &g, bias, algorithm)?,
+                None => match op {
+                    Op::Forward => wgpu_conv::plan_forward(&g, bias, &profile, algorithm)?,
+                    Op::WeightGrad => wgpu_conv::plan_weight_grad(&g, &profile, algorithm)?,
+                    Op::InputGrad => wgpu_conv::plan_input_grad(&g, &profile, algorithm)?,
+                    _ => wgpu_conv::plan_bias_grad(&g, &profile)?,
+                },
             };
             println!("{plan}");
             Ok(())

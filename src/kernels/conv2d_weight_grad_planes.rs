@@ -62,9 +62,8 @@ pub(crate) fn slicing(
     Ok(Ok((strips, row_slices, slice_rows)))
 }
 
-/// The pass over `[x, dy, partials]`: the input as `read` says, dy as vec4s of its rows (dy
-/// itself where they are whole vec4s, else its row-padded copy) or, where `float_dy`, as floats
-/// of dy itself; one plane per z item.
+/// The pass over `[x, dy, partials]`: the input as `read` says, dy as vec4s of its rows or,
+/// where `float_dy` (rows that are not whole vec4s), as floats; one plane per z item.
 pub(crate) fn pass(
     g: &Conv2dGeometry,
     gp: &GemmParams,

@@ -57,7 +57,7 @@ pub(crate) use plan_weight_grad::plan_weight_grad;
 pub use profile::{DeviceProfile, Family};
 pub(crate) use record::record;
 pub use sgd_step::Sgd;
-pub(crate) use spec::required_storage_buffers;
+pub(crate) use spec::{kernel_set_version, required_storage_buffers};
 
 use crate::options::Conv2dGeometry;
 

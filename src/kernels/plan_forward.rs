@@ -61,7 +61,7 @@ pub(crate) fn forward_into(
     let has_bias = io.bias.is_some();
     let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
     if blocked {
-        match planes(g, io, profile, a == Algorithm::Gpu)? {
+        match planes(g, io, profile)? {
             Ok(p) => {
                 plan.append(p);
                 return Ok(());
@@ -139,7 +139,6 @@ fn planes(
     g: &Conv2dGeometry,
     io: ForwardIo,
     profile: &DeviceProfile,
-    gpu: bool,
 ) -> Result<Result<Plan, String>> {
     use conv2d_forward_planes as k;
     if let Err(why) = k::applies(g, false) {
@@ -167,10 +166,7 @@ fn planes(
             "{bytes} bytes of weight blocks pass the binding limit"
         )));
     };
-    let read = match k::input_read(&mut plan, profile, g, &gp, io.x, gpu)? {
-        Ok(r) => r,
-        Err(why) => return Ok(Err(why)),
-    };
+    let read = k::input_read(g, &gp, io.x);
     plan.reason(format!(
         "planes: one input channel per group, stride 1, dilation 1, kernel {}x{} <= {}x{}; \
          weights {}; input read from {}",

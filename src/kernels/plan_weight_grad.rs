@@ -17,7 +17,7 @@ pub(crate) fn plan_weight_grad(
     let a = resolved(&mut plan, g, profile, algorithm);
     let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
     if blocked {
-        match planes(g, profile, a == Algorithm::Gpu)? {
+        match planes(g, profile)? {
             Ok(p) => {
                 plan.append(p);
                 return Ok(plan);
@@ -161,9 +161,9 @@ fn gemm(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, Stri
 }
 
 /// `conv2d_weight_grad_planes`, or why not. The input is read as
-/// [`conv2d_forward_planes::input_read`] decides; dy as vec4s of its rows, from a row-padded
-/// copy where they are not whole vec4s, or (the GPU family, `gpu`) as floats of dy itself.
-fn planes(g: &Conv2dGeometry, profile: &DeviceProfile, gpu: bool) -> Result<Result<Plan, String>> {
+/// [`conv2d_forward_planes::input_read`] decides, dy as vec4s of its rows where they are whole
+/// vec4s, else as floats: no copies.
+fn planes(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, String>> {
     use conv2d_forward_planes as k;
     if let Err(why) = k::applies(g, true) {
         return Ok(Err(why));
@@ -195,22 +195,9 @@ fn planes(g: &Conv2dGeometry, profile: &DeviceProfile, gpu: bool) -> Result<Resu
             "{bytes} bytes of partial sums pass the binding limit"
         )));
     };
-    let float_dy = gpu && !g.ow.is_multiple_of(4);
-    let dy = if float_dy {
-        Buf::Operand(1)
-    } else {
-        let Some(rows) = gp.row_padded() else {
-            return Ok(Err("the row-padded output gradient passes u32".into()));
-        };
-        match conv2d_pad_copies::copies(&mut plan, profile, &rows, Buf::Operand(1), false)? {
-            Some(dy) => dy,
-            None => return Ok(Err("the row-padded output gradient does not fit".into())),
-        }
-    };
-    let read = match k::input_read(&mut plan, profile, g, &gp, Buf::Operand(0), gpu)? {
-        Ok(r) => r,
-        Err(why) => return Ok(Err(why)),
-    };
+    let float_dy = !g.ow.is_multiple_of(4);
+    let dy = Buf::Operand(1);
+    let read = k::input_read(g, &gp, Buf::Operand(0));
     plan.reason(format!(
         "planes: one channel in and out per group, stride 1, dilation 1, kernel {}x{}: \
          {slices} slices ({row_slices} of {slice_rows} rows x {strips} strips of 4 columns per \
@@ -218,10 +205,10 @@ fn planes(g: &Conv2dGeometry, profile: &DeviceProfile, gpu: bool) -> Result<Resu
         g.kh,
         g.kw,
         read.describe(),
-        match dy {
-            _ if float_dy => "as floats of dy itself",
-            Buf::Operand(_) => "as vec4s of dy itself",
-            _ => "from a row-padded copy",
+        if float_dy {
+            "as floats of dy itself"
+        } else {
+            "as vec4s of dy itself"
         }
     ));
     plan.passes.push(conv2d_weight_grad_planes::pass(

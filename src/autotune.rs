@@ -1,0 +1,416 @@
+//! Optional autotuning (`WGPU_CONV_AUTOTUNE=1`, or [`GpuContext::set_autotune`]): where a call
+//! asks for [`Algorithm::Auto`], the candidate algorithms for its operation and shape are timed
+//! once, each checked against the CPU reference before it is trusted, and the fastest is kept in
+//! a cache file, keyed by adapter, driver, backend, shape bucket and the kernel set's version.
+//! From then on that shape bucket always gets that algorithm, in this process and the next, so
+//! results stay reproducible. Off by default: `Auto` then picks by rules alone.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::context::GpuContext;
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::kernels::{self, Algorithm, Op};
+use crate::options::Conv2dGeometry;
+
+/// Timed runs per candidate (after one checked run); the median counts.
+const RUNS: usize = 3;
+/// Result elements checked against the CPU reference per candidate.
+const SAMPLES: usize = 256;
+/// The direct kernels are candidates only below this much work (elsewhere they lose by far,
+/// and timing them would cost the most).
+const DIRECT_FLOP_LIMIT: f64 = (1u64 << 26) as f64;
+/// The cache file's name inside the cache directory.
+const CACHE_FILE: &str = "autotune.tsv";
+
+/// What autotuning chose for an operation and shape, and where the choice came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuned {
+    /// The algorithm every call of this shape bucket gets.
+    pub algorithm: Algorithm,
+    /// Whether the choice was read from the cache (this process's or the file's) rather than
+    /// measured by this call.
+    pub from_cache: bool,
+    /// Each candidate's median time in seconds, as measured when the choice was made.
+    pub times: Vec<(Algorithm, f64)>,
+}
+
+/// Each candidate's median seconds.
+type Times = Vec<(Algorithm, f64)>;
+
+/// The autotuner's state in a context.
+pub(crate) struct Autotuner {
+    enabled: Mutex<bool>,
+    /// The cache, once read: key -> (algorithm, times).
+    table: Mutex<Option<BTreeMap<String, (Algorithm, Times)>>>,
+}
+
+impl Autotuner {
+    /// Off unless `WGPU_CONV_AUTOTUNE` is 1 (or true, on); an error for a value that is none of
+    /// 0, 1, true, false, on, off.
+    pub(crate) fn from_env() -> Result<Self> {
+        let enabled = match std::env::var("WGPU_CONV_AUTOTUNE") {
+            Err(_) => false,
+            Ok(v) => match v.trim().to_lowercase().as_str() {
+                "" | "0" | "false" | "off" => false,
+                "1" | "true" | "on" => true,
+                _ => {
+                    return Err(Error::InvalidOption(format!(
+                        "WGPU_CONV_AUTOTUNE={:?}: use 1 (on) or 0 (off)",
+                        v.chars().take(40).collect::<String>()
+                    )))
+                }
+            },
+        };
+        Ok(Self {
+            enabled: Mutex::new(enabled),
+            table: Mutex::new(None),
+        })
+    }
+}
+
+/// The directory the cache file lives in: `WGPU_CONV_CACHE_DIR`, else `wgpu-conv` under
+/// `XDG_CACHE_HOME`, `~/.cache` or `LOCALAPPDATA`; `None` where none is set (choices are then
+/// kept for the process only).
+pub fn cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(d) = var("WGPU_CONV_CACHE_DIR") {
+        return Some(d);
+    }
+    let base = var("XDG_CACHE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".cache")))
+        .or_else(|| var("LOCALAPPDATA"))?;
+    Some(base.join("wgpu-conv"))
+}
+
+/// The shape bucket of `g`: batch, height and width rounded up to powers of two; channels,
+/// kernel, stride, dilation, groups, padding and mode exact.
+fn bucket(g: &Conv2dGeometry, bias: bool) -> String {
+    let p2 = |v: usize| v.next_power_of_two();
+    format!(
+        "n{}c{}h{}w{}oc{}k{}x{}s{}x{}d{}x{}g{}p{},{},{},{}m{:?}{:?}b{}",
+        p2(g.n),
+        g.c,
+        p2(g.h),
+        p2(g.w),
+        g.oc,
+        g.kh,
+        g.kw,
+        g.stride.h,
+        g.stride.w,
+        g.dilation.h,
+        g.dilation.w,
+        g.groups,
+        g.pad_top,
+        g.pad_left,
+        g.pad_bottom,
+        g.pad_right,
+        g.padding_mode,
+        g.mode,
+        u8::from(bias)
+    )
+}
+
+/// One field of the key: no tabs or line breaks.
+fn field(s: &str) -> String {
+    s.replace(['\t', '\n', '\r'], " ")
+}
+
+fn parse_line(line: &str) -> Option<(String, (Algorithm, Times))> {
+    let mut parts = line.rsplitn(3, '\t');
+    let times = parts.next()?;
+    let algorithm: Algorithm = parts.next()?.parse().ok()?;
+    let key = parts.next()?.to_string();
+    let times = times
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let (a, s) = t.split_once('=')?;
+            Some((a.parse().ok()?, s.parse().ok()?))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((key, (algorithm, times)))
+}
+
+fn read_cache() -> BTreeMap<String, (Algorithm, Times)> {
+    let Some(path) = cache_dir().map(|d| d.join(CACHE_FILE)) else {
+        return BTreeMap::new();
+    };
+    // a missing or unreadable file is an empty cache; lines that do not parse are skipped
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(parse_line)
+        .collect()
+}
+
+/// Adds an entry to the cache file (read again first, so that other processes' entries are
+/// kept; written to a temporary file and renamed into place). Failing to write is not an error:
+/// the choice still holds for this process.
+fn write_entry(key: &str, algorithm: Algorithm, times: &[(Algorithm, f64)]) {
+    let Some(dir) = cache_dir() else {
+        return;
+    };
+    let mut table = read_cache();
+    table.insert(key.to_string(), (algorithm, times.to_vec()));
+    let mut text = String::from(
+        "# wgpu-conv autotuning cache: key (kernel set, adapter, driver, backend, op, shape \
+         bucket), algorithm, candidates' median seconds\n",
+    );
+    for (k, (a, t)) in &table {
+        let t: Vec<String> = t
+            .iter()
+            .map(|(a, s)| format!("{}={s:e}", a.name()))
+            .collect();
+        text.push_str(&format!("{k}\t{}\t{}\n", a.name(), t.join(",")));
+    }
+    let tmp = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&tmp, text))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(CACHE_FILE)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// Deterministic small-integer data (-2 ..= 2): the CPU reference is then exact, and any
+/// correct summation order on the device too.
+fn data(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i.wrapping_mul(7919).wrapping_add(seed * 104_729)) % 5) as f32 - 2.0)
+        .collect()
+}
+
+impl GpuContext {
+    /// Whether autotuning is on (`WGPU_CONV_AUTOTUNE` when the context was made, or
+    /// [`GpuContext::set_autotune`]).
+    pub fn autotune(&self) -> bool {
+        *self.tuner.enabled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Turns autotuning on or off for this context's later calls.
+    pub fn set_autotune(&self, on: bool) {
+        *self.tuner.enabled.lock().unwrap_or_else(|e| e.into_inner()) = on;
+    }
+
+    /// The key of `op` on `g` in the cache: kernel set, adapter, driver, backend, op, bucket.
+    fn tune_key(&self, op: Op, g: &Conv2dGeometry, bias: bool) -> String {
+        let info = self.adapter_info();
+        format!(
+            "{}\t{}\t{}\t{:?}\t{}\t{}",
+            kernels::kernel_set_version(),
+            field(&info.name),
+            field(&format!("{} {}", info.driver, info.driver_info)),
+            info.backend,
+            op.name(),
+            bucket(g, bias)
+        )
+    }
+
+    /// What autotuning chose for `op` (forward, weight or input gradient) on `g`: from the
+    /// cache, or measured now (and cached). `None` while autotuning is off, for other ops, or
+    /// where no candidate could be measured (an operand past the binding limit: such calls are
+    /// split, and their pieces are tuned).
+    pub fn autotuned(&self, op: Op, g: &Conv2dGeometry, bias: bool) -> Result<Option<Tuned>> {
+        if !self.autotune() || !matches!(op, Op::Forward | Op::WeightGrad | Op::InputGrad) {
+            return Ok(None);
+        }
+        let key = self.tune_key(op, g, bias);
+        {
+            let mut table = self.tuner.table.lock().unwrap_or_else(|e| e.into_inner());
+            let table = table.get_or_insert_with(read_cache);
+            if let Some((algorithm, times)) = table.get(&key) {
+                return Ok(Some(Tuned {
+                    algorithm: *algorithm,
+                    from_cache: true,
+                    times: times.clone(),
+                }));
+            }
+        }
+        let Some((algorithm, times)) = self.measure(op, g, bias)? else {
+            return Ok(None);
+        };
+        self.tuner
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.clone(), (algorithm, times.clone()));
+        write_entry(&key, algorithm, &times);
+        Ok(Some(Tuned {
+            algorithm,
+            from_cache: false,
+            times,
+        }))
+    }
+
+    /// The plan a call of `op` on `g` with `algorithm` records on this device (the first
+    /// piece's where an operand is split): the profile's choices, after autotuning where it is
+    /// on and `algorithm` is `Auto` (which may measure the candidates, as the call would).
+    pub fn plan(
+        &self,
+        op: Op,
+        g: &Conv2dGeometry,
+        bias: bool,
+        algorithm: Algorithm,
+    ) -> Result<kernels::Plan> {
+        let profile = self.profile();
+        match op {
+            Op::Forward => {
+                let a = self.tuned_algorithm(op, g, bias, algorithm)?;
+                crate::planning::plan_forward(g, bias, &profile, a)
+            }
+            Op::WeightGrad => {
+                let a = self.tuned_algorithm(op, g, false, algorithm)?;
+                crate::planning::plan_weight_grad(g, &profile, a)
+            }
+            Op::InputGrad => {
+                let a = self.tuned_algorithm(op, g, false, algorithm)?;
+                crate::planning::plan_input_grad(g, &profile, a)
+            }
+            Op::BiasGrad => crate::planning::plan_bias_grad(g, &profile),
+            other => Err(Error::InvalidOption(format!(
+                "no plan of {} for a convolution",
+                other.name()
+            ))),
+        }
+    }
+
+    /// `algorithm`, or where it is `Auto` and autotuning is on, the tuned one.
+    pub(crate) fn tuned_algorithm(
+        &self,
+        op: Op,
+        g: &Conv2dGeometry,
+        bias: bool,
+        algorithm: Algorithm,
+    ) -> Result<Algorithm> {
+        if algorithm != Algorithm::Auto {
+            return Ok(algorithm);
+        }
+        Ok(self
+            .autotuned(op, g, bias)?
+            .map_or(Algorithm::Auto, |t| t.algorithm))
+    }
+
+    /// Times each candidate algorithm of `op` on `g` (one checked run, then [`RUNS`] timed
+    /// ones) and returns the fastest that matched the CPU reference, with every candidate's
+    /// median; candidates whose plans are the same kernels are timed once. `None` where an
+    /// operand passes the binding limit.
+    fn measure(
+        &self,
+        op: Op,
+        g: &Conv2dGeometry,
+        bias: bool,
+    ) -> Result<Option<(Algorithm, Times)>> {
+        let limit = self.binding_limit();
+        let fits = |shape: [usize; 4]| (shape.iter().product::<usize>() as u64) * 4 <= limit;
+        if !fits(g.input_shape()) || !fits(g.weight_shape()) || !fits(g.output_shape()) {
+            return Ok(None);
+        }
+        let x = data(g.input_shape().iter().product(), 1);
+        let w = data(g.weight_shape().iter().product(), 2);
+        let gy = data(g.output_shape().iter().product(), 3);
+        let b = data(g.oc, 4);
+        let xg = self.upload_slice(&g.input_shape(), &x, "wgpu-conv: autotune x")?;
+        let wg = self.upload_slice(&g.weight_shape(), &w, "wgpu-conv: autotune w")?;
+        let gyg = self.upload_slice(&g.output_shape(), &gy, "wgpu-conv: autotune gy")?;
+        let bg = self.upload_slice(&[g.oc], &b, "wgpu-conv: autotune bias")?;
+        let out_shape = match op {
+            Op::Forward => g.output_shape(),
+            Op::WeightGrad => g.weight_shape(),
+            _ => g.input_shape(),
+        };
+        let out = self.empty(&out_shape, "wgpu-conv: autotune out")?;
+        let len: usize = out_shape.iter().product();
+        let idx: Vec<usize> = if len <= SAMPLES {
+            (0..len).collect()
+        } else {
+            (0..SAMPLES)
+                .map(|k| (k * 7_919_993 + k * k) % len)
+                .collect()
+        };
+        let reference = match op {
+            Op::Forward => cpu::sampled(&idx, |i| {
+                cpu::conv2d_forward_at(g, &x, &w, bias.then_some(b.as_slice()), i)
+            }),
+            Op::WeightGrad => cpu::sampled(&idx, |i| cpu::conv2d_weight_grad_at(g, &x, &gy, i)),
+            _ => cpu::sampled(&idx, |i| cpu::conv2d_input_grad_at(g, &w, &gy, i)),
+        };
+        let profile = self.profile();
+        let mut candidates = vec![Algorithm::Gpu, Algorithm::Gemm, Algorithm::Tiled];
+        if g.flops() < DIRECT_FLOP_LIMIT {
+            candidates.push(Algorithm::Direct);
+        }
+        // plans of the same kernels and dispatches are one candidate
+        let mut seen: Vec<(Vec<&'static str>, usize, u64, u64)> = Vec::new();
+        let mut times = Vec::new();
+        for a in candidates {
+            let plan = match op {
+                Op::Forward => kernels::plan_forward(g, bias, &profile, a)?,
+                Op::WeightGrad => kernels::plan_weight_grad(g, &profile, a)?,
+                _ => kernels::plan_input_grad(g, &profile, a)?,
+            };
+            let shape = (
+                plan.kernels(),
+                plan.dispatches(),
+                plan.max_invocations(),
+                plan.scratch_bytes(),
+            );
+            if seen.contains(&shape) {
+                continue;
+            }
+            seen.push(shape);
+            let operands: Vec<&wgpu::Buffer> = match op {
+                Op::Forward => vec![
+                    &xg.buffer(),
+                    &wg.buffer(),
+                    if bias {
+                        &bg.buffer()
+                    } else {
+                        &self.pipelines.zeros
+                    },
+                    &out.buffer(),
+                ],
+                Op::WeightGrad => vec![&xg.buffer(), &gyg.buffer(), &out.buffer()],
+                _ => vec![&wg.buffer(), &gyg.buffer(), &out.buffer()],
+            };
+            let run = |read: bool| -> Result<(Duration, Option<Vec<f32>>)> {
+                let mut encoder = self.encoder("wgpu-conv: autotune");
+                kernels::record(self, &mut encoder, &plan, &operands)?;
+                let t = Instant::now();
+                if read {
+                    let got = self.submit_and_read(encoder, &[out.buffer()])?.remove(0);
+                    return Ok((t.elapsed(), Some(got)));
+                }
+                self.queue.submit([encoder.finish()]);
+                self.device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| Error::DeviceLost(e.to_string()))?;
+                self.check_alive()?;
+                Ok((t.elapsed(), None))
+            };
+            let (_, got) = run(true)?;
+            let got = got.unwrap_or_default();
+            let picked: Vec<f32> = idx.iter().map(|&i| got[i]).collect();
+            if !cpu::compare(&picked, &reference).ok() {
+                // a candidate that disagrees with the reference is never chosen
+                continue;
+            }
+            let mut runs = Vec::with_capacity(RUNS);
+            for _ in 0..RUNS {
+                runs.push(run(false)?.0);
+            }
+            runs.sort();
+            times.push((a, runs[RUNS / 2].as_secs_f64()));
+        }
+        let best = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map(|t| t.0);
+        Ok(best.map(|a| (a, times)))
+    }
+}
