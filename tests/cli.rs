@@ -1082,7 +1082,10 @@ fn limits_and_environment_give_clear_errors() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("WGPU_CONV_AUTOTUNE=\"yes please\""), "{stderr}");
+    assert!(
+        stderr.contains("WGPU_CONV_AUTOTUNE=\"yes please\""),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     // no Metal on Linux: no adapters
