@@ -414,3 +414,50 @@ impl GpuContext {
         Ok(best.map(|a| (a, times)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::Conv2dOptions;
+
+    #[test]
+    fn cache_lines_round_trip_and_bad_lines_are_skipped() {
+        let times = vec![(Algorithm::Gpu, 0.25), (Algorithm::Gemm, 1.5e-3)];
+        let t: Vec<String> = times
+            .iter()
+            .map(|(a, s)| format!("{}={s:e}", a.name()))
+            .collect();
+        let line = format!(
+            "k1\tadapter x\tdriver\tVulkan\tforward\tb\tgemm\t{}",
+            t.join(",")
+        );
+        let (key, (a, back)) = parse_line(&line).unwrap();
+        assert_eq!(key, "k1\tadapter x\tdriver\tVulkan\tforward\tb");
+        assert_eq!(a, Algorithm::Gemm);
+        assert_eq!(back, times);
+        for bad in [
+            "",
+            "# comment",
+            "key\tnonsense\tgpu=1",
+            "key\tgpu\tgpu=x",
+            "no tabs",
+        ] {
+            assert!(parse_line(bad).is_none(), "{bad:?} parsed");
+        }
+        assert_eq!(field("a\tb\nc"), "a b c");
+    }
+
+    #[test]
+    fn buckets_round_batch_and_image_sizes_up_to_powers_of_two_only() {
+        let o = Conv2dOptions::new().padding(1);
+        let g = |x: [usize; 4], w: [usize; 4]| o.resolve(x, w).unwrap();
+        let a = bucket(&g([3, 8, 12, 9], [4, 8, 3, 3]), false);
+        assert_eq!(a, bucket(&g([4, 8, 16, 16], [4, 8, 3, 3]), false));
+        assert_ne!(a, bucket(&g([4, 8, 17, 16], [4, 8, 3, 3]), false));
+        assert_ne!(a, bucket(&g([3, 8, 12, 9], [5, 8, 3, 3]), false));
+        assert_ne!(a, bucket(&g([3, 8, 12, 9], [4, 8, 3, 3]), true));
+        let v = kernels::kernel_set_version();
+        assert!(v.starts_with("kernels-") && v.len() == 24, "{v}");
+        assert_eq!(v, kernels::kernel_set_version());
+    }
+}

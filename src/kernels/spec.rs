@@ -128,15 +128,18 @@ pub(crate) const SPECS: &[&KernelSpec] = &[
 /// Storage buffers per shader stage a device must allow: the most any required kernel binds.
 /// The kernel set's version: a hash (64-bit FNV-1a) of every kernel's name and source, so that
 /// autotuning's cached choices are dropped whenever a kernel changes.
-pub(crate) fn kernel_set_version() -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for spec in SPECS {
-        for b in spec.name.bytes().chain(spec.source.bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+pub(crate) fn kernel_set_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for spec in SPECS {
+            for b in spec.name.bytes().chain(spec.source.bytes()) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
         }
-    }
-    format!("kernels-{h:016x}")
+        format!("kernels-{h:016x}")
+    })
 }
 
 pub(crate) fn required_storage_buffers() -> u32 {
