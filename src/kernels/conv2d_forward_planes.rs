@@ -109,8 +109,8 @@ pub(crate) fn direct_pad_left(g: &Conv2dGeometry) -> Option<usize> {
 /// How a planes kernel reads its input (see `shaders/conv2d_planes_common.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Read {
-    /// Copy 0 of the padded copies (see `shaders/conv2d_gemm_common.wgsl`): the input itself
-    /// where it is its own copy (nothing padded, rows of whole vec4s).
+    /// Copy 0 of the padded copies (see `shaders/conv2d_gemm_common.wgsl`), which the planner
+    /// uses only where the input is its own copy (nothing padded, rows of whole vec4s).
     Copy(Buf),
     /// Vec4s of the unpadded input itself, with this much zero padding on the left.
     Direct { pad_left: usize, x: Buf },
@@ -142,8 +142,7 @@ impl Read {
     /// For the plan's reasons.
     pub(crate) fn describe(self) -> &'static str {
         match self {
-            Read::Copy(Buf::Operand(_)) => "the input itself (nothing to pad, rows of whole vec4s)",
-            Read::Copy(_) => "a padded copy",
+            Read::Copy(_) => "the input itself (nothing to pad, rows of whole vec4s)",
             Read::Direct { .. } => "vec4s of the input itself (zero padding, rows of whole vec4s)",
             Read::Floats(_) => "floats of the input itself, through the padding (no copy)",
         }
