@@ -36,6 +36,8 @@ pub struct GpuContext {
     pub(crate) stamps: Mutex<Option<crate::timing::Stamps>>,
     /// Autotuning's switch and cache.
     pub(crate) tuner: crate::autotune::Autotuner,
+    /// Idle buffers for blocking calls to reuse.
+    pub(crate) pool: crate::pool::Pool,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -253,6 +255,7 @@ impl GpuContext {
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
             stamps: Mutex::new(None),
             tuner: crate::autotune::Autotuner::from_env()?,
+            pool: crate::pool::Pool::default(),
             info,
         })
     }
@@ -363,24 +366,23 @@ impl GpuContext {
         mut encoder: wgpu::CommandEncoder,
         outputs: &[&wgpu::Buffer],
     ) -> Result<Vec<Vec<f32>>> {
-        let staging: Vec<wgpu::Buffer> = outputs
+        let staging: Vec<(wgpu::Buffer, u64)> = outputs
             .iter()
             .map(|b| {
-                let s = self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("wgpu-conv: readback staging"),
-                    size: b.size(),
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
+                let s = self.pooled(
+                    "wgpu-conv: readback staging",
+                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    b.size(),
+                );
                 encoder.copy_buffer_to_buffer(b, 0, &s, 0, b.size());
-                s
+                (s, b.size())
             })
             .collect();
         self.queue.submit([encoder.finish()]);
         let mut receivers = Vec::with_capacity(staging.len());
-        for s in &staging {
+        for (s, len) in &staging {
             let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-            s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            s.slice(..*len).map_async(wgpu::MapMode::Read, move |r| {
                 let _ = tx.send(r);
             });
             receivers.push(rx);
@@ -393,14 +395,14 @@ impl GpuContext {
             })?;
         self.check_alive()?;
         let mut out = Vec::with_capacity(staging.len());
-        for (s, rx) in staging.iter().zip(receivers) {
+        for ((s, len), rx) in staging.iter().zip(receivers) {
             match pollster::block_on(rx.receive()) {
                 Some(Ok(())) => {}
                 Some(Err(e)) => return Err(Error::Readback(e.to_string())),
                 None => return Err(Error::Readback("the map callback never ran".into())),
             }
             let view = s
-                .slice(..)
+                .slice(..*len)
                 .get_mapped_range()
                 .map_err(|e| Error::Readback(e.to_string()))?;
             let floats = bytemuck::cast_slice::<u8, f32>(&view);

@@ -200,15 +200,17 @@ impl Sequential {
 
     /// The forward pass through every layer (one submission).
     pub fn forward(&self, ctx: &GpuContext, x: &Tensor) -> Result<Tensor> {
-        ctx.scoped("sequential forward", || {
-            let (enc, acts, _) = self.record_forward(ctx, x)?;
-            let last = acts
-                .last()
-                .ok_or_else(|| Error::shape("an empty Sequential"))?;
-            let mut out = ctx.submit_and_read(enc, &[last.buffer()])?;
-            let mut d = out.pop().unwrap_or_default();
-            d.truncate(last.len());
-            Tensor::new(last.shape().to_vec(), d)
+        ctx.leased(|| {
+            ctx.scoped("sequential forward", || {
+                let (enc, acts, _) = self.record_forward(ctx, x)?;
+                let last = acts
+                    .last()
+                    .ok_or_else(|| Error::shape("an empty Sequential"))?;
+                let mut out = ctx.submit_and_read(enc, &[last.buffer()])?;
+                let mut d = out.pop().unwrap_or_default();
+                d.truncate(last.len());
+                Tensor::new(last.shape().to_vec(), d)
+            })
         })
     }
 
@@ -258,68 +260,70 @@ impl Sequential {
         x: &Tensor,
         grad_output: &Tensor,
     ) -> Result<SequentialGrads> {
-        ctx.scoped("sequential backward", || {
-            let (mut enc, acts, params) = self.record_forward(ctx, x)?;
-            let out = acts.last().expect("at least one layer");
-            if grad_output.len() != out.len() {
-                return Err(Error::shape(format!(
-                    "grad_output has {} elements, the last output {:?}",
-                    grad_output.len(),
-                    out.shape()
-                )));
-            }
-            let mut gy =
-                ctx.upload_slice(out.shape(), grad_output.data(), "sequential: grad_output")?;
-            let mut grads = Vec::new();
-            for (i, (g, w, b)) in params.iter().enumerate().rev() {
-                let gw = ctx.empty(&g.weight_shape(), "sequential: grad_weight")?;
-                let gb = b
-                    .as_ref()
-                    .map(|_| ctx.empty(&[g.oc, 1, 1, 1], "sequential: grad_bias"))
-                    .transpose()?;
-                let gx = ctx.empty(&g.input_shape(), "sequential: grad_input")?;
-                ctx.record_backward(
-                    &mut enc,
-                    g,
-                    &acts[i],
-                    w,
-                    &gy,
-                    Some(&gw),
-                    Some(&gx),
-                    gb.as_ref(),
-                )?;
-                grads.push((gw, gb));
-                gy = gx;
-            }
-            grads.reverse();
-            let mut bufs: Vec<&wgpu::Buffer> = vec![gy.buffer()];
-            for (gw, gb) in &grads {
-                bufs.push(gw.buffer());
-                if let Some(gb) = gb {
-                    bufs.push(gb.buffer());
+        ctx.leased(|| {
+            ctx.scoped("sequential backward", || {
+                let (mut enc, acts, params) = self.record_forward(ctx, x)?;
+                let out = acts.last().expect("at least one layer");
+                if grad_output.len() != out.len() {
+                    return Err(Error::shape(format!(
+                        "grad_output has {} elements, the last output {:?}",
+                        grad_output.len(),
+                        out.shape()
+                    )));
                 }
-            }
-            let mut data = ctx.submit_and_read(enc, &bufs)?.into_iter();
-            let mut next = |len: usize, shape: Vec<usize>| -> Result<Tensor> {
-                let mut d = data.next().unwrap_or_default();
-                d.truncate(len);
-                Tensor::new(shape, d)
-            };
-            let input = next(x.len(), x.shape().to_vec())?;
-            let mut layers = Vec::new();
-            for (l, (gw, gb)) in self.layers.iter().zip(&grads) {
-                let weight = next(gw.len(), l.weight.shape().to_vec())?;
-                let bias = match gb {
-                    Some(gb) => Some(next(gb.len(), vec![gb.len()])?),
-                    None => None,
+                let mut gy =
+                    ctx.upload_slice(out.shape(), grad_output.data(), "sequential: grad_output")?;
+                let mut grads = Vec::new();
+                for (i, (g, w, b)) in params.iter().enumerate().rev() {
+                    let gw = ctx.empty(&g.weight_shape(), "sequential: grad_weight")?;
+                    let gb = b
+                        .as_ref()
+                        .map(|_| ctx.empty(&[g.oc, 1, 1, 1], "sequential: grad_bias"))
+                        .transpose()?;
+                    let gx = ctx.empty(&g.input_shape(), "sequential: grad_input")?;
+                    ctx.record_backward(
+                        &mut enc,
+                        g,
+                        &acts[i],
+                        w,
+                        &gy,
+                        Some(&gw),
+                        Some(&gx),
+                        gb.as_ref(),
+                    )?;
+                    grads.push((gw, gb));
+                    gy = gx;
+                }
+                grads.reverse();
+                let mut bufs: Vec<&wgpu::Buffer> = vec![gy.buffer()];
+                for (gw, gb) in &grads {
+                    bufs.push(gw.buffer());
+                    if let Some(gb) = gb {
+                        bufs.push(gb.buffer());
+                    }
+                }
+                let mut data = ctx.submit_and_read(enc, &bufs)?.into_iter();
+                let mut next = |len: usize, shape: Vec<usize>| -> Result<Tensor> {
+                    let mut d = data.next().unwrap_or_default();
+                    d.truncate(len);
+                    Tensor::new(shape, d)
                 };
-                layers.push(Conv2dGrads {
-                    weight: Some(weight),
-                    input: None,
-                    bias,
-                });
-            }
-            Ok(SequentialGrads { layers, input })
+                let input = next(x.len(), x.shape().to_vec())?;
+                let mut layers = Vec::new();
+                for (l, (gw, gb)) in self.layers.iter().zip(&grads) {
+                    let weight = next(gw.len(), l.weight.shape().to_vec())?;
+                    let bias = match gb {
+                        Some(gb) => Some(next(gb.len(), vec![gb.len()])?),
+                        None => None,
+                    };
+                    layers.push(Conv2dGrads {
+                        weight: Some(weight),
+                        input: None,
+                        bias,
+                    });
+                }
+                Ok(SequentialGrads { layers, input })
+            })
         })
     }
 }

@@ -1,7 +1,5 @@
 //! Tensors on the device and the blocking, one-submission-per-call operations.
 
-use wgpu::util::DeviceExt;
-
 use crate::context::GpuContext;
 use crate::error::{Error, Limit, Result};
 use crate::grads::{Conv2dGrads, RawGrads, Wanted};
@@ -116,22 +114,22 @@ impl GpuContext {
         } else {
             bytemuck::cast_slice(data)
         };
-        let buffer = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-            });
+        let buffer = self.pooled(
+            label,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            contents.len() as u64,
+        );
+        self.queue.write_buffer(&buffer, 0, contents);
         Ok(GpuTensor {
             buffer,
             shape: shape.to_vec(),
         })
     }
 
-    /// A device tensor of the given shape (contents zero).
+    /// A device tensor of the given shape (contents zero; inside the library's own blocking
+    /// calls, a pooled buffer that the call overwrites).
     pub fn empty(&self, shape: &[usize], label: &str) -> Result<GpuTensor> {
         let len: usize = shape.iter().product();
         Ok(GpuTensor {
@@ -142,18 +140,21 @@ impl GpuContext {
 
     pub(crate) fn scratch_buffer(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
         let size = self.check_binding(len, label)?;
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: wgpu::BufferUsages::STORAGE
+        Ok(self.pooled(
+            label,
+            wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        }))
+            size,
+        ))
     }
 
     /// Copies device tensors back (one submission, one wait).
     pub fn download(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
+        self.leased(|| self.download_now(tensors))
+    }
+
+    fn download_now(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
         let _turn = self.serialized();
         let encoder = self
             .device
@@ -358,6 +359,17 @@ impl GpuContext {
         bias: Option<&[f32]>,
         algorithm: Algorithm,
     ) -> Result<Vec<f32>> {
+        self.leased(|| self.forward_now(g, x, w, bias, algorithm))
+    }
+
+    fn forward_now(
+        &self,
+        g: &Conv2dGeometry,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        algorithm: Algorithm,
+    ) -> Result<Vec<f32>> {
         self.scoped("conv2d_forward", || {
             let xg = self.upload_slice(&g.input_shape(), x, "conv2d_forward: input")?;
             let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_forward: weight")?;
@@ -470,6 +482,18 @@ impl GpuContext {
 
     /// One submission: upload, the wanted gradients, read back. The operands must fit.
     pub(crate) fn backward_raw(
+        &self,
+        g: &Conv2dGeometry,
+        x: &[f32],
+        w: &[f32],
+        gy: &[f32],
+        wanted: Wanted,
+        algorithm: Algorithm,
+    ) -> Result<RawGrads> {
+        self.leased(|| self.backward_now(g, x, w, gy, wanted, algorithm))
+    }
+
+    fn backward_now(
         &self,
         g: &Conv2dGeometry,
         x: &[f32],

@@ -36,6 +36,10 @@ struct Data {
     x: Vec<f32>,
     w: Vec<f32>,
     gy: Vec<f32>,
+    /// the same values as host tensors, for whole calls
+    xt: Tensor,
+    wt: Tensor,
+    gyt: Tensor,
     xg: GpuTensor,
     wg: GpuTensor,
     gyg: GpuTensor,
@@ -121,26 +125,160 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Median wall time of `runs` submissions (each recorded before its clock starts, waited on to
-/// the end), and, where the device has timestamp queries, the median GPU time of as many more.
+/// What the timed loop measured.
+struct Timing {
+    /// median wall time of a recorded operation, submitted and waited on
+    kernel: Duration,
+    /// median wall time of a whole blocking call (upload, dispatch, readback), where timed
+    call: Option<Duration>,
+    /// median over the pairs of (whole call / kernel run), the two run one after the other
+    call_over_kernel: Option<f64>,
+    /// median of the floor's round trips, and over the pairs of (whole call / floor)
+    floor: Option<(Duration, f64)>,
+    /// median GPU time (timestamp queries), where the device has them
+    gpu: Option<Duration>,
+}
+
+/// The floor of a blocking call on this device: a naive one-buffer kernel (each float of the
+/// buffer incremented in place) whose data is written, dispatched and read back; its pipeline
+/// and buffers are made once, so a round trip is only the write, the submission, the wait and
+/// the read.
+struct Floor {
+    pipeline: wgpu::ComputePipeline,
+    group: wgpu::BindGroup,
+    buf: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    data: Vec<f32>,
+}
+
+const FLOOR_SHADER: &str = "@group(0) @binding(0) var<storage, read_write> v: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if id.x < arrayLength(&v) {
+        v[id.x] = v[id.x] + 1.0;
+    }
+}";
+
+impl Floor {
+    fn new(ctx: &GpuContext, len: usize) -> Self {
+        let device = ctx.device();
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("bench floor"),
+            source: wgpu::ShaderSource::Wgsl(FLOOR_SHADER.into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("bench floor"),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let bytes = (len.max(1) * 4) as u64;
+        let buffer = |usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("bench floor"),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        use wgpu::BufferUsages as U;
+        let buf = buffer(U::STORAGE | U::COPY_DST | U::COPY_SRC);
+        let staging = buffer(U::MAP_READ | U::COPY_DST);
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("bench floor"),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: buf.as_entire_binding(),
+            }],
+        });
+        Floor {
+            pipeline,
+            group,
+            buf,
+            staging,
+            data: vec![1.0; len.max(1)],
+        }
+    }
+
+    /// One round trip: write, dispatch, copy, submit, wait, read.
+    fn round_trip(&self, ctx: &GpuContext) -> Result<Duration> {
+        let t = Instant::now();
+        ctx.queue()
+            .write_buffer(&self.buf, 0, bytemuck::cast_slice(&self.data));
+        let mut enc = ctx.encoder("bench floor");
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &self.group, &[]);
+            pass.dispatch_workgroups((self.data.len() as u32).div_ceil(64), 1, 1);
+        }
+        enc.copy_buffer_to_buffer(&self.buf, 0, &self.staging, 0, self.buf.size());
+        ctx.queue().submit([enc.finish()]);
+        let slice = self.staging.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        ctx.device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow::anyhow!("floor round trip: {e}"))?;
+        let first = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| anyhow::anyhow!("floor round trip: {e}"))?;
+            bytemuck::cast_slice::<u8, f32>(&view)[0]
+        };
+        self.staging.unmap();
+        if first != 2.0 {
+            bail!("the floor kernel computed {first}, not 2");
+        }
+        Ok(t.elapsed())
+    }
+}
+
+/// One kernel run: recorded before its clock starts, submitted and waited on to the end.
+fn kernel_run(ctx: &GpuContext, d: &Data, op: Op, algorithm: Algorithm) -> Result<Duration> {
+    let mut enc = ctx.encoder("bench");
+    record(ctx, d, op, algorithm, &mut enc)?;
+    let t = Instant::now();
+    ctx.submit_and_wait(enc)?;
+    Ok(t.elapsed())
+}
+
+/// `runs` kernel runs, each followed by a whole blocking call and a round trip of the floor
+/// where `calls` (so that the machine's drift cancels in their ratios), after one untimed run
+/// of each; then, where the device has timestamp queries, the GPU time of as many more kernel
+/// runs.
 fn time(
     ctx: &GpuContext,
     d: &Data,
     op: Op,
     algorithm: Algorithm,
     runs: usize,
-) -> Result<(Duration, Option<Duration>)> {
-    // one untimed run to warm caches and pipelines
-    let mut enc = ctx.encoder("bench warm-up");
-    record(ctx, d, op, algorithm, &mut enc)?;
-    ctx.submit_and_wait(enc)?;
-    let mut times = Vec::with_capacity(runs);
+    calls: Option<&BenchShape>,
+) -> Result<Timing> {
+    kernel_run(ctx, d, op, algorithm)?;
+    let floor = calls.map(|_| Floor::new(ctx, d.out.len()));
+    if let (Some(s), Some(f)) = (calls, &floor) {
+        call(ctx, s, d, op)?;
+        f.round_trip(ctx)?;
+    }
+    let mut kernels = Vec::with_capacity(runs);
+    let mut whole = Vec::with_capacity(runs);
+    let mut ratios = Vec::with_capacity(runs);
+    let mut floors = Vec::with_capacity(runs);
+    let mut over_floor = Vec::with_capacity(runs);
     for _ in 0..runs {
-        let mut enc = ctx.encoder("bench");
-        record(ctx, d, op, algorithm, &mut enc)?;
-        let t = Instant::now();
-        ctx.submit_and_wait(enc)?;
-        times.push(t.elapsed());
+        let k = kernel_run(ctx, d, op, algorithm)?;
+        kernels.push(k);
+        if let (Some(s), Some(f)) = (calls, &floor) {
+            let c = call(ctx, s, d, op)?;
+            let fl = f.round_trip(ctx)?;
+            whole.push(c);
+            floors.push(fl);
+            ratios.push(c.as_secs_f64() / k.as_secs_f64().max(1e-9));
+            over_floor.push(c.as_secs_f64() / fl.as_secs_f64().max(1e-9));
+        }
     }
     let mut gpu = Vec::with_capacity(runs);
     if ctx.has_timestamps() {
@@ -159,8 +297,16 @@ fn time(
             }
         }
     }
-    let gpu = (gpu.len() == runs && runs > 0).then(|| median(gpu));
-    Ok((median(times), gpu))
+    ratios.sort_by(f64::total_cmp);
+    over_floor.sort_by(f64::total_cmp);
+    let floor = (!floors.is_empty()).then(|| (median(floors), over_floor[over_floor.len() / 2]));
+    Ok(Timing {
+        floor,
+        kernel: median(kernels),
+        call: (!whole.is_empty()).then(|| median(whole)),
+        call_over_kernel: ratios.get(ratios.len() / 2).copied(),
+        gpu: (gpu.len() == runs && runs > 0).then(|| median(gpu)),
+    })
 }
 
 /// CPU reference throughput (GFLOP/s) on the whole shape, or why it was skipped.
@@ -192,6 +338,10 @@ pub struct Row {
     /// median GPU time (timestamp queries), where the device has them
     gpu_s: Option<f64>,
     call_us: f64,
+    /// median over alternating pairs of (whole call / kernel run)
+    call_over_kernel: f64,
+    /// the floor's round trip (µs) and median of (whole call / floor)
+    floor: Option<(f64, f64)>,
     direct: Option<(f64, f64)>,
     cpu: std::result::Result<f64, String>,
     plan: Plan,
@@ -221,6 +371,9 @@ fn prepare(ctx: &GpuContext, s: &BenchShape, op: Op) -> Result<Data> {
         wg: ctx.upload(&Tensor::new(g.weight_shape().to_vec(), w.clone())?)?,
         gyg: ctx.upload(&Tensor::new(g.output_shape().to_vec(), gy.clone())?)?,
         out: ctx.empty(&out_shape, "bench: output")?,
+        xt: Tensor::new(s.input.to_vec(), x.clone())?,
+        wt: Tensor::new(s.weight.to_vec(), w.clone())?,
+        gyt: Tensor::new(g.output_shape().to_vec(), gy.clone())?,
         g,
         x,
         w,
@@ -228,43 +381,25 @@ fn prepare(ctx: &GpuContext, s: &BenchShape, op: Op) -> Result<Data> {
     })
 }
 
-/// Per-call latency of the blocking API (upload, dispatch, readback), median over `runs`.
-fn call_latency(ctx: &GpuContext, s: &BenchShape, d: &Data, op: Op, runs: usize) -> Result<f64> {
-    let x = Tensor::new(s.input.to_vec(), d.x.clone())?;
-    let w = Tensor::new(s.weight.to_vec(), d.w.clone())?;
-    let gy = Tensor::new(d.g.output_shape().to_vec(), d.gy.clone())?;
-    let mut times = Vec::new();
-    for _ in 0..runs.max(1) {
-        let t = Instant::now();
-        match op {
-            Op::Forward => drop(ctx.conv2d(&x, &w, None, &s.options)?),
-            Op::WeightGrad => drop(ctx.conv2d_backward(
-                &x,
-                &w,
-                &gy,
-                &s.options,
-                wgpu_conv::Wanted {
-                    weight: true,
-                    input: false,
-                    bias: false,
-                },
-            )?),
-            Op::InputGrad => drop(ctx.conv2d_backward(
-                &x,
-                &w,
-                &gy,
-                &s.options,
-                wgpu_conv::Wanted {
-                    weight: false,
-                    input: true,
-                    bias: false,
-                },
-            )?),
-            other => bail!("bench does not time {}", other.name()),
+/// One whole blocking call (upload, dispatch, readback) of `op` on the shape's data.
+fn call(ctx: &GpuContext, s: &BenchShape, d: &Data, op: Op) -> Result<Duration> {
+    let wanted = |weight, input| wgpu_conv::Wanted {
+        weight,
+        input,
+        bias: false,
+    };
+    let t = Instant::now();
+    match op {
+        Op::Forward => drop(ctx.conv2d(&d.xt, &d.wt, None, &s.options)?),
+        Op::WeightGrad => {
+            drop(ctx.conv2d_backward(&d.xt, &d.wt, &d.gyt, &s.options, wanted(true, false))?)
         }
-        times.push(t.elapsed());
+        Op::InputGrad => {
+            drop(ctx.conv2d_backward(&d.xt, &d.wt, &d.gyt, &s.options, wanted(false, true))?)
+        }
+        other => bail!("bench does not time {}", other.name()),
     }
-    Ok(median(times).as_secs_f64() * 1e6)
+    Ok(t.elapsed())
 }
 
 /// Runs the benchmark and prints the table (or JSON lines).
@@ -296,8 +431,18 @@ pub fn run(
         };
         println!("adapter: {}, {family} kernels; {stamps}", ctx.describe());
         println!(
-            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>11} {:>22} {:>10}  kernel",
-            "shape", "op", "median", "GFLOP/s", "GPU time", "call", "direct kernel", "CPU ref"
+            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>11} {:>6} {:>11} {:>6} {:>22} {:>10}  kernel",
+            "shape",
+            "op",
+            "median",
+            "GFLOP/s",
+            "GPU time",
+            "call",
+            "c/k",
+            "floor",
+            "c/f",
+            "direct kernel",
+            "CPU ref"
         );
     }
     let total = (picked.len() * ops.len()) as u64;
@@ -308,12 +453,12 @@ pub fn run(
             // autotuning (where it is on) measures here, before anything is timed
             let tuned = ctx.autotuned(op, &d.g, false)?;
             check(ctx, &d, op, Algorithm::Auto)?;
-            let (t, gpu) = time(ctx, &d, op, Algorithm::Auto, runs)?;
-            let t = t.as_secs_f64();
+            let timing = time(ctx, &d, op, Algorithm::Auto, runs, Some(s))?;
+            let t = timing.kernel.as_secs_f64();
             let direct_fig = if direct && op != Op::InputGrad {
                 check(ctx, &d, op, Algorithm::Direct)?;
-                let td = time(ctx, &d, op, Algorithm::Direct, runs.min(3))?
-                    .0
+                let td = time(ctx, &d, op, Algorithm::Direct, runs.min(3), None)?
+                    .kernel
                     .as_secs_f64();
                 Some((td, d.g.flops() / td / 1e9))
             } else {
@@ -324,8 +469,10 @@ pub fn run(
                 op: op.name(),
                 median_s: t,
                 gflops: d.g.flops() / t / 1e9,
-                gpu_s: gpu.map(|g| g.as_secs_f64()),
-                call_us: call_latency(ctx, s, &d, op, runs.min(5))?,
+                gpu_s: timing.gpu.map(|g| g.as_secs_f64()),
+                call_us: timing.call.map_or(0.0, |c| c.as_secs_f64() * 1e6),
+                call_over_kernel: timing.call_over_kernel.unwrap_or(f64::NAN),
+                floor: timing.floor.map(|(f, r)| (f.as_secs_f64() * 1e6, r)),
                 direct: direct_fig,
                 cpu: cpu_gflops(&d, op),
                 plan: plan_of(ctx, &d.g, op, false)?,
@@ -349,6 +496,12 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
         let cpu = match &r.cpu {
             Ok(g) => format!(",\"cpu_gflops\":{g:.3}"),
             Err(note) => format!(",\"cpu_gflops\":null,\"cpu_note\":\"{}\"", esc(note)),
+        };
+        let floor = match r.floor {
+            Some((us, ratio)) => {
+                format!(",\"floor_us\":{us:.1},\"call_over_floor\":{ratio:.3}")
+            }
+            None => String::new(),
         };
         let gpu = match r.gpu_s {
             Some(s) => format!(",\"gpu_median_s\":{s:.6e}"),
@@ -376,12 +529,13 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             r.plan.scratch_bytes()
         );
         println!(
-            "{{\"shape\":\"{}\",\"op\":\"{}\",\"median_s\":{:.6e},\"gflops\":{:.3}{gpu},\"call_us\":{:.1}{direct}{cpu}{plan},\"adapter\":\"{}\",\"backend\":\"{}\",\"driver\":\"{}\"}}",
+            "{{\"shape\":\"{}\",\"op\":\"{}\",\"median_s\":{:.6e},\"gflops\":{:.3}{gpu},\"call_us\":{:.1},\"call_over_kernel\":{:.3}{floor}{direct}{cpu}{plan},\"adapter\":\"{}\",\"backend\":\"{}\",\"driver\":\"{}\"}}",
             r.shape,
             r.op,
             r.median_s,
             r.gflops,
             r.call_us,
+            r.call_over_kernel,
             esc(adapter),
             esc(backend),
             esc(driver)
@@ -400,13 +554,16 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             None => "-".to_string(),
         };
         println!(
-            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>11} {:>8.0} us {:>22} {:>10}  {}{}",
+            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>11} {:>8.0} us {:>6.2} {:>8.0} us {:>6.2} {:>22} {:>10}  {}{}",
             r.shape,
             r.op,
             r.median_s * 1e3,
             r.gflops,
             gpu,
             r.call_us,
+            r.call_over_kernel,
+            r.floor.map_or(f64::NAN, |f| f.0),
+            r.floor.map_or(f64::NAN, |f| f.1),
             direct,
             cpu,
             r.plan.main_kernel().unwrap_or("-"),

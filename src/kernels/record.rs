@@ -2,8 +2,6 @@
 //! uniform at its own dynamic offset, one bind group per pass, and one compute pass for the
 //! whole operation.
 
-use wgpu::util::DeviceExt;
-
 use super::plan::{Buf, Plan};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
@@ -30,15 +28,13 @@ pub(crate) fn record(
             if s.uniform {
                 usage |= wgpu::BufferUsages::UNIFORM;
             }
-            ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(s.label),
-                size: s
-                    .bytes
+            ctx.pooled(
+                s.label,
+                usage,
+                s.bytes
                     .max(MIN_BUFFER_BYTES)
                     .next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
-                usage,
-                mapped_at_creation: false,
-            })
+            )
         })
         .collect();
     for (s, b) in plan.scratch.iter().zip(&scratch) {
@@ -74,13 +70,12 @@ pub(crate) fn record(
         }
         offsets.push(pass_offsets);
     }
-    let uniforms = ctx
-        .device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("wgpu-conv: uniforms"),
-            contents: &bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+    let uniforms = ctx.pooled(
+        "wgpu-conv: uniforms",
+        wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        bytes.len() as u64,
+    );
+    ctx.queue.write_buffer(&uniforms, 0, &bytes);
 
     let mut bound = Vec::with_capacity(plan.passes.len());
     for pass in &plan.passes {
