@@ -76,6 +76,9 @@ pub enum Error {
     /// Mapping a buffer for readback failed.
     #[error("reading results back from the GPU failed: {0}")]
     Readback(String),
+    /// A caller's buffer cannot hold a tensor ([`crate::GpuTensor::from_buffer`]).
+    #[error("unusable buffer: {0}")]
+    UnusableBuffer(String),
 }
 
 /// A limit that an operation can pass (see [`Error::TooLarge`]).

@@ -33,6 +33,35 @@ impl GpuTensor {
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
+
+    /// Wraps a buffer the caller already has (made on the same device as the context it is
+    /// used with), so that a wgpu program can run this crate's kernels on its data without a
+    /// trip through the CPU: the `record_*` API reads and writes it in the caller's own
+    /// encoder. It must have `STORAGE` usage (and `COPY_SRC` for [`GpuContext::download`]) and
+    /// hold at least the shape's `f32`s; anything else is [`Error::UnusableBuffer`].
+    pub fn from_buffer(buffer: wgpu::Buffer, shape: &[usize]) -> Result<Self> {
+        let usage = buffer.usage();
+        if !usage.contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::UnusableBuffer(format!(
+                "its usage {usage:?} lacks STORAGE, which the kernels bind"
+            )));
+        }
+        let elements = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| Error::shape(format!("shape {shape:?} overflows")))?;
+        let need = (elements as u64).saturating_mul(4);
+        if buffer.size() < need {
+            return Err(Error::UnusableBuffer(format!(
+                "{} bytes hold fewer than the {elements} f32s of shape {shape:?} ({need} bytes)",
+                buffer.size()
+            )));
+        }
+        Ok(GpuTensor {
+            buffer,
+            shape: shape.to_vec(),
+        })
+    }
 }
 
 /// Checks a convolution's operands and resolves its geometry. The input is rank 4 `(N,C,H,W)`,
@@ -155,6 +184,15 @@ impl GpuContext {
     }
 
     fn download_now(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
+        if let Some(t) = tensors
+            .iter()
+            .find(|t| !t.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC))
+        {
+            return Err(Error::UnusableBuffer(format!(
+                "a tensor of shape {:?} cannot be read back: its buffer lacks COPY_SRC usage",
+                t.shape
+            )));
+        }
         let _turn = self.serialized();
         let encoder = self
             .device

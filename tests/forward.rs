@@ -7,7 +7,8 @@ use common::{assert_within, case_data, cases, ctx, Rng};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use wgpu_conv::{
-    cpu, geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, Error, Padding, PaddingMode, Tensor,
+    cpu, geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, Error, GpuTensor, Padding,
+    PaddingMode, Tensor,
 };
 
 const ALGORITHMS: [Algorithm; 4] = Algorithm::ALL;
@@ -463,4 +464,89 @@ fn time_on_gpu_times_the_recorded_work_and_leaves_results_intact() {
         .time_on_gpu(|enc| c.record_forward(enc, &g, &xg, &wg, None, &y))
         .unwrap();
     assert_eq!(again.is_some(), c.has_timestamps());
+}
+
+/// A wgpu program's own buffers: `GpuTensor::from_buffer` wraps them, and this crate's forward
+/// pass records into the caller's encoder after the caller's own compute pass (which doubles
+/// the input in place), in one submission; unusable buffers are typed errors.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn the_callers_buffers_and_encoder_carry_this_crates_pass() {
+    use wgpu::BufferUsages as U;
+    let c = ctx();
+    let device = c.device();
+    let (xs, ws) = ([1usize, 2, 7, 9], [3usize, 2, 3, 3]);
+    let opts = Conv2dOptions::new().padding(1);
+    let g = opts.resolve(xs, ws).unwrap();
+    let mut rng = Rng::new(77);
+    let x = rng.vec(xs.iter().product());
+    let w = rng.vec(ws.iter().product());
+    let buffer = |bytes: usize, usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("the caller's"),
+            size: bytes as u64,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let xb = buffer(x.len() * 4, U::STORAGE | U::COPY_DST);
+    c.queue().write_buffer(&xb, 0, bytemuck::cast_slice(&x));
+    let yb = buffer(
+        g.output_shape().iter().product::<usize>() * 4,
+        U::STORAGE | U::COPY_SRC,
+    );
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("the caller's kernel"),
+        source: wgpu::ShaderSource::Wgsl(
+            "@group(0) @binding(0) var<storage, read_write> v: array<f32>;
+             @compute @workgroup_size(64)
+             fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+                 if id.x < arrayLength(&v) { v[id.x] = 2.0 * v[id.x]; }
+             }"
+            .into(),
+        ),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: None,
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: xb.as_entire_binding(),
+        }],
+    });
+    let xt = GpuTensor::from_buffer(xb.clone(), &xs).unwrap();
+    let yt = GpuTensor::from_buffer(yb.clone(), &g.output_shape()).unwrap();
+    let wt = c
+        .upload(&Tensor::new(ws.to_vec(), w.clone()).unwrap())
+        .unwrap();
+    let mut enc = c.encoder("the caller's encoder");
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups((x.len() as u32).div_ceil(64), 1, 1);
+    }
+    c.record_forward(&mut enc, &g, &xt, &wt, None, &yt).unwrap();
+    c.submit_and_wait(enc).unwrap();
+    let got = c.download(&[&yt]).unwrap().remove(0);
+    let doubled: Vec<f32> = x.iter().map(|v| 2.0 * v).collect();
+    let reference = cpu::conv2d_forward(&g, &doubled, &w, None);
+    assert_within(got.data(), &reference, "forward on the caller's buffers");
+
+    // unusable buffers
+    let no_storage = buffer(64, U::COPY_DST);
+    let e = GpuTensor::from_buffer(no_storage, &[4]).unwrap_err();
+    assert!(matches!(e, Error::UnusableBuffer(_)), "{e}");
+    let e = GpuTensor::from_buffer(yb.clone(), &[1000]).unwrap_err();
+    assert!(matches!(e, Error::UnusableBuffer(_)), "{e}");
+    let e = c.download(&[&xt]).unwrap_err();
+    assert!(matches!(e, Error::UnusableBuffer(_)), "{e}");
 }
