@@ -21,7 +21,7 @@ pub(crate) fn record(
         return Ok(());
     }
     // operands the caller made (`GpuTensor::from_buffer`) may be larger than a binding
-    let max = u64::from(ctx.limits.max_storage_buffer_binding_size);
+    let max = ctx.limits.max_storage_buffer_binding_size;
     if let Some(b) = operands.iter().find(|b| b.size() > max) {
         return Err(Error::too_large(
             format!("a {:?} operand's buffer", plan.op),
