@@ -360,33 +360,14 @@ impl GpuContext {
     }
 
     /// Submits `encoder`, copying each of `outputs` into a staging buffer in the same
-    /// submission, waits, and returns their contents.
+    /// submission, waits, and returns their contents (blocking: the future of
+    /// [`GpuContext::submit_for_read`], resolved after one wait).
     pub(crate) fn submit_and_read(
         &self,
-        mut encoder: wgpu::CommandEncoder,
+        encoder: wgpu::CommandEncoder,
         outputs: &[&wgpu::Buffer],
     ) -> Result<Vec<Vec<f32>>> {
-        let staging: Vec<(wgpu::Buffer, u64)> = outputs
-            .iter()
-            .map(|b| {
-                let s = self.pooled(
-                    "wgpu-conv: readback staging",
-                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    b.size(),
-                );
-                encoder.copy_buffer_to_buffer(b, 0, &s, 0, b.size());
-                (s, b.size())
-            })
-            .collect();
-        self.queue.submit([encoder.finish()]);
-        let mut receivers = Vec::with_capacity(staging.len());
-        for (s, len) in &staging {
-            let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-            s.slice(..*len).map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-            receivers.push(rx);
-        }
+        let pending = self.submit_for_read(encoder, outputs);
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| match e {
@@ -394,27 +375,11 @@ impl GpuContext {
                 other => Error::DeviceLost(other.to_string()),
             })?;
         self.check_alive()?;
-        let mut out = Vec::with_capacity(staging.len());
-        for ((s, len), rx) in staging.iter().zip(receivers) {
-            match pollster::block_on(rx.receive()) {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(Error::Readback(e.to_string())),
-                None => return Err(Error::Readback("the map callback never ran".into())),
-            }
-            let view = s
-                .slice(..*len)
-                .get_mapped_range()
-                .map_err(|e| Error::Readback(e.to_string()))?;
-            let floats = bytemuck::cast_slice::<u8, f32>(&view);
-            let mut host = Vec::new();
-            host.try_reserve_exact(floats.len()).map_err(|_| {
-                Error::HostOutOfMemory(format!("readback: {} bytes do not fit", view.len()))
-            })?;
-            host.extend_from_slice(floats);
-            out.push(host);
-            drop(view);
-            s.unmap();
-        }
-        Ok(out)
+        pollster::block_on(pending.read())
+    }
+
+    /// The flag the device-lost callback sets.
+    pub(crate) fn lost_flag(&self) -> Arc<Mutex<Option<String>>> {
+        Arc::clone(&self.lost)
     }
 }

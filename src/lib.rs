@@ -30,6 +30,7 @@ mod ops;
 mod options;
 mod planning;
 mod pool;
+mod readback;
 mod receptive_field;
 mod shapes;
 mod split;

@@ -6,6 +6,7 @@ use crate::grads::{Conv2dGrads, RawGrads, Wanted};
 use crate::kernels::conv2d_bias_grad;
 use crate::kernels::{self, Algorithm, Op};
 use crate::options::{Conv2dGeometry, Conv2dOptions};
+use crate::readback::Pending;
 use crate::split;
 use crate::tensor::Tensor;
 
@@ -62,6 +63,19 @@ impl GpuTensor {
             shape: shape.to_vec(),
         })
     }
+}
+
+/// The tensors of a submitted download, once read.
+async fn finish_download(pending: Pending, shapes: Vec<Vec<usize>>) -> Result<Vec<Tensor>> {
+    let data = pending.read().await?;
+    shapes
+        .into_iter()
+        .zip(data)
+        .map(|(shape, mut d)| {
+            d.truncate(shape.iter().product());
+            Tensor::new(shape, d)
+        })
+        .collect()
 }
 
 /// Checks a convolution's operands and resolves its geometry. The input is rank 4 `(N,C,H,W)`,
@@ -178,12 +192,52 @@ impl GpuContext {
         ))
     }
 
-    /// Copies device tensors back (one submission, one wait).
+    /// Copies device tensors back (one submission, one wait; blocking:
+    /// [`GpuContext::download_async`], waited on).
     pub fn download(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
-        self.leased(|| self.download_now(tensors))
+        self.leased(|| {
+            let _turn = self.serialized();
+            let (pending, shapes) = self.download_submit(tensors)?;
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::DeviceLost(e.to_string()))?;
+            self.check_alive()?;
+            pollster::block_on(finish_download(pending, shapes))
+        })
     }
 
-    fn download_now(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
+    /// Copies device tensors back without blocking: the copies are submitted now, and the
+    /// future resolves once the device has finished them. It polls the device itself (without
+    /// waiting) whenever it is polled, so any executor runs it (`pollster::block_on`, tokio, a
+    /// browser's event loop); it holds no borrow of the context.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), wgpu_conv::Error> {
+    /// use wgpu_conv::{GpuContext, Tensor};
+    /// let ctx = GpuContext::new()?;
+    /// let t = ctx.upload(&Tensor::from_rows(&[[1.0, 2.0], [3.0, 4.0]]))?;
+    /// let back = pollster::block_on(ctx.download_async(&[&t]))?;
+    /// assert_eq!(back[0].data(), &[1.0, 2.0, 3.0, 4.0]);
+    /// # Ok(()) }
+    /// ```
+    pub fn download_async(
+        &self,
+        tensors: &[&GpuTensor],
+    ) -> impl std::future::Future<Output = Result<Vec<Tensor>>> + 'static {
+        let submitted = {
+            let _turn = self.serialized();
+            self.download_submit(tensors)
+        };
+        async move {
+            let (pending, shapes) = submitted?;
+            finish_download(pending, shapes).await
+        }
+    }
+
+    /// Submits the copies of `tensors` into staging buffers; returns what to read and the
+    /// shapes.
+    fn download_submit(&self, tensors: &[&GpuTensor]) -> Result<(Pending, Vec<Vec<usize>>)> {
+        self.check_alive()?;
         if let Some(t) = tensors
             .iter()
             .find(|t| !t.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC))
@@ -193,22 +247,10 @@ impl GpuContext {
                 t.shape
             )));
         }
-        let _turn = self.serialized();
-        let encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgpu-conv: download"),
-            });
+        let encoder = self.encoder("wgpu-conv: download");
         let bufs: Vec<&wgpu::Buffer> = tensors.iter().map(|t| &t.buffer).collect();
-        let data = self.submit_and_read(encoder, &bufs)?;
-        tensors
-            .iter()
-            .zip(data)
-            .map(|(t, mut d)| {
-                d.truncate(t.len());
-                Tensor::new(t.shape.clone(), d)
-            })
-            .collect()
+        let shapes = tensors.iter().map(|t| t.shape.clone()).collect();
+        Ok((self.submit_for_read(encoder, &bufs), shapes))
     }
 
     /// Submits recorded work and blocks until the device has finished it (no readback).
@@ -345,6 +387,60 @@ impl GpuContext {
         opts: &Conv2dOptions,
     ) -> Result<Tensor> {
         self.conv2d_with(x, w, bias, opts, Algorithm::Auto)
+    }
+
+    /// [`GpuContext::conv2d`] without blocking: the operands are uploaded and the work
+    /// submitted now; the future resolves to the output once the device has finished (see
+    /// [`GpuContext::download_async`]). Operands past the binding limit are an
+    /// [`Error::TooLarge`] here ([`GpuContext::conv2d`] splits them into several submissions).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), wgpu_conv::Error> {
+    /// use wgpu_conv::{Conv2dOptions, GpuContext, Tensor};
+    /// let ctx = GpuContext::new()?;
+    /// let x = Tensor::from_rows(&[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]);
+    /// let k = Tensor::from_rows(&[[0.0, 1.0], [2.0, 3.0]]);
+    /// let y = ctx.conv2d_async(&x, &k, None, &Conv2dOptions::new());
+    /// // ... other work while the device runs ...
+    /// assert_eq!(pollster::block_on(y)?.data(), &[19.0, 25.0, 37.0, 43.0]);
+    /// # Ok(()) }
+    /// ```
+    pub fn conv2d_async(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        opts: &Conv2dOptions,
+    ) -> impl std::future::Future<Output = Result<Tensor>> + 'static {
+        let submitted = (|| {
+            let g = geometry(x.shape(), w.shape(), bias.map(Tensor::len), opts)?;
+            if let Some((what, bytes)) = split::needed(&g, self.binding_limit()) {
+                return Err(Error::too_large(
+                    format!("conv2d_async's {what} (conv2d splits it; conv2d_async does not)"),
+                    Limit::Binding,
+                    bytes,
+                    self.binding_limit(),
+                ));
+            }
+            let pending = self.scoped("conv2d_forward", || {
+                let xg = self.upload_slice(&g.input_shape(), x.data(), "conv2d_async: input")?;
+                let wg = self.upload_slice(&g.weight_shape(), w.data(), "conv2d_async: weight")?;
+                let bg = bias
+                    .map(|b| self.upload_slice(&[g.oc, 1, 1, 1], b.data(), "conv2d_async: bias"))
+                    .transpose()?;
+                let y = self.empty(&g.output_shape(), "conv2d_async: output")?;
+                let mut enc = self.encoder("conv2d_async");
+                self.record_forward(&mut enc, &g, &xg, &wg, bg.as_ref(), &y)?;
+                Ok(self.submit_for_read(enc, &[&y.buffer]))
+            })?;
+            Ok((pending, output_shape(x.shape().len(), &g)))
+        })();
+        async move {
+            let (pending, shape) = submitted?;
+            let mut data = pending.read().await?.pop().unwrap_or_default();
+            data.truncate(shape.iter().product());
+            Tensor::new(shape, data)
+        }
     }
 
     /// [`GpuContext::conv2d`] with a chosen kernel.
