@@ -329,13 +329,7 @@ impl GpuContext {
         };
         let out = self.empty(&out_shape, "wgpu-conv: autotune out")?;
         let len: usize = out_shape.iter().product();
-        let idx: Vec<usize> = if len <= SAMPLES {
-            (0..len).collect()
-        } else {
-            (0..SAMPLES)
-                .map(|k| (k * 7_919_993 + k * k) % len)
-                .collect()
-        };
+        let idx = cpu::sample_indices(len, SAMPLES);
         let reference = match op {
             Op::Forward => cpu::sampled(&idx, |i| {
                 cpu::conv2d_forward_at(g, &x, &w, bias.then_some(b.as_slice()), i)

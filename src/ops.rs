@@ -493,30 +493,21 @@ impl GpuContext {
         bias: Option<&[f32]>,
         algorithm: Algorithm,
     ) -> Result<Vec<f32>> {
-        self.leased(|| self.forward_now(g, x, w, bias, algorithm))
-    }
-
-    fn forward_now(
-        &self,
-        g: &Conv2dGeometry,
-        x: &[f32],
-        w: &[f32],
-        bias: Option<&[f32]>,
-        algorithm: Algorithm,
-    ) -> Result<Vec<f32>> {
-        self.scoped("conv2d_forward", || {
-            let xg = self.upload_slice(&g.input_shape(), x, "conv2d_forward: input")?;
-            let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_forward: weight")?;
-            let bg = bias
-                .map(|b| self.upload_slice(&[g.oc, 1, 1, 1], b, "conv2d_forward: bias"))
-                .transpose()?;
-            let y = self.empty(&g.output_shape(), "conv2d_forward: output")?;
-            let mut enc = self.encoder("conv2d_forward");
-            self.record_forward_with(&mut enc, g, &xg, &wg, bg.as_ref(), &y, algorithm)?;
-            let mut out = self.submit_and_read(enc, &[&y.buffer])?;
-            let mut data = out.pop().unwrap_or_default();
-            data.truncate(y.len());
-            Ok(data)
+        self.leased(|| {
+            self.scoped("conv2d_forward", || {
+                let xg = self.upload_slice(&g.input_shape(), x, "conv2d_forward: input")?;
+                let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_forward: weight")?;
+                let bg = bias
+                    .map(|b| self.upload_slice(&[g.oc, 1, 1, 1], b, "conv2d_forward: bias"))
+                    .transpose()?;
+                let y = self.empty(&g.output_shape(), "conv2d_forward: output")?;
+                let mut enc = self.encoder("conv2d_forward");
+                self.record_forward_with(&mut enc, g, &xg, &wg, bg.as_ref(), &y, algorithm)?;
+                let mut out = self.submit_and_read(enc, &[&y.buffer])?;
+                let mut data = out.pop().unwrap_or_default();
+                data.truncate(y.len());
+                Ok(data)
+            })
         })
     }
 
@@ -624,59 +615,50 @@ impl GpuContext {
         wanted: Wanted,
         algorithm: Algorithm,
     ) -> Result<RawGrads> {
-        self.leased(|| self.backward_now(g, x, w, gy, wanted, algorithm))
-    }
-
-    fn backward_now(
-        &self,
-        g: &Conv2dGeometry,
-        x: &[f32],
-        w: &[f32],
-        gy: &[f32],
-        wanted: Wanted,
-        algorithm: Algorithm,
-    ) -> Result<RawGrads> {
-        self.scoped("conv2d_backward", || {
-            let xg = self.upload_slice(&g.input_shape(), x, "conv2d_backward: input")?;
-            let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_backward: weight")?;
-            let gyg = self.upload_slice(&g.output_shape(), gy, "conv2d_backward: grad_output")?;
-            let make = |on: bool, shape: &[usize], label: &str| {
-                on.then(|| self.empty(shape, label)).transpose()
-            };
-            let gw = make(
-                wanted.weight,
-                &g.weight_shape(),
-                "conv2d_backward: grad_weight",
-            )?;
-            let gx = make(
-                wanted.input,
-                &g.input_shape(),
-                "conv2d_backward: grad_input",
-            )?;
-            let gb = make(wanted.bias, &[g.oc, 1, 1, 1], "conv2d_backward: grad_bias")?;
-            let mut enc = self.encoder("conv2d_backward");
-            self.record_backward_with(
-                &mut enc,
-                g,
-                &xg,
-                &wg,
-                &gyg,
-                gw.as_ref(),
-                gx.as_ref(),
-                gb.as_ref(),
-                algorithm,
-            )?;
-            let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
-            let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();
-            let mut data = self.submit_and_read(enc, &bufs)?.into_iter();
-            let mut take = |t: &Option<GpuTensor>| {
-                t.as_ref().map(|t| {
-                    let mut d = data.next().unwrap_or_default();
-                    d.truncate(t.len());
-                    d
-                })
-            };
-            Ok((take(&gw), take(&gx), take(&gb)))
+        self.leased(|| {
+            self.scoped("conv2d_backward", || {
+                let xg = self.upload_slice(&g.input_shape(), x, "conv2d_backward: input")?;
+                let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_backward: weight")?;
+                let gyg =
+                    self.upload_slice(&g.output_shape(), gy, "conv2d_backward: grad_output")?;
+                let make = |on: bool, shape: &[usize], label: &str| {
+                    on.then(|| self.empty(shape, label)).transpose()
+                };
+                let gw = make(
+                    wanted.weight,
+                    &g.weight_shape(),
+                    "conv2d_backward: grad_weight",
+                )?;
+                let gx = make(
+                    wanted.input,
+                    &g.input_shape(),
+                    "conv2d_backward: grad_input",
+                )?;
+                let gb = make(wanted.bias, &[g.oc, 1, 1, 1], "conv2d_backward: grad_bias")?;
+                let mut enc = self.encoder("conv2d_backward");
+                self.record_backward_with(
+                    &mut enc,
+                    g,
+                    &xg,
+                    &wg,
+                    &gyg,
+                    gw.as_ref(),
+                    gx.as_ref(),
+                    gb.as_ref(),
+                    algorithm,
+                )?;
+                let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
+                let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();
+                let mut data = self.submit_and_read(enc, &bufs)?.into_iter();
+                let mut take = |t: &Option<GpuTensor>| {
+                    t.as_ref().map(|t| {
+                        let mut d = data.next().unwrap_or_default();
+                        d.truncate(t.len());
+                        d
+                    })
+                };
+                Ok((take(&gw), take(&gx), take(&gb)))
+            })
         })
     }
 }

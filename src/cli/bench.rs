@@ -95,13 +95,7 @@ fn check(ctx: &GpuContext, d: &Data, op: Op, algorithm: Algorithm) -> Result<()>
     ctx.submit_and_wait(enc)?;
     let got = ctx.download(&[&d.out])?.remove(0);
     let len = got.len();
-    let idx: Vec<usize> = if len <= SAMPLES {
-        (0..len).collect()
-    } else {
-        (0..SAMPLES)
-            .map(|k| (k * 7_919_993 + k * k) % len)
-            .collect()
-    };
+    let idx = cpu::sample_indices(len, SAMPLES);
     let reference = match op {
         Op::Forward => cpu::sampled(&idx, |i| cpu::conv2d_forward_at(&d.g, &d.x, &d.w, None, i)),
         Op::WeightGrad => cpu::sampled(&idx, |i| cpu::conv2d_weight_grad_at(&d.g, &d.x, &d.gy, i)),

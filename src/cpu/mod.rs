@@ -80,6 +80,15 @@ impl std::fmt::Display for Comparison {
     }
 }
 
+/// `n` indices spread over `0..len` (a fixed scatter, so that runs compare the same elements),
+/// or every index where `len <= n`: the elements to check with [`sampled`].
+pub fn sample_indices(len: usize, n: usize) -> Vec<usize> {
+    if len <= n {
+        return (0..len).collect();
+    }
+    (0..n).map(|k| (k * 7_919_993 + k * k) % len).collect()
+}
+
 /// A [`Reference`] for a sample of elements, from an `*_at` function; `got` must then be the
 /// GPU values at the same indices.
 pub fn sampled(indices: &[usize], mut at: impl FnMut(usize) -> (f64, f64, usize)) -> Reference {

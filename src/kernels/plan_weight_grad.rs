@@ -104,13 +104,9 @@ fn mm(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, String
     };
     let elements: usize = g.weight_shape().iter().product();
     let mut plan = Plan::new(Op::WeightGrad);
-    let bytes = (elements as u64)
-        .saturating_mul(slices as u64)
-        .saturating_mul(4);
-    let Some(partials) = plan.scratch(profile, "weight gradient partials", bytes, false) else {
-        return Ok(Err(format!(
-            "{bytes} bytes of partial sums pass the binding limit"
-        )));
+    let partials = match partials(&mut plan, profile, elements, slices) {
+        Ok(b) => b,
+        Err(why) => return Ok(Err(why)),
     };
     plan.reason(format!(
         "mm: split-K GEMM, tiles of {} channels x {} taps in workgroup memory, {slices} \
@@ -187,13 +183,9 @@ fn planes(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, St
     let slices = g.n * row_slices * strips;
     let elements = g.c * g.taps();
     let mut plan = Plan::new(Op::WeightGrad);
-    let bytes = (elements as u64)
-        .saturating_mul(slices as u64)
-        .saturating_mul(4);
-    let Some(partials) = plan.scratch(profile, "weight gradient partials", bytes, false) else {
-        return Ok(Err(format!(
-            "{bytes} bytes of partial sums pass the binding limit"
-        )));
+    let partials = match partials(&mut plan, profile, elements, slices) {
+        Ok(b) => b,
+        Err(why) => return Ok(Err(why)),
     };
     let float_dy = !g.ow.is_multiple_of(4);
     let dy = Buf::Operand(1);
@@ -242,13 +234,9 @@ fn with_copies(
     slices: usize,
     kernel: impl FnOnce([Buf; 3]) -> Result<Pass>,
 ) -> Result<Result<(), String>> {
-    let bytes = (elements as u64)
-        .saturating_mul(slices as u64)
-        .saturating_mul(4);
-    let Some(partials) = plan.scratch(profile, "weight gradient partials", bytes, false) else {
-        return Ok(Err(format!(
-            "{bytes} bytes of partial sums pass the binding limit"
-        )));
+    let partials = match partials(plan, profile, elements, slices) {
+        Ok(b) => b,
+        Err(why) => return Ok(Err(why)),
     };
     let Some(rows) = gp.row_padded() else {
         return Ok(Err("the row-padded output gradient passes u32".into()));
@@ -262,4 +250,18 @@ fn with_copies(
     plan.passes.push(kernel([copies, dy, partials])?);
     reduce_partials::passes(plan, profile, partials, Buf::Operand(2), elements, slices)?;
     Ok(Ok(()))
+}
+
+/// The scratch buffer of `elements x slices` partial sums, or why it does not fit.
+fn partials(
+    plan: &mut Plan,
+    profile: &DeviceProfile,
+    elements: usize,
+    slices: usize,
+) -> Result<Buf, String> {
+    let bytes = (elements as u64)
+        .saturating_mul(slices as u64)
+        .saturating_mul(4);
+    plan.scratch(profile, "weight gradient partials", bytes, false)
+        .ok_or_else(|| format!("{bytes} bytes of partial sums pass the binding limit"))
 }
