@@ -38,7 +38,12 @@ pub struct GpuContext {
     pub(crate) tuner: crate::autotune::Autotuner,
     /// Idle buffers for blocking calls to reuse.
     pub(crate) pool: crate::pool::Pool,
+    /// This context's number in the process: a layer's resident weights belong to one.
+    pub(crate) uid: u64,
 }
+
+/// The next context's [`GpuContext::uid`].
+static NEXT_CONTEXT: AtomicU64 = AtomicU64::new(1);
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -256,6 +261,7 @@ impl GpuContext {
             stamps: Mutex::new(None),
             tuner: crate::autotune::Autotuner::from_env()?,
             pool: crate::pool::Pool::default(),
+            uid: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
             info,
         })
     }

@@ -35,3 +35,20 @@ pub struct Conv2dGrads {
 
 /// Weight, input and bias gradients as flat vectors, each if asked for.
 pub(crate) type RawGrads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
+
+impl Conv2dGrads {
+    /// The gradients from their flat vectors, shaped like the input `x_shape`, the weight
+    /// `w_shape` and the bias (`oc`).
+    pub(crate) fn from_raw(
+        (gw, gx, gb): RawGrads,
+        x_shape: &[usize],
+        w_shape: &[usize],
+        oc: usize,
+    ) -> crate::error::Result<Self> {
+        Ok(Conv2dGrads {
+            weight: gw.map(|d| Tensor::new(w_shape.to_vec(), d)).transpose()?,
+            input: gx.map(|d| Tensor::new(x_shape.to_vec(), d)).transpose()?,
+            bias: gb.map(|d| Tensor::new(vec![oc], d)).transpose()?,
+        })
+    }
+}

@@ -3,8 +3,11 @@
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
 use crate::grads::{Conv2dGrads, Wanted};
-use crate::ops::{geometry, GpuTensor};
-use crate::options::{Conv2dOptions, Hw};
+use crate::kernels::Algorithm;
+use crate::ops::{geometry, output_shape, GpuTensor};
+use crate::options::{Conv2dGeometry, Conv2dOptions, Hw};
+use crate::resident::ResidentCache;
+use crate::split;
 use crate::tensor::Tensor;
 
 /// A small seedable generator (SplitMix64) for weight initialisation.
@@ -32,11 +35,17 @@ impl SplitMix64 {
 }
 
 /// A 2-D convolution layer: `y = conv(x, weight) + bias`.
+///
+/// The layer keeps its weight and bias resident on the device of the context it is first
+/// called with, and per input shape its forward plan and the weight's packed form: repeated
+/// calls upload only their input. [`Conv2d::set_weight`] and [`Conv2d::set_bias`] drop that
+/// state; a clone starts without it; comparisons ignore it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
     options: Conv2dOptions,
+    resident: ResidentCache,
 }
 
 impl Conv2d {
@@ -75,6 +84,7 @@ impl Conv2d {
             weight,
             bias,
             options,
+            resident: ResidentCache::default(),
         })
     }
 
@@ -100,6 +110,7 @@ impl Conv2d {
             weight,
             bias,
             options,
+            resident: ResidentCache::default(),
         })
     }
 
@@ -125,6 +136,7 @@ impl Conv2d {
             )));
         }
         self.weight = w.reshape(self.weight.shape().to_vec())?;
+        self.resident.clear();
         Ok(())
     }
     /// Replaces the bias (same number of elements; the layer must have one).
@@ -132,6 +144,7 @@ impl Conv2d {
         match &self.bias {
             Some(old) if old.len() == b.len() => {
                 self.bias = Some(b.reshape(vec![old.len()])?);
+                self.resident.clear();
                 Ok(())
             }
             Some(old) => Err(Error::shape(format!(
@@ -143,13 +156,85 @@ impl Conv2d {
         }
     }
 
-    /// The forward pass on the GPU; the output has the input's rank.
+    /// The geometry of this layer on an input of shape `x`.
+    pub fn geometry(&self, x: &[usize]) -> Result<Conv2dGeometry> {
+        geometry(
+            x,
+            self.weight.shape(),
+            self.bias.as_ref().map(Tensor::len),
+            &self.options,
+        )
+    }
+
+    /// The forward pass on the GPU (blocking); the output has the input's rank. Only the input
+    /// is uploaded once the layer is resident (an input past the binding limit is split into
+    /// pieces, each uploading its share of the weight, as [`GpuContext::conv2d`] does).
     pub fn forward(&self, ctx: &GpuContext, x: &Tensor) -> Result<Tensor> {
-        ctx.conv2d(x, &self.weight, self.bias.as_ref(), &self.options)
+        let g = self.geometry(x.shape())?;
+        if split::needed(&g, ctx.binding_limit()).is_some() {
+            let bias = self.bias.as_ref();
+            return ctx.conv2d_resolved(&g, x, &self.weight, bias, Algorithm::Auto);
+        }
+        ctx.leased(|| {
+            ctx.scoped("layer forward", || {
+                let xg = ctx.upload_slice(&g.input_shape(), x.data(), "layer: input")?;
+                let y = ctx.empty(&g.output_shape(), "layer: output")?;
+                let mut enc = ctx.encoder("layer forward");
+                self.record_resolved(ctx, &mut enc, &g, &xg, &y)?;
+                let mut out = ctx.submit_and_read(enc, &[y.buffer()])?;
+                let mut d = out.pop().unwrap_or_default();
+                d.truncate(y.len());
+                Tensor::new(output_shape(x.shape().len(), &g), d)
+            })
+        })
+    }
+
+    /// The forward pass from a tensor on the device to a new one, without waiting or reading
+    /// back: layers chain on the device, and [`GpuContext::download`] (or `download_async`)
+    /// reads the end. The output has the input's rank and a buffer of its own.
+    pub fn forward_gpu(&self, ctx: &GpuContext, x: &GpuTensor) -> Result<GpuTensor> {
+        let g = self.geometry(x.shape())?;
+        ctx.scoped("layer forward_gpu", || {
+            let y = ctx.output_tensor(&output_shape(x.shape().len(), &g), "layer: output")?;
+            let mut enc = ctx.encoder("layer forward_gpu");
+            self.record_resolved(ctx, &mut enc, &g, x, &y)?;
+            ctx.queue.submit([enc.finish()]);
+            Ok(y)
+        })
+    }
+
+    /// Records the forward pass from `x` into `y` (which has the output's element count) into
+    /// the caller's encoder, with the layer's resident weight.
+    pub fn record_forward(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &GpuTensor,
+        y: &GpuTensor,
+    ) -> Result<()> {
+        let g = self.geometry(x.shape())?;
+        self.record_resolved(ctx, encoder, &g, x, y)
+    }
+
+    fn record_resolved(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        g: &Conv2dGeometry,
+        x: &GpuTensor,
+        y: &GpuTensor,
+    ) -> Result<()> {
+        let (w, b) = (&self.weight, self.bias.as_ref());
+        self.resident.record_forward(ctx, encoder, g, w, b, x, y)
+    }
+
+    /// The resident weight and bias on `ctx`, and whether every weight is finite.
+    fn resident_weights(&self, ctx: &GpuContext) -> Result<(GpuTensor, Option<GpuTensor>, bool)> {
+        self.resident.weights(ctx, &self.weight, self.bias.as_ref())
     }
 
     /// The gradients of `sum(forward(x) * grad_output)` with respect to weight, input and bias
-    /// (the bias gradient only if the layer has a bias).
+    /// (the bias gradient only if the layer has a bias), with the resident weight.
     pub fn backward(
         &self,
         ctx: &GpuContext,
@@ -161,7 +246,27 @@ impl Conv2d {
             input: true,
             bias: self.bias.is_some(),
         };
-        ctx.conv2d_backward(x, &self.weight, grad_output, &self.options, wanted)
+        let g = self.geometry(x.shape())?;
+        let out_shape = output_shape(x.shape().len(), &g);
+        if split::needed(&g, ctx.binding_limit()).is_some() || grad_output.shape() != out_shape {
+            // the context's call splits, or names the mismatch
+            return ctx.conv2d_backward(x, &self.weight, grad_output, &self.options, wanted);
+        }
+        ctx.leased(|| {
+            ctx.scoped("layer backward", || {
+                let (w, _, finite) = self.resident_weights(ctx)?;
+                // as in GpuContext::conv2d_backward: non-finite weights take the direct kernels
+                let algorithm = if finite {
+                    Algorithm::Auto
+                } else {
+                    Algorithm::Direct
+                };
+                let xg = ctx.upload_slice(&g.input_shape(), x.data(), "layer: input")?;
+                let gy = ctx.upload_slice(&g.output_shape(), grad_output.data(), "layer: grad")?;
+                let raw = ctx.backward_read(&g, &xg, &w, &gy, wanted, algorithm)?;
+                Conv2dGrads::from_raw(raw, x.shape(), self.weight.shape(), g.oc)
+            })
+        })
     }
 }
 
@@ -202,10 +307,11 @@ impl Sequential {
     pub fn forward(&self, ctx: &GpuContext, x: &Tensor) -> Result<Tensor> {
         ctx.leased(|| {
             ctx.scoped("sequential forward", || {
-                let (enc, acts, _) = self.record_forward(ctx, x)?;
-                let last = acts
-                    .last()
-                    .ok_or_else(|| Error::shape("an empty Sequential"))?;
+                let mut enc = ctx.encoder("sequential forward");
+                let g = self.first_geometry(x)?;
+                let x = ctx.upload_slice(&g.input_shape(), x.data(), "sequential: input")?;
+                let (acts, _) = self.record_forward(ctx, &mut enc, x)?;
+                let last = acts.last().expect("the input at least");
                 let mut out = ctx.submit_and_read(enc, &[last.buffer()])?;
                 let mut d = out.pop().unwrap_or_default();
                 d.truncate(last.len());
@@ -214,42 +320,61 @@ impl Sequential {
         })
     }
 
-    #[allow(clippy::type_complexity)]
+    /// Records every layer's forward pass (with its resident weight) into `enc`; returns the
+    /// activations, the input first, and each layer's geometry.
     fn record_forward(
         &self,
         ctx: &GpuContext,
-        x: &Tensor,
-    ) -> Result<(
-        wgpu::CommandEncoder,
-        Vec<GpuTensor>,
-        Vec<(crate::Conv2dGeometry, GpuTensor, Option<GpuTensor>)>,
-    )> {
+        enc: &mut wgpu::CommandEncoder,
+        x: GpuTensor,
+    ) -> Result<(Vec<GpuTensor>, Vec<Conv2dGeometry>)> {
         if self.layers.is_empty() {
             return Err(Error::shape("an empty Sequential"));
         }
-        let mut enc = ctx.encoder("sequential");
-        let mut shape = x.shape().to_vec();
-        let mut acts = Vec::with_capacity(self.layers.len() + 1);
-        let mut params = Vec::with_capacity(self.layers.len());
-        for (i, l) in self.layers.iter().enumerate() {
-            let g = geometry(
-                &shape,
-                l.weight.shape(),
-                l.bias.as_ref().map(Tensor::len),
-                &l.options,
-            )?;
-            if i == 0 {
-                acts.push(ctx.upload_slice(&g.input_shape(), x.data(), "sequential: input")?);
-            }
-            let w = ctx.upload(&l.weight)?;
-            let b = l.bias.as_ref().map(|b| ctx.upload(b)).transpose()?;
+        let mut acts = vec![x];
+        let mut geometries = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let last = acts.last().expect("the input at least");
+            let g = l.geometry(last.shape())?;
             let y = ctx.empty(&g.output_shape(), "sequential: activation")?;
-            ctx.record_forward(&mut enc, &g, &acts[i], &w, b.as_ref(), &y)?;
+            l.record_resolved(ctx, enc, &g, last, &y)?;
             acts.push(y);
-            params.push((g, w, b));
-            shape = g.output_shape().to_vec();
+            geometries.push(g);
         }
-        Ok((enc, acts, params))
+        Ok((acts, geometries))
+    }
+
+    /// The forward pass through every layer from a tensor on the device, in one submission
+    /// and without waiting; the output (rank 4) has a buffer of its own.
+    pub fn forward_gpu(&self, ctx: &GpuContext, x: &GpuTensor) -> Result<GpuTensor> {
+        ctx.scoped("sequential forward_gpu", || {
+            let mut enc = ctx.encoder("sequential forward_gpu");
+            let mut x = x.handle();
+            let last = self.layers.len().saturating_sub(1);
+            for (i, l) in self.layers.iter().enumerate() {
+                let g = l.geometry(x.shape())?;
+                let y = if i == last {
+                    ctx.output_tensor(&g.output_shape(), "sequential: output")?
+                } else {
+                    ctx.empty(&g.output_shape(), "sequential: activation")?
+                };
+                l.record_resolved(ctx, &mut enc, &g, &x, &y)?;
+                x = y;
+            }
+            if self.layers.is_empty() {
+                return Err(Error::shape("an empty Sequential"));
+            }
+            ctx.queue.submit([enc.finish()]);
+            Ok(x)
+        })
+    }
+
+    /// The first layer's geometry on `x` (which the stack's input is uploaded for).
+    fn first_geometry(&self, x: &Tensor) -> Result<Conv2dGeometry> {
+        self.layers
+            .first()
+            .ok_or_else(|| Error::shape("an empty Sequential"))?
+            .geometry(x.shape())
     }
 
     /// Backpropagates `grad_output` (the gradient of the loss with respect to the last output)
@@ -262,7 +387,10 @@ impl Sequential {
     ) -> Result<SequentialGrads> {
         ctx.leased(|| {
             ctx.scoped("sequential backward", || {
-                let (mut enc, acts, params) = self.record_forward(ctx, x)?;
+                let mut enc = ctx.encoder("sequential backward");
+                let g = self.first_geometry(x)?;
+                let xg = ctx.upload_slice(&g.input_shape(), x.data(), "sequential: input")?;
+                let (acts, geometries) = self.record_forward(ctx, &mut enc, xg)?;
                 let out = acts.last().expect("at least one layer");
                 if grad_output.len() != out.len() {
                     return Err(Error::shape(format!(
@@ -274,7 +402,8 @@ impl Sequential {
                 let mut gy =
                     ctx.upload_slice(out.shape(), grad_output.data(), "sequential: grad_output")?;
                 let mut grads = Vec::new();
-                for (i, (g, w, b)) in params.iter().enumerate().rev() {
+                for (i, (g, l)) in geometries.iter().zip(&self.layers).enumerate().rev() {
+                    let (w, b, _) = l.resident_weights(ctx)?;
                     let gw = ctx.empty(&g.weight_shape(), "sequential: grad_weight")?;
                     let gb = b
                         .as_ref()
@@ -285,7 +414,7 @@ impl Sequential {
                         &mut enc,
                         g,
                         &acts[i],
-                        w,
+                        &w,
                         &gy,
                         Some(&gw),
                         Some(&gx),

@@ -32,6 +32,7 @@ mod planning;
 mod pool;
 mod readback;
 mod receptive_field;
+mod resident;
 mod shapes;
 mod split;
 mod tensor;

@@ -4,7 +4,7 @@ use crate::context::GpuContext;
 use crate::error::{Error, Limit, Result};
 use crate::grads::{Conv2dGrads, RawGrads, Wanted};
 use crate::kernels::conv2d_bias_grad;
-use crate::kernels::{self, Algorithm, Op};
+use crate::kernels::{self, Algorithm, Op, Prepared};
 use crate::options::{Conv2dGeometry, Conv2dOptions};
 use crate::readback::Pending;
 use crate::split;
@@ -33,6 +33,14 @@ impl GpuTensor {
     /// The storage buffer (`f32`, row-major).
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
+    }
+
+    /// Another handle to the same buffer.
+    pub(crate) fn handle(&self) -> GpuTensor {
+        GpuTensor {
+            buffer: self.buffer.clone(),
+            shape: self.shape.clone(),
+        }
     }
 
     /// Wraps a buffer the caller already has (made on the same device as the context it is
@@ -121,7 +129,7 @@ fn dims4(shape: &[usize], what: &str) -> Result<[usize; 4]> {
 }
 
 /// The output's shape in the input's rank.
-fn output_shape(x_rank: usize, g: &Conv2dGeometry) -> Vec<usize> {
+pub(crate) fn output_shape(x_rank: usize, g: &Conv2dGeometry) -> Vec<usize> {
     match x_rank {
         2 => vec![g.oh, g.ow],
         3 => vec![g.oc, g.oh, g.ow],
@@ -164,9 +172,47 @@ impl GpuContext {
                 | wgpu::BufferUsages::COPY_DST,
             contents.len() as u64,
         );
-        self.queue.write_buffer(&buffer, 0, contents);
+        self.write_counted(&buffer, contents);
         Ok(GpuTensor {
             buffer,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// An upload into a buffer of its own, never pooled: a layer's resident weight.
+    pub(crate) fn upload_resident(
+        &self,
+        shape: &[usize],
+        data: &[f32],
+        label: &str,
+    ) -> Result<GpuTensor> {
+        self.check_alive()?;
+        self.check_binding(data.len(), label)?;
+        let buffer = self.dedicated(
+            label,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            (data.len() as u64) * 4,
+        );
+        if !data.is_empty() {
+            self.write_counted(&buffer, bytemuck::cast_slice(data));
+        }
+        Ok(GpuTensor {
+            buffer,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A device tensor of its own (never pooled) for a result handed to the caller.
+    pub(crate) fn output_tensor(&self, shape: &[usize], label: &str) -> Result<GpuTensor> {
+        let len: usize = shape.iter().product();
+        let bytes = self.check_binding(len, label)?;
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        Ok(GpuTensor {
+            buffer: self.dedicated(label, usage, bytes),
             shape: shape.to_vec(),
         })
     }
@@ -295,21 +341,41 @@ impl GpuContext {
         y: &GpuTensor,
         algorithm: Algorithm,
     ) -> Result<()> {
-        expect_len(x, g.input_shape(), "input")?;
+        self.prepare_forward(g, x, w, bias, y, algorithm)?
+            .encode(self, encoder);
+        Ok(())
+    }
+
+    /// The forward pass bound to its operands, to be recorded once or many times.
+    pub(crate) fn prepare_forward(
+        &self,
+        g: &Conv2dGeometry,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        bias: Option<&GpuTensor>,
+        y: &GpuTensor,
+        algorithm: Algorithm,
+    ) -> Result<Prepared> {
+        self.check_forward_operands(g, x, y)?;
         expect_len(w, g.weight_shape(), "weight")?;
-        expect_len(y, g.output_shape(), "output")?;
         if let Some(b) = bias {
             expect_len(b, [g.oc, 1, 1, 1], "bias")?;
         }
         let algorithm = self.tuned_algorithm(Op::Forward, g, bias.is_some(), algorithm)?;
         let plan = kernels::plan_forward(g, bias.is_some(), &self.profile(), algorithm)?;
         let bias = bias.map_or(&self.pipelines.zeros, |b| &b.buffer);
-        kernels::record(
-            self,
-            encoder,
-            &plan,
-            &[&x.buffer, &w.buffer, bias, &y.buffer],
-        )
+        kernels::prepare(self, &plan, &[&x.buffer, &w.buffer, bias, &y.buffer], &[])
+    }
+
+    /// Checks a forward pass's input and output against its geometry.
+    pub(crate) fn check_forward_operands(
+        &self,
+        g: &Conv2dGeometry,
+        x: &GpuTensor,
+        y: &GpuTensor,
+    ) -> Result<()> {
+        expect_len(x, g.input_shape(), "input")?;
+        expect_len(y, g.output_shape(), "output")
     }
 
     /// Records the gradients of `sum(y * gy)` into `encoder`, each where its target is given.
@@ -342,27 +408,56 @@ impl GpuContext {
         gb: Option<&GpuTensor>,
         algorithm: Algorithm,
     ) -> Result<()> {
+        let prepared = self.prepare_backward(g, x, w, gy, gw, gx, gb, algorithm)?;
+        for p in &prepared {
+            p.encode(self, encoder);
+        }
+        Ok(())
+    }
+
+    /// The wanted gradients bound to their operands (weight, input, bias, in that order), to
+    /// be recorded once or many times.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn prepare_backward(
+        &self,
+        g: &Conv2dGeometry,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        gy: &GpuTensor,
+        gw: Option<&GpuTensor>,
+        gx: Option<&GpuTensor>,
+        gb: Option<&GpuTensor>,
+        algorithm: Algorithm,
+    ) -> Result<Vec<Prepared>> {
         expect_len(x, g.input_shape(), "input")?;
         expect_len(w, g.weight_shape(), "weight")?;
         expect_len(gy, g.output_shape(), "grad_output")?;
+        let mut prepared = Vec::new();
         if let Some(gw) = gw {
             expect_len(gw, g.weight_shape(), "grad_weight")?;
             let algorithm = self.tuned_algorithm(Op::WeightGrad, g, false, algorithm)?;
             let plan = kernels::plan_weight_grad(g, &self.profile(), algorithm)?;
-            kernels::record(self, encoder, &plan, &[&x.buffer, &gy.buffer, &gw.buffer])?;
+            let io = [&x.buffer, &gy.buffer, &gw.buffer];
+            prepared.push(kernels::prepare(self, &plan, &io, &[])?);
         }
         if let Some(gx) = gx {
             expect_len(gx, g.input_shape(), "grad_input")?;
             let algorithm = self.tuned_algorithm(Op::InputGrad, g, false, algorithm)?;
             let plan = kernels::plan_input_grad(g, &self.profile(), algorithm)?;
-            kernels::record(self, encoder, &plan, &[&w.buffer, &gy.buffer, &gx.buffer])?;
+            let io = [&w.buffer, &gy.buffer, &gx.buffer];
+            prepared.push(kernels::prepare(self, &plan, &io, &[])?);
         }
         if let Some(gb) = gb {
             expect_len(gb, [g.oc, 1, 1, 1], "grad_bias")?;
             let plan = conv2d_bias_grad::plan(g, &self.profile())?;
-            kernels::record(self, encoder, &plan, &[&gy.buffer, &gb.buffer])?;
+            prepared.push(kernels::prepare(
+                self,
+                &plan,
+                &[&gy.buffer, &gb.buffer],
+                &[],
+            )?);
         }
-        Ok(())
+        Ok(prepared)
     }
 
     /// The forward convolution on the GPU (one submission): `y = conv(x, w) + bias` with the
@@ -582,7 +677,7 @@ impl GpuContext {
         } else {
             algorithm
         };
-        let (gw, gx, gb) = if split::needed(&g, self.binding_limit()).is_some() {
+        let raw = if split::needed(&g, self.binding_limit()).is_some() {
             let run = |pg: &Conv2dGeometry, x: &[f32], w: &[f32], gy: &[f32]| {
                 self.backward_raw(pg, x, w, gy, wanted, algorithm)
             };
@@ -598,11 +693,7 @@ impl GpuContext {
                 algorithm,
             )?
         };
-        Ok(Conv2dGrads {
-            weight: gw.map(|d| Tensor::new(w.shape().to_vec(), d)).transpose()?,
-            input: gx.map(|d| Tensor::new(x.shape().to_vec(), d)).transpose()?,
-            bias: gb.map(|d| Tensor::new(vec![g.oc], d)).transpose()?,
-        })
+        Conv2dGrads::from_raw(raw, x.shape(), w.shape(), g.oc)
     }
 
     /// One submission: upload, the wanted gradients, read back. The operands must fit.
@@ -621,45 +712,58 @@ impl GpuContext {
                 let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_backward: weight")?;
                 let gyg =
                     self.upload_slice(&g.output_shape(), gy, "conv2d_backward: grad_output")?;
-                let make = |on: bool, shape: &[usize], label: &str| {
-                    on.then(|| self.empty(shape, label)).transpose()
-                };
-                let gw = make(
-                    wanted.weight,
-                    &g.weight_shape(),
-                    "conv2d_backward: grad_weight",
-                )?;
-                let gx = make(
-                    wanted.input,
-                    &g.input_shape(),
-                    "conv2d_backward: grad_input",
-                )?;
-                let gb = make(wanted.bias, &[g.oc, 1, 1, 1], "conv2d_backward: grad_bias")?;
-                let mut enc = self.encoder("conv2d_backward");
-                self.record_backward_with(
-                    &mut enc,
-                    g,
-                    &xg,
-                    &wg,
-                    &gyg,
-                    gw.as_ref(),
-                    gx.as_ref(),
-                    gb.as_ref(),
-                    algorithm,
-                )?;
-                let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
-                let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();
-                let mut data = self.submit_and_read(enc, &bufs)?.into_iter();
-                let mut take = |t: &Option<GpuTensor>| {
-                    t.as_ref().map(|t| {
-                        let mut d = data.next().unwrap_or_default();
-                        d.truncate(t.len());
-                        d
-                    })
-                };
-                Ok((take(&gw), take(&gx), take(&gb)))
+                self.backward_read(g, &xg, &wg, &gyg, wanted, algorithm)
             })
         })
+    }
+
+    /// One submission: the wanted gradients from operands on the device, read back.
+    pub(crate) fn backward_read(
+        &self,
+        g: &Conv2dGeometry,
+        xg: &GpuTensor,
+        wg: &GpuTensor,
+        gyg: &GpuTensor,
+        wanted: Wanted,
+        algorithm: Algorithm,
+    ) -> Result<RawGrads> {
+        let make = |on: bool, shape: &[usize], label: &str| {
+            on.then(|| self.empty(shape, label)).transpose()
+        };
+        let gw = make(
+            wanted.weight,
+            &g.weight_shape(),
+            "conv2d_backward: grad_weight",
+        )?;
+        let gx = make(
+            wanted.input,
+            &g.input_shape(),
+            "conv2d_backward: grad_input",
+        )?;
+        let gb = make(wanted.bias, &[g.oc, 1, 1, 1], "conv2d_backward: grad_bias")?;
+        let mut enc = self.encoder("conv2d_backward");
+        self.record_backward_with(
+            &mut enc,
+            g,
+            xg,
+            wg,
+            gyg,
+            gw.as_ref(),
+            gx.as_ref(),
+            gb.as_ref(),
+            algorithm,
+        )?;
+        let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
+        let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();
+        let mut data = self.submit_and_read(enc, &bufs)?.into_iter();
+        let mut take = |t: &Option<GpuTensor>| {
+            t.as_ref().map(|t| {
+                let mut d = data.next().unwrap_or_default();
+                d.truncate(t.len());
+                d
+            })
+        };
+        Ok((take(&gw), take(&gx), take(&gb)))
     }
 }
 

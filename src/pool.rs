@@ -28,6 +28,14 @@ pub struct PoolStats {
     pub reused: u64,
     /// Bytes of idle buffers the pool holds now.
     pub idle_bytes: u64,
+    /// Host-to-device copies of tensors (inputs, weights, gradients; not the kernels'
+    /// uniforms), and their bytes.
+    pub uploads: u64,
+    /// Bytes of those uploads.
+    pub uploaded_bytes: u64,
+    /// Passes recorded that pack a weight into the layout a kernel reads (a resident layer
+    /// packs once per weight and shape; see [`crate::Conv2d`]).
+    pub weight_packs: u64,
 }
 
 /// Idle buffers by (usage, size class), and the counters.
@@ -37,6 +45,9 @@ pub(crate) struct Pool {
     idle_bytes: AtomicU64,
     created: AtomicU64,
     reused: AtomicU64,
+    uploads: AtomicU64,
+    uploaded_bytes: AtomicU64,
+    weight_packs: AtomicU64,
 }
 
 /// A buffer handed out under a lease: the context it came from, its key, the buffer.
@@ -160,7 +171,43 @@ impl GpuContext {
             created: self.pool.created.load(Ordering::Relaxed),
             reused: self.pool.reused.load(Ordering::Relaxed),
             idle_bytes: self.pool.idle_bytes.load(Ordering::Relaxed),
+            uploads: self.pool.uploads.load(Ordering::Relaxed),
+            uploaded_bytes: self.pool.uploaded_bytes.load(Ordering::Relaxed),
+            weight_packs: self.pool.weight_packs.load(Ordering::Relaxed),
         }
+    }
+
+    /// Copies `bytes` into `buffer` through the queue, counted in [`PoolStats::uploads`].
+    pub(crate) fn write_counted(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
+        self.pool.uploads.fetch_add(1, Ordering::Relaxed);
+        self.pool
+            .uploaded_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.queue.write_buffer(buffer, 0, bytes);
+    }
+
+    /// Counts recorded weight-packing passes.
+    pub(crate) fn count_packs(&self, passes: u64) {
+        if passes > 0 {
+            self.pool.weight_packs.fetch_add(passes, Ordering::Relaxed);
+        }
+    }
+
+    /// A buffer of its own (never from or back to the pool): a resident weight, a layer's
+    /// output handed to the caller.
+    pub(crate) fn dedicated(
+        &self,
+        label: &str,
+        usage: wgpu::BufferUsages,
+        bytes: u64,
+    ) -> wgpu::Buffer {
+        self.pool.created.fetch_add(1, Ordering::Relaxed);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
+            usage,
+            mapped_at_creation: false,
+        })
     }
 
     /// Frees every idle buffer of the pool.

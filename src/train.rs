@@ -4,10 +4,12 @@
 use crate::context::GpuContext;
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::kernels::{self, mse_loss, sgd_step, Sgd};
+use crate::kernels::train_step_small::{self, StateLayout};
+use crate::kernels::{self, mse_loss, sgd_step, Algorithm, Plan, Prepared, Sgd};
 use crate::layer::Conv2d;
 use crate::ops::{geometry, GpuTensor};
 use crate::options::Conv2dGeometry;
+use crate::tensor::try_zeros;
 use crate::tensor::Tensor;
 
 /// Whether a target of shape `target` fits an output of shape `output`: the same shape, or it
@@ -24,24 +26,29 @@ pub fn target_fits(target: &[usize], output: &[usize]) -> bool {
 const CHAPTER_LOSS_SCALE: f32 = 1.0;
 
 /// Trains one layer to map `x` to `target` under the chapter's loss `sum (y - target)^2`.
-/// Every [`Trainer::step`] records forward, loss, gradients and the update into one submission;
-/// the loss is read back only when asked for.
+/// Every [`Trainer::step`] records forward, loss, gradients and the update into one submission
+/// and one compute pass, bound once when the trainer is made; the loss is read back only when
+/// asked for. A small layer (such as the chapter's) takes the whole step in one dispatch
+/// ([`Trainer::fused`]).
 pub struct Trainer<'a> {
     ctx: &'a GpuContext,
-    g: Conv2dGeometry,
-    x: GpuTensor,
-    target: GpuTensor,
-    w: GpuTensor,
-    b: Option<GpuTensor>,
-    gw: GpuTensor,
-    gb: Option<GpuTensor>,
-    vw: GpuTensor,
-    vb: Option<GpuTensor>,
-    y: GpuTensor,
-    gy: GpuTensor,
+    /// Where the weight and bias being trained live.
+    params: Params,
     loss: GpuTensor,
-    sgd: Sgd,
     layer: Conv2d,
+    /// A step's operations bound to their buffers, recorded every step.
+    step: Vec<Prepared>,
+}
+
+/// The trained parameters' buffers.
+enum Params {
+    /// One buffer: weight, bias, and their velocities ([`StateLayout`]).
+    Fused {
+        state: GpuTensor,
+        layout: StateLayout,
+    },
+    /// A buffer each (the other buffers of the step are held by its bind groups).
+    Ops { w: GpuTensor, b: Option<GpuTensor> },
 }
 
 impl<'a> Trainer<'a> {
@@ -53,6 +60,20 @@ impl<'a> Trainer<'a> {
         x: &Tensor,
         target: &Tensor,
         sgd: Sgd,
+    ) -> Result<Self> {
+        Self::new_with(ctx, layer, x, target, sgd, Algorithm::Auto)
+    }
+
+    /// [`Trainer::new`] with a chosen convolution kernel: any but `Auto` runs the step as
+    /// separate operations (forward, loss, gradients, update) with that kernel, even for a
+    /// layer small enough for the one-dispatch step.
+    pub fn new_with(
+        ctx: &'a GpuContext,
+        layer: &Conv2d,
+        x: &Tensor,
+        target: &Tensor,
+        sgd: Sgd,
+        algorithm: Algorithm,
     ) -> Result<Self> {
         let g = geometry(
             x.shape(),
@@ -67,35 +88,119 @@ impl<'a> Trainer<'a> {
                 g.output_shape()
             )));
         }
-        let zeros = |shape: &[usize], label: &str| ctx.empty(shape, label);
-        let wshape = g.weight_shape();
-        let bshape = [g.oc, 1, 1, 1];
-        Ok(Self {
-            ctx,
-            x: ctx.upload_slice(&g.input_shape(), x.data(), "train: input")?,
-            target: ctx.upload_slice(&g.output_shape(), target.data(), "train: target")?,
-            w: ctx.upload_slice(&wshape, layer.weight().data(), "train: weight")?,
-            b: layer
-                .bias()
-                .map(|b| ctx.upload_slice(&bshape, b.data(), "train: bias"))
-                .transpose()?,
-            gw: zeros(&wshape, "train: grad_weight")?,
-            gb: layer
-                .bias()
-                .map(|_| zeros(&bshape, "train: grad_bias"))
-                .transpose()?,
-            vw: zeros(&wshape, "train: velocity weight")?,
-            vb: layer
-                .bias()
-                .map(|_| zeros(&bshape, "train: velocity bias"))
-                .transpose()?,
-            y: zeros(&g.output_shape(), "train: output")?,
-            gy: zeros(&g.output_shape(), "train: grad_output")?,
-            loss: zeros(&[1], "train: loss")?,
-            g,
-            sgd,
-            layer: layer.clone(),
+        let bias = layer.bias().is_some();
+        let fused = match algorithm {
+            Algorithm::Auto => {
+                train_step_small::plan(&g, bias, CHAPTER_LOSS_SCALE, &sgd, &ctx.profile())?
+            }
+            _ => None,
+        };
+        ctx.scoped("train setup", || {
+            let loss = ctx.empty(&[1], "train: loss")?;
+            let (params, step) = match &fused {
+                Some(plan) => Self::bind_fused(ctx, plan, layer, x, target, &loss)?,
+                None => Self::bind_ops(ctx, &g, layer, x, target, &sgd, algorithm, &loss)?,
+            };
+            Ok(Self {
+                ctx,
+                params,
+                loss,
+                layer: layer.clone(),
+                step,
+            })
         })
+    }
+
+    /// The one-dispatch step over `[data, state, loss]`.
+    fn bind_fused(
+        ctx: &GpuContext,
+        plan: &Plan,
+        layer: &Conv2d,
+        x: &Tensor,
+        target: &Tensor,
+        loss: &GpuTensor,
+    ) -> Result<(Params, Vec<Prepared>)> {
+        let layout = StateLayout {
+            weights: layer.weight().len(),
+            biases: layer.bias().map_or(0, Tensor::len),
+        };
+        let mut data = try_zeros(x.len() + target.len(), "train: data")?;
+        data[..x.len()].copy_from_slice(x.data());
+        data[x.len()..].copy_from_slice(target.data());
+        let mut state = try_zeros(layout.len(), "train: state")?;
+        state[..layout.weights].copy_from_slice(layer.weight().data());
+        if let Some(b) = layer.bias() {
+            state[layout.bias_at()..layout.vw_at()].copy_from_slice(b.data());
+        }
+        let data = ctx.upload_slice(&[data.len()], &data, "train: data")?;
+        let state = ctx.upload_slice(&[state.len()], &state, "train: state")?;
+        let io = [&data, &state, loss].map(GpuTensor::buffer);
+        let step = vec![kernels::prepare(ctx, plan, &io, &[])?];
+        Ok((Params::Fused { state, layout }, step))
+    }
+
+    /// The step as separate operations: forward, loss (before the update, as the chapter
+    /// prints it), gradients, SGD update.
+    #[allow(clippy::too_many_arguments)]
+    fn bind_ops(
+        ctx: &GpuContext,
+        g: &Conv2dGeometry,
+        layer: &Conv2d,
+        x: &Tensor,
+        target: &Tensor,
+        sgd: &Sgd,
+        algorithm: Algorithm,
+        loss: &GpuTensor,
+    ) -> Result<(Params, Vec<Prepared>)> {
+        let profile = ctx.profile();
+        let zeros = |shape: &[usize], label: &str| ctx.empty(shape, label);
+        let (wshape, bshape) = (g.weight_shape(), [g.oc, 1, 1, 1]);
+        let x = ctx.upload_slice(&g.input_shape(), x.data(), "train: input")?;
+        let target = ctx.upload_slice(&g.output_shape(), target.data(), "train: target")?;
+        let w = ctx.upload_slice(&wshape, layer.weight().data(), "train: weight")?;
+        let b = layer
+            .bias()
+            .map(|b| ctx.upload_slice(&bshape, b.data(), "train: bias"))
+            .transpose()?;
+        let gw = zeros(&wshape, "train: grad_weight")?;
+        let vw = zeros(&wshape, "train: velocity weight")?;
+        let y = zeros(&g.output_shape(), "train: output")?;
+        let gy = zeros(&g.output_shape(), "train: grad_output")?;
+
+        let mut step = vec![ctx.prepare_forward(g, &x, &w, b.as_ref(), &y, algorithm)?];
+        let plan = mse_loss::plan(y.len(), CHAPTER_LOSS_SCALE, &profile)?;
+        let io = [&y, &target, &gy, loss].map(GpuTensor::buffer);
+        step.push(kernels::prepare(ctx, &plan, &io, &[])?);
+        let gb = b
+            .as_ref()
+            .map(|_| zeros(&bshape, "train: grad_bias"))
+            .transpose()?;
+        let grads =
+            ctx.prepare_backward(g, &x, &w, &gy, Some(&gw), None, gb.as_ref(), algorithm)?;
+        step.extend(grads);
+        let plan = sgd_step::plan(w.len(), sgd, &profile)?;
+        step.push(kernels::prepare(
+            ctx,
+            &plan,
+            &[&gw, &w, &vw].map(GpuTensor::buffer),
+            &[],
+        )?);
+        if let (Some(b), Some(gb)) = (&b, &gb) {
+            let vb = zeros(&bshape, "train: velocity bias")?;
+            let plan = sgd_step::plan(b.len(), sgd, &profile)?;
+            step.push(kernels::prepare(
+                ctx,
+                &plan,
+                &[gb, b, &vb].map(GpuTensor::buffer),
+                &[],
+            )?);
+        }
+        Ok((Params::Ops { w, b }, step))
+    }
+
+    /// Whether a step is one dispatch (a small layer, `Auto`) rather than separate operations.
+    pub fn fused(&self) -> bool {
+        matches!(self.params, Params::Fused { .. })
     }
 
     /// One step: forward, loss (before the update, as the chapter prints it), gradients, SGD
@@ -105,29 +210,7 @@ impl<'a> Trainer<'a> {
         let ctx = self.ctx;
         ctx.scoped("train step", || {
             let mut enc = ctx.encoder("train step");
-            let g = &self.g;
-            ctx.record_forward(&mut enc, g, &self.x, &self.w, self.b.as_ref(), &self.y)?;
-            let profile = ctx.profile();
-            let loss = mse_loss::plan(self.y.len(), CHAPTER_LOSS_SCALE, &profile)?;
-            let io = [&self.y, &self.target, &self.gy, &self.loss];
-            kernels::record(ctx, &mut enc, &loss, &io.map(GpuTensor::buffer))?;
-            ctx.record_backward(
-                &mut enc,
-                g,
-                &self.x,
-                &self.w,
-                &self.gy,
-                Some(&self.gw),
-                None,
-                self.gb.as_ref(),
-            )?;
-            let step = sgd_step::plan(self.w.len(), &self.sgd, &profile)?;
-            let io = [&self.gw, &self.w, &self.vw];
-            kernels::record(ctx, &mut enc, &step, &io.map(GpuTensor::buffer))?;
-            if let (Some(b), Some(gb), Some(vb)) = (&self.b, &self.gb, &self.vb) {
-                let step = sgd_step::plan(b.len(), &self.sgd, &profile)?;
-                kernels::record(ctx, &mut enc, &step, &[gb, b, vb].map(GpuTensor::buffer))?;
-            }
+            kernels::encode_all(ctx, &mut enc, &self.step);
             if read_loss {
                 let out = ctx.submit_and_read(enc, &[self.loss.buffer()])?;
                 Ok(out.first().and_then(|v| v.first().copied()))
@@ -140,17 +223,28 @@ impl<'a> Trainer<'a> {
 
     /// The layer with its current (trained) weight and bias, read back from the device.
     pub fn layer(&self) -> Result<Conv2d> {
-        let mut tensors = vec![&self.w];
-        if let Some(b) = &self.b {
-            tensors.push(b);
-        }
-        let mut read = self.ctx.download(&tensors)?.into_iter();
         let mut layer = self.layer.clone();
-        if let Some(w) = read.next() {
-            layer.set_weight(w)?;
-        }
-        if let Some(b) = read.next() {
-            layer.set_bias(b)?;
+        match &self.params {
+            Params::Fused { state, layout } => {
+                let state = self.ctx.download(&[state])?.remove(0).into_data();
+                let w = Tensor::new(vec![layout.weights], state[..layout.weights].to_vec())?;
+                layer.set_weight(w)?;
+                if layout.biases > 0 {
+                    let b = state[layout.bias_at()..layout.vw_at()].to_vec();
+                    layer.set_bias(Tensor::new(vec![layout.biases], b)?)?;
+                }
+            }
+            Params::Ops { w, b } => {
+                let mut tensors = vec![w];
+                tensors.extend(b);
+                let mut read = self.ctx.download(&tensors)?.into_iter();
+                if let Some(w) = read.next() {
+                    layer.set_weight(w)?;
+                }
+                if let Some(b) = read.next() {
+                    layer.set_bias(b)?;
+                }
+            }
         }
         Ok(layer)
     }

@@ -43,6 +43,7 @@ mod conv2d_weight_grad_tiled;
 pub(crate) mod mse_loss;
 mod reduce_partials;
 pub(crate) mod sgd_step;
+pub(crate) mod train_step_small;
 
 use spec::{shader, Access, KernelSpec, Uniform};
 #[cfg(test)]
@@ -55,7 +56,9 @@ pub(crate) use plan_forward::plan_forward;
 pub(crate) use plan_input_grad::plan_input_grad;
 pub(crate) use plan_weight_grad::plan_weight_grad;
 pub use profile::{DeviceProfile, Family};
-pub(crate) use record::record;
+pub(crate) use record::{
+    encode_all, prepare, record, scratch_size, scratch_usage, weight_packs, Prepared,
+};
 pub use sgd_step::Sgd;
 pub(crate) use spec::{kernel_set_version, required_storage_buffers};
 

@@ -26,6 +26,9 @@ pub enum Op {
     MseLoss,
     /// One SGD step; operands `[grad, weight, velocity]`.
     SgdStep,
+    /// A whole training step of a small layer; operands `[data (input, then target), state
+    /// (weight, bias and their velocities), loss]`.
+    TrainStep,
 }
 
 impl std::str::FromStr for Op {
@@ -39,12 +42,13 @@ impl std::str::FromStr for Op {
             Op::BiasGrad,
             Op::MseLoss,
             Op::SgdStep,
+            Op::TrainStep,
         ]
         .into_iter()
         .find(|op| op.name() == s)
         .ok_or_else(|| {
             Error::option(format!(
-                "unknown op {s:?}: forward, weight_grad, input_grad, bias_grad, mse_loss or sgd_step"
+                "unknown op {s:?}: forward, weight_grad, input_grad, bias_grad, mse_loss, sgd_step or train_step"
             ))
         })
     }
@@ -60,6 +64,7 @@ impl Op {
             Op::BiasGrad => "bias_grad",
             Op::MseLoss => "mse_loss",
             Op::SgdStep => "sgd_step",
+            Op::TrainStep => "train_step",
         }
     }
 }

@@ -1,10 +1,18 @@
 //! Recording a [`Plan`]: its scratch buffers, one uniform buffer holding every dispatch's
 //! uniform at its own dynamic offset, one bind group per pass, and one compute pass for the
-//! whole operation.
+//! whole operation. [`prepare`] makes the buffers and bind groups once; [`Prepared::encode`]
+//! records the passes, as often as the caller wants (a training step records the same
+//! operations on the same buffers every time).
 
-use super::plan::{Buf, Plan};
+use std::sync::Arc;
+
+use super::pipelines::Pipeline;
+use super::plan::{Buf, Op, Plan};
 use crate::context::GpuContext;
 use crate::error::{Error, Result};
+
+/// Kernels that write a weight's packed form (from the weight alone).
+const PACKERS: [&str; 2] = ["conv2d_pack_chunks", "conv2d_pack_planes"];
 
 /// Smallest scratch buffer (a binding of one vec4).
 const MIN_BUFFER_BYTES: u64 = 16;
@@ -16,9 +24,81 @@ pub(crate) fn record(
     plan: &Plan,
     operands: &[&wgpu::Buffer],
 ) -> Result<()> {
+    prepare(ctx, plan, operands, &[])?.encode(ctx, encoder);
+    Ok(())
+}
+
+/// A plan bound to its buffers, ready to be recorded into any number of encoders.
+pub(crate) struct Prepared {
+    op: Op,
+    passes: Vec<BoundPass>,
+    /// Scratch buffers cleared (from a byte offset) before the passes.
+    clears: Vec<(wgpu::Buffer, u64)>,
+}
+
+/// One pass's pipeline, bind group and dispatches (grid, uniform offset, block offset).
+struct BoundPass {
+    pipeline: Arc<Pipeline>,
+    group: wgpu::BindGroup,
+    dispatches: Vec<([u32; 3], u32, Option<u32>)>,
+    packs_weight: bool,
+}
+
+/// The scratch buffers a weight's packed form lives in: `(scratch index, pass index)` of each
+/// pass that writes one scratch buffer from the weight (operand 1 of a forward plan) alone.
+pub(crate) fn weight_packs(plan: &Plan) -> Vec<(usize, usize)> {
+    if plan.op != Op::Forward {
+        return Vec::new();
+    }
+    plan.passes
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| PACKERS.contains(&p.spec.name))
+        .filter_map(|(i, p)| match p.bindings.as_slice() {
+            [w, out] if w.buf == Buf::Operand(1) => match out.buf {
+                Buf::Scratch(s) => Some((s, i)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// The usage of a plan's scratch buffer.
+pub(crate) fn scratch_usage(plan: &Plan, index: usize) -> wgpu::BufferUsages {
+    let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+    if plan.scratch.get(index).is_some_and(|s| s.uniform) {
+        usage |= wgpu::BufferUsages::UNIFORM;
+    }
+    usage
+}
+
+/// The bytes of a plan's scratch buffer as allocated.
+pub(crate) fn scratch_size(plan: &Plan, index: usize) -> u64 {
+    plan.scratch.get(index).map_or(MIN_BUFFER_BYTES, |s| {
+        s.bytes
+            .max(MIN_BUFFER_BYTES)
+            .next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+    })
+}
+
+/// Binds `plan` to `operands`. `resident` gives buffers for some scratch indices (a weight's
+/// packed form kept between calls) and whether they already hold it: then the passes that
+/// write them are left out.
+pub(crate) fn prepare(
+    ctx: &GpuContext,
+    plan: &Plan,
+    operands: &[&wgpu::Buffer],
+    resident: &[(usize, &wgpu::Buffer, bool)],
+) -> Result<Prepared> {
     plan.validate(&ctx.profile())?;
+    let mut prepared = Prepared {
+        op: plan.op,
+        passes: Vec::new(),
+        clears: Vec::new(),
+    };
     if plan.passes.is_empty() {
-        return Ok(());
+        return Ok(prepared);
     }
     // operands the caller made (`GpuTensor::from_buffer`) may be larger than a binding
     let max = ctx.limits.max_storage_buffer_binding_size;
@@ -30,26 +110,23 @@ pub(crate) fn record(
             max,
         ));
     }
+    let skipped: Vec<usize> = weight_packs(plan)
+        .into_iter()
+        .filter(|(s, _)| resident.iter().any(|r| r.0 == *s && r.2))
+        .map(|(_, pass)| pass)
+        .collect();
     let scratch: Vec<wgpu::Buffer> = plan
         .scratch
         .iter()
-        .map(|s| {
-            let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-            if s.uniform {
-                usage |= wgpu::BufferUsages::UNIFORM;
-            }
-            ctx.pooled(
-                s.label,
-                usage,
-                s.bytes
-                    .max(MIN_BUFFER_BYTES)
-                    .next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
-            )
+        .enumerate()
+        .map(|(i, s)| match resident.iter().find(|r| r.0 == i) {
+            Some(r) => r.1.clone(),
+            None => ctx.pooled(s.label, scratch_usage(plan, i), scratch_size(plan, i)),
         })
         .collect();
     for (s, b) in plan.scratch.iter().zip(&scratch) {
         if let Some(from) = s.zero_from {
-            encoder.clear_buffer(b, from, None);
+            prepared.clears.push((b.clone(), from));
         }
     }
     let buffer = |buf: Buf| -> Result<&wgpu::Buffer> {
@@ -87,8 +164,10 @@ pub(crate) fn record(
     );
     ctx.queue.write_buffer(&uniforms, 0, &bytes);
 
-    let mut bound = Vec::with_capacity(plan.passes.len());
-    for pass in &plan.passes {
+    for (index, (pass, pass_offsets)) in plan.passes.iter().zip(&offsets).enumerate() {
+        if skipped.contains(&index) {
+            continue;
+        }
         let pipeline = ctx.pipelines.get(&ctx.device, pass.spec, &pass.constants)?;
         let size = wgpu::BufferSize::new(pass.spec.uniform.bytes() as u64);
         let mut entries = vec![wgpu::BindGroupEntry {
@@ -119,12 +198,46 @@ pub(crate) fn record(
             layout: &pipeline.layout,
             entries: &entries,
         });
-        bound.push((pipeline, group));
+        let blocks = pass.bindings.iter().any(|b| b.block.is_some());
+        let dispatches = pass
+            .dispatches
+            .iter()
+            .map(|d| (d.grid, pass_offsets[d.uniform], blocks.then_some(d.block)))
+            .collect();
+        prepared.passes.push(BoundPass {
+            packs_weight: PACKERS.contains(&pass.spec.name),
+            pipeline,
+            group,
+            dispatches,
+        });
     }
+    Ok(prepared)
+}
 
+impl Prepared {
+    /// Records the passes into `encoder` (with the open GPU-time measurement's timestamps).
+    pub(crate) fn encode(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) {
+        encode_all(ctx, encoder, std::slice::from_ref(self));
+    }
+}
+
+/// Records several prepared operations, in order, into one compute pass of `encoder`.
+pub(crate) fn encode_all(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, ops: &[Prepared]) {
+    let Some(first) = ops.iter().find(|p| !p.passes.is_empty()) else {
+        return;
+    };
+    for (b, from) in ops.iter().flat_map(|p| &p.clears) {
+        encoder.clear_buffer(b, *from, None);
+    }
+    let packs = ops
+        .iter()
+        .flat_map(|p| &p.passes)
+        .filter(|p| p.packs_weight)
+        .count();
+    ctx.count_packs(packs as u64);
     let stamps = ctx.pass_timestamps();
     let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(plan.op.name()),
+        label: Some(first.op.name()),
         timestamp_writes: stamps
             .as_ref()
             .map(|(set, at)| wgpu::ComputePassTimestampWrites {
@@ -133,18 +246,14 @@ pub(crate) fn record(
                 end_of_pass_write_index: Some(at + 1),
             }),
     });
-    for ((pass, (pipeline, group)), pass_offsets) in plan.passes.iter().zip(&bound).zip(&offsets) {
-        let blocks = pass.bindings.iter().any(|b| b.block.is_some());
-        cpass.set_pipeline(&pipeline.pipeline);
-        for d in &pass.dispatches {
-            let at = pass_offsets[d.uniform];
-            if blocks {
-                cpass.set_bind_group(0, group, &[at, d.block]);
-            } else {
-                cpass.set_bind_group(0, group, &[at]);
+    for pass in ops.iter().flat_map(|p| &p.passes) {
+        cpass.set_pipeline(&pass.pipeline.pipeline);
+        for &(grid, at, block) in &pass.dispatches {
+            match block {
+                Some(block) => cpass.set_bind_group(0, &pass.group, &[at, block]),
+                None => cpass.set_bind_group(0, &pass.group, &[at]),
             }
-            cpass.dispatch_workgroups(d.grid[0], d.grid[1], d.grid[2]);
+            cpass.dispatch_workgroups(grid[0], grid[1], grid[2]);
         }
     }
-    Ok(())
 }

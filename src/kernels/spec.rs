@@ -123,6 +123,7 @@ pub(crate) const SPECS: &[&KernelSpec] = &[
     &reduce_partials::SPEC,
     &mse_loss::SPEC,
     &sgd_step::SPEC,
+    &train_step_small::SPEC,
 ];
 
 /// Storage buffers per shader stage a device must allow: the most any required kernel binds.
