@@ -95,3 +95,92 @@ fn blocking_calls_reuse_pooled_buffers_within_the_bound() {
     assert_eq!(ctx.pool_stats().idle_bytes, 0);
     round(true);
 }
+
+/// The process's resident set, in bytes (Linux: `/proc/self/statm`, in pages of 4 KiB).
+#[cfg(target_os = "linux")]
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn resident_bytes() -> Option<u64> {
+    None
+}
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn ten_thousand_mixed_calls_leave_memory_flat() {
+    use wgpu_conv::{Conv2d, Sgd, Trainer};
+    let ctx = GpuContext::new().expect("a GPU adapter (install mesa-vulkan-drivers)");
+    let mut rng = Rng::new(6);
+    let fig = Tensor::from_rows(&[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]);
+    let k = Tensor::from_rows(&[[0.0, 1.0], [2.0, 3.0]]);
+    let opts = Conv2dOptions::new().padding(1).stride((1, 2));
+    let x = Tensor::new(vec![2, 3, 11, 9], rng.vec(2 * 3 * 11 * 9)).unwrap();
+    let w = Tensor::new(vec![4, 3, 3, 3], rng.vec(4 * 3 * 3 * 3)).unwrap();
+    let g = opts.resolve([2, 3, 11, 9], [4, 3, 3, 3]).unwrap();
+    let gy = Tensor::new(
+        g.output_shape().to_vec(),
+        rng.vec(g.output_shape().iter().product()),
+    )
+    .unwrap();
+    let layer = Conv2d::new(3, 6, (2, 3), true, Conv2dOptions::new().groups(3), 9).unwrap();
+    let image = Tensor::new(vec![1, 3, 16, 20], rng.vec(3 * 16 * 20)).unwrap();
+    let edge_x = Tensor::from_fn([1, 1, 6, 8], |i| {
+        f32::from(u8::from(!(2..6).contains(&i[3])))
+    });
+    let edge_y = Tensor::from_fn([1, 1, 6, 7], |i| {
+        edge_x.at(&[0, 0, i[2], i[3]]) - edge_x.at(&[0, 0, i[2], i[3] + 1])
+    });
+    let chapter = Conv2d::new(1, 1, (1, 2), false, Conv2dOptions::new(), 0).unwrap();
+
+    // one call of six kinds in turn
+    let call = |i: usize| match i % 6 {
+        0 => assert_eq!(
+            ctx.corr2d(&fig, &k).unwrap().data(),
+            &[19.0, 25.0, 37.0, 43.0]
+        ),
+        1 => drop(ctx.conv2d(&x, &w, None, &opts).unwrap()),
+        2 => drop(
+            ctx.conv2d_backward(&x, &w, &gy, &opts, Wanted::ALL)
+                .unwrap(),
+        ),
+        3 => drop(layer.forward(&ctx, &image).unwrap()),
+        4 => {
+            let mut t = Trainer::new(&ctx, &chapter, &edge_x, &edge_y, Sgd::new(3e-2)).unwrap();
+            t.step(false).unwrap();
+            t.step(true).unwrap();
+        }
+        _ => {
+            let xg = ctx.upload(&image).unwrap();
+            let y = layer.forward_gpu(&ctx, &xg).unwrap();
+            drop(ctx.download(&[&y]).unwrap());
+        }
+    };
+    for i in 0..1_000 {
+        call(i);
+    }
+    let (warm, warm_rss) = (ctx.pool_stats(), resident_bytes());
+    for i in 1_000..10_000 {
+        call(i);
+    }
+    let (end, end_rss) = (ctx.pool_stats(), resident_bytes());
+    // the blocking calls reuse their pooled buffers; what grows is the non-blocking calls' own
+    // outputs and the trainers' buffers, each freed when dropped
+    assert!(end.reused - warm.reused >= 9_000, "{warm:?} -> {end:?}");
+    assert_eq!(end.idle_bytes, warm.idle_bytes, "{warm:?} -> {end:?}");
+    if let (Some(a), Some(b)) = (warm_rss, end_rss) {
+        let change = (b as f64 - a as f64) / a as f64;
+        assert!(
+            change.abs() <= 0.05,
+            "resident memory went from {a} to {b} bytes ({:+.1} %) over 9,000 calls",
+            change * 100.0
+        );
+        eprintln!(
+            "resident memory {a} -> {b} bytes ({:+.2} %)",
+            change * 100.0
+        );
+    }
+}
