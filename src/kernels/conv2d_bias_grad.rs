@@ -21,7 +21,12 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
 pub(crate) fn plan(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Plan> {
     let mut plan = Plan::new(Op::BiasGrad);
     let (slice, slices) = conv2d_weight_grad::slicing(profile, g.oc, g.n * g.oh * g.ow)?;
-    let partials = plan.scratch_floats(profile, "conv2d_bias_grad: partials", g.oc * slices)?;
+    // one slice: the kernel's partial sums are the gradient
+    let partials = if slices == 1 {
+        Buf::Operand(1)
+    } else {
+        plan.scratch_floats(profile, "conv2d_bias_grad: partials", g.oc * slices)?
+    };
     let mut p = ConvParams::new(g)?;
     p.slice_len = slice as u32;
     p.slices = slices as u32;
@@ -46,6 +51,8 @@ pub(crate) fn plan(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Plan> 
     plan.reason(format!(
         "bias gradient: {slices} slices of {slice} terms per channel, then their sum"
     ));
-    reduce_partials::passes(&mut plan, profile, partials, Buf::Operand(1), g.oc, slices)?;
+    if slices > 1 {
+        reduce_partials::passes(&mut plan, profile, partials, Buf::Operand(1), g.oc, slices)?;
+    }
     Ok(plan)
 }

@@ -34,7 +34,12 @@ pub(crate) struct LossParams {
 pub(crate) fn plan(count: usize, scale: f32, profile: &DeviceProfile) -> Result<Plan> {
     let mut plan = Plan::new(Op::MseLoss);
     let (slice, slices) = conv2d_weight_grad::slicing(profile, 1, count)?;
-    let partials = plan.scratch_floats(profile, "mse_loss: partials", slices)?;
+    // one slice: its partial sum is the loss
+    let partials = if slices == 1 {
+        Buf::Operand(3)
+    } else {
+        plan.scratch_floats(profile, "mse_loss: partials", slices)?
+    };
     let p = LossParams {
         count: uniforms::to_u32(count, "loss elements")?,
         slice_len: slice as u32,
@@ -52,6 +57,8 @@ pub(crate) fn plan(count: usize, scale: f32, profile: &DeviceProfile) -> Result<
         spread(slices, profile.max_workgroups_per_dimension, SPEC.name)?,
     );
     plan.passes.push(pass);
-    reduce_partials::passes(&mut plan, profile, partials, Buf::Operand(3), 1, slices)?;
+    if slices > 1 {
+        reduce_partials::passes(&mut plan, profile, partials, Buf::Operand(3), 1, slices)?;
+    }
     Ok(plan)
 }

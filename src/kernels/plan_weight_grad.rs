@@ -57,11 +57,19 @@ pub(crate) fn plan_weight_grad(
         }
         conv2d_weight_grad::slicing(profile, elements, g.n * g.oh * g.ow)?
     };
-    let partials = plan.scratch_floats(
-        profile,
-        "conv2d_weight_grad: partials",
-        elements * slicing.1,
-    )?;
+    // the direct kernel writes `partials[element * slices + slice]`: with one slice, that is
+    // the gradient itself, with no sum of partials to run
+    let single = !tiled && slicing.1 == 1;
+    let partials = if single {
+        plan.reason("one slice: the direct kernel writes the gradient, no sum of partials");
+        Buf::Operand(2)
+    } else {
+        plan.scratch_floats(
+            profile,
+            "conv2d_weight_grad: partials",
+            elements * slicing.1,
+        )?
+    };
     let io = [Buf::Operand(0), Buf::Operand(1), partials];
     let (what, pass) = if tiled {
         let pass = conv2d_weight_grad_tiled::pass(g, io, slicing, profile)?;
@@ -75,14 +83,16 @@ pub(crate) fn plan_weight_grad(
         slicing.1, slicing.0
     ));
     plan.passes.push(pass);
-    reduce_partials::passes(
-        &mut plan,
-        profile,
-        partials,
-        Buf::Operand(2),
-        elements,
-        slicing.1,
-    )?;
+    if !single {
+        reduce_partials::passes(
+            &mut plan,
+            profile,
+            partials,
+            Buf::Operand(2),
+            elements,
+            slicing.1,
+        )?;
+    }
     Ok(plan)
 }
 

@@ -90,8 +90,19 @@ const fn occurrences(hay: &str, needle: &str) -> u32 {
 impl KernelSpec {
     /// Storage buffers the kernel binds, counted in its source (`var<storage`; the naga test
     /// checks the count against the module's globals and [`KernelSpec::bindings`]).
-    pub(crate) const fn storage_buffers(&self) -> u32 {
-        occurrences(self.source, "var<storage")
+    pub(crate) fn storage_buffers(&self) -> u32 {
+        // counted once per kernel: every plan's validation asks, on every call
+        static COUNTS: std::sync::OnceLock<Vec<(&'static str, u32)>> = std::sync::OnceLock::new();
+        let counts = COUNTS.get_or_init(|| {
+            SPECS
+                .iter()
+                .map(|s| (s.name, occurrences(s.source, "var<storage")))
+                .collect()
+        });
+        counts
+            .iter()
+            .find(|(name, _)| *name == self.name)
+            .map_or_else(|| occurrences(self.source, "var<storage"), |c| c.1)
     }
 
     /// Invocations per workgroup.
