@@ -38,6 +38,8 @@ pub struct GpuContext {
     pub(crate) tuner: crate::autotune::Autotuner,
     /// Idle buffers for blocking calls to reuse.
     pub(crate) pool: crate::pool::Pool,
+    /// Small plans bound to the pooled buffers of earlier blocking calls.
+    pub(crate) prepared_cache: crate::kernels::PreparedCache,
     /// This context's number in the process: a layer's resident weights belong to one.
     pub(crate) uid: u64,
 }
@@ -261,6 +263,7 @@ impl GpuContext {
             stamps: Mutex::new(None),
             tuner: crate::autotune::Autotuner::from_env()?,
             pool: crate::pool::Pool::default(),
+            prepared_cache: Default::default(),
             uid: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
             info,
         })

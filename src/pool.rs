@@ -76,6 +76,11 @@ fn class(bytes: u64, max: u64) -> u64 {
     }
 }
 
+/// Whether this thread is inside a blocking call's lease.
+pub(crate) fn in_lease() -> bool {
+    LEASE.with(|l| l.borrow().0 > 0)
+}
+
 impl GpuContext {
     fn id(&self) -> usize {
         self as *const Self as usize
@@ -150,7 +155,9 @@ impl GpuContext {
         });
         if out.is_ok() {
             let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            for (ctx, key, b) in mine {
+            // in reverse, so that the next call taking them in the same order gets each buffer
+            // back in the same role (and finds the plans bound to them)
+            for (ctx, key, b) in mine.into_iter().rev() {
                 if ctx != self.id() {
                     continue;
                 }
@@ -212,6 +219,7 @@ impl GpuContext {
 
     /// Frees every idle buffer of the pool.
     pub fn trim(&self) {
+        self.prepared_cache.clear();
         let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.clear();
         self.pool.idle_bytes.store(0, Ordering::Relaxed);

@@ -70,7 +70,7 @@ impl Op {
 }
 
 /// A buffer a pass binds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Buf {
     /// The operation's operand `i` (see [`Op`]).
     Operand(usize),
@@ -83,7 +83,7 @@ pub(crate) enum Buf {
 }
 
 /// One binding after the uniform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Bind {
     pub buf: Buf,
     /// `Some(bytes)`: a uniform block of that size at each dispatch's dynamic offset.
@@ -98,7 +98,7 @@ impl From<Buf> for Bind {
 
 /// One dispatch: its grid of workgroups, its uniform (an index into the pass's), and the byte
 /// offset of its block where the kernel binds one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Dispatch {
     pub grid: [u32; 3],
     pub uniform: usize,
@@ -210,7 +210,7 @@ impl Pass {
 }
 
 /// A scratch buffer the plan allocates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Scratch {
     pub label: &'static str,
     pub bytes: u64,
@@ -299,6 +299,23 @@ impl Plan {
             }
             self.passes.push(pass);
         }
+    }
+
+    /// A hash of everything recording depends on: kernels, constants, bindings, uniforms,
+    /// dispatches, scratch buffers (not the reasons).
+    pub(crate) fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.op.hash(&mut h);
+        for p in &self.passes {
+            p.spec.name.hash(&mut h);
+            p.constants.hash(&mut h);
+            p.bindings.hash(&mut h);
+            p.uniforms.hash(&mut h);
+            p.dispatches.hash(&mut h);
+        }
+        self.scratch.hash(&mut h);
+        h.finish()
     }
 
     /// The operation.

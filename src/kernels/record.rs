@@ -29,6 +29,7 @@ pub(crate) fn record(
 }
 
 /// A plan bound to its buffers, ready to be recorded into any number of encoders.
+#[derive(Clone)]
 pub(crate) struct Prepared {
     op: Op,
     passes: Vec<BoundPass>,
@@ -37,6 +38,7 @@ pub(crate) struct Prepared {
 }
 
 /// One pass's pipeline, bind group and dispatches (grid, uniform offset, block offset).
+#[derive(Clone)]
 struct BoundPass {
     pipeline: Arc<Pipeline>,
     group: wgpu::BindGroup,
@@ -91,6 +93,77 @@ pub(crate) fn prepare(
     operands: &[&wgpu::Buffer],
     resident: &[(usize, &wgpu::Buffer, bool)],
 ) -> Result<Prepared> {
+    // A blocking call's operands are pooled buffers, leased to this thread alone until its
+    // submission is done; a small plan bound to them is kept and bound again when the pool
+    // hands out the same buffers for the same plan.
+    let cached = crate::pool::in_lease()
+        && resident.is_empty()
+        && operands.iter().all(|b| b.size() <= CACHED_BUFFER_BYTES)
+        && plan.scratch.iter().all(|s| s.bytes <= CACHED_BUFFER_BYTES);
+    if !cached {
+        return prepare_new(ctx, plan, operands, resident, false);
+    }
+    let key = (
+        plan.fingerprint(),
+        operands.iter().map(|b| (*b).clone()).collect::<Vec<_>>(),
+    );
+    if let Some(p) = ctx.prepared_cache.get(&key) {
+        return Ok(p);
+    }
+    // its scratch and uniforms are its own: pooled ones would go to other calls meanwhile
+    let p = prepare_new(ctx, plan, operands, resident, true)?;
+    ctx.prepared_cache.insert(key, p.clone());
+    Ok(p)
+}
+
+/// The largest operand or scratch buffer of a plan [`prepare`] keeps bound.
+const CACHED_BUFFER_BYTES: u64 = 256 << 10;
+/// Bound plans a context keeps: with [`CACHED_BUFFER_BYTES`], the buffers they hold from
+/// being freed stay under 64 entries x (operands + scratch) of 256 KiB.
+const CACHED_PLANS: usize = 64;
+
+type CacheKey = (u64, Vec<wgpu::Buffer>);
+
+/// Bound plans of blocking calls, by plan and operand buffers; emptied when full and by
+/// [`GpuContext::trim`].
+#[derive(Default)]
+pub(crate) struct PreparedCache(std::sync::Mutex<std::collections::HashMap<CacheKey, Prepared>>);
+
+impl PreparedCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<CacheKey, Prepared>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn get(&self, key: &CacheKey) -> Option<Prepared> {
+        self.map().get(key).cloned()
+    }
+    fn insert(&self, key: CacheKey, p: Prepared) {
+        let mut map = self.map();
+        if map.len() >= CACHED_PLANS {
+            map.clear();
+        }
+        map.insert(key, p);
+    }
+    /// Forgets every bound plan (and so lets their buffers go).
+    pub(crate) fn clear(&self) {
+        self.map().clear();
+    }
+}
+
+/// [`prepare`] without the cache; `own`: scratch and uniform buffers of its own, not pooled.
+fn prepare_new(
+    ctx: &GpuContext,
+    plan: &Plan,
+    operands: &[&wgpu::Buffer],
+    resident: &[(usize, &wgpu::Buffer, bool)],
+    own: bool,
+) -> Result<Prepared> {
+    let new_buffer = |label: &str, usage, bytes| {
+        if own {
+            ctx.dedicated(label, usage, bytes)
+        } else {
+            ctx.pooled(label, usage, bytes)
+        }
+    };
     plan.validate(&ctx.profile())?;
     let mut prepared = Prepared {
         op: plan.op,
@@ -121,7 +194,7 @@ pub(crate) fn prepare(
         .enumerate()
         .map(|(i, s)| match resident.iter().find(|r| r.0 == i) {
             Some(r) => r.1.clone(),
-            None => ctx.pooled(s.label, scratch_usage(plan, i), scratch_size(plan, i)),
+            None => new_buffer(s.label, scratch_usage(plan, i), scratch_size(plan, i)),
         })
         .collect();
     for (s, b) in plan.scratch.iter().zip(&scratch) {
@@ -157,7 +230,7 @@ pub(crate) fn prepare(
         }
         offsets.push(pass_offsets);
     }
-    let uniforms = ctx.pooled(
+    let uniforms = new_buffer(
         "wgpu-conv: uniforms",
         wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         bytes.len() as u64,
