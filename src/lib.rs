@@ -54,7 +54,7 @@ pub use pool::{PoolStats, MAX_IDLE_BYTES};
 pub use receptive_field::{receptive_field, Field};
 pub use shapes::{bench_shapes, BenchShape};
 pub use tensor::Tensor;
-pub use train::{target_fits, train_cpu, Trainer};
+pub use train::{target_fits, train_cpu, Trainer, MAX_PENDING_STEPS};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

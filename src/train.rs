@@ -1,6 +1,8 @@
 //! Training a `Conv2d` layer by gradient descent on the squared error, on the GPU (a whole step
 //! in one submission) and, as a reference, on the CPU.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::context::GpuContext;
 use crate::cpu;
 use crate::error::{Error, Result};
@@ -38,7 +40,13 @@ pub struct Trainer<'a> {
     layer: Conv2d,
     /// A step's operations bound to their buffers, recorded every step.
     step: Vec<Prepared>,
+    /// Steps taken but not yet submitted (they go with the next read, [`Trainer::flush`] or
+    /// [`Trainer::layer`], or once [`MAX_PENDING_STEPS`] have gathered).
+    pending: AtomicUsize,
 }
+
+/// Steps a trainer gathers, unread, before it submits them (in one compute pass).
+pub const MAX_PENDING_STEPS: usize = 32;
 
 /// The trained parameters' buffers.
 enum Params {
@@ -107,6 +115,7 @@ impl<'a> Trainer<'a> {
                 loss,
                 layer: layer.clone(),
                 step,
+                pending: AtomicUsize::new(0),
             })
         })
     }
@@ -204,13 +213,19 @@ impl<'a> Trainer<'a> {
     }
 
     /// One step: forward, loss (before the update, as the chapter prints it), gradients, SGD
-    /// update, in one submission. Returns the loss when `read_loss`, else `None` without
-    /// waiting for the device.
+    /// update. Returns the loss when `read_loss`, after one submission of this step and those
+    /// gathered since the last; else `None`, without waiting for the device and without
+    /// submitting yet (up to [`MAX_PENDING_STEPS`] steps gather and go in one compute pass: on
+    /// a software adapter each submission costs more than a small layer's whole step).
     pub fn step(&mut self, read_loss: bool) -> Result<Option<f32>> {
+        let steps = self.pending.load(Ordering::Relaxed) + 1;
+        if !read_loss && steps < MAX_PENDING_STEPS {
+            self.pending.store(steps, Ordering::Relaxed);
+            return Ok(None);
+        }
         let ctx = self.ctx;
         ctx.scoped("train step", || {
-            let mut enc = ctx.encoder("train step");
-            kernels::encode_all(ctx, &mut enc, &self.step);
+            let enc = self.record_pending(steps);
             if read_loss {
                 let out = ctx.submit_and_read(enc, &[self.loss.buffer()])?;
                 Ok(out.first().and_then(|v| v.first().copied()))
@@ -221,8 +236,30 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// Submits the steps gathered so far (without waiting for them).
+    pub fn flush(&self) -> Result<()> {
+        let steps = self.pending.load(Ordering::Relaxed);
+        if steps == 0 {
+            return Ok(());
+        }
+        self.ctx.scoped("train steps", || {
+            let enc = self.record_pending(steps);
+            self.ctx.queue.submit([enc.finish()]);
+            Ok(())
+        })
+    }
+
+    /// An encoder holding `steps` steps; nothing is pending after it.
+    fn record_pending(&self, steps: usize) -> wgpu::CommandEncoder {
+        self.pending.store(0, Ordering::Relaxed);
+        let mut enc = self.ctx.encoder("train steps");
+        kernels::encode_repeated(self.ctx, &mut enc, &self.step, steps);
+        enc
+    }
+
     /// The layer with its current (trained) weight and bias, read back from the device.
     pub fn layer(&self) -> Result<Conv2d> {
+        self.flush()?;
         let mut layer = self.layer.clone();
         match &self.params {
             Params::Fused { state, layout } => {

@@ -282,3 +282,32 @@ fn a_layer_past_the_one_dispatch_limit_runs_as_separate_operations() {
         assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
     }
 }
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn unread_steps_gather_and_all_of_them_run() {
+    // more unread steps than a trainer gathers before it submits, then the layer
+    let (x, y) = chapter_data();
+    let init = Conv2d::new(1, 1, (1, 2), false, Conv2dOptions::new(), 3).unwrap();
+    let steps = 2 * wgpu_conv::MAX_PENDING_STEPS + 5;
+    let sgd = Sgd::new(1e-2).momentum(0.5);
+    for algorithm in [Algorithm::Auto, Algorithm::Direct] {
+        let mut t = Trainer::new_with(ctx(), &init, &x, &y, sgd, algorithm).unwrap();
+        for _ in 0..steps {
+            assert_eq!(t.step(false).unwrap(), None);
+        }
+        let gpu = t.layer().unwrap();
+        let (cpu_layer, _) = train_cpu(&init, &x, &y, sgd, steps).unwrap();
+        for (a, b) in gpu.weight().data().iter().zip(cpu_layer.weight().data()) {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "{algorithm:?}: {a} vs {b}"
+            );
+        }
+        // and one more read step sees the loss of the layer after all of them
+        let l = t.step(true).unwrap().unwrap();
+        let (_, losses) = train_cpu(&init, &x, &y, sgd, steps + 1).unwrap();
+        let c = losses[steps];
+        assert!((f64::from(l) - c).abs() <= 1e-4 * (1.0 + c), "{l} vs {c}");
+    }
+}

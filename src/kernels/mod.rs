@@ -57,7 +57,8 @@ pub(crate) use plan_input_grad::plan_input_grad;
 pub(crate) use plan_weight_grad::plan_weight_grad;
 pub use profile::{DeviceProfile, Family};
 pub(crate) use record::{
-    encode_all, prepare, record, scratch_size, scratch_usage, weight_packs, Prepared, PreparedCache,
+    encode_repeated, prepare, record, scratch_size, scratch_usage, weight_packs, Prepared,
+    PreparedCache,
 };
 pub use sgd_step::Sgd;
 pub(crate) use spec::{kernel_set_version, required_storage_buffers};

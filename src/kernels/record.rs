@@ -296,6 +296,33 @@ impl Prepared {
 
 /// Records several prepared operations, in order, into one compute pass of `encoder`.
 pub(crate) fn encode_all(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, ops: &[Prepared]) {
+    encode_repeated(ctx, encoder, ops, 1);
+}
+
+/// Records `ops` `times` times over (training steps), in one compute pass where no operation
+/// clears scratch first (a clear cannot go inside a pass), else in a pass each time.
+pub(crate) fn encode_repeated(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    ops: &[Prepared],
+    times: usize,
+) {
+    if ops.iter().any(|p| !p.clears.is_empty()) {
+        for _ in 0..times {
+            encode_pass(ctx, encoder, ops, 1);
+        }
+    } else {
+        encode_pass(ctx, encoder, ops, times);
+    }
+}
+
+/// One compute pass of `ops`, `times` over, after their clears.
+fn encode_pass(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    ops: &[Prepared],
+    times: usize,
+) {
     let Some(first) = ops.iter().find(|p| !p.passes.is_empty()) else {
         return;
     };
@@ -307,7 +334,7 @@ pub(crate) fn encode_all(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, o
         .flat_map(|p| &p.passes)
         .filter(|p| p.packs_weight)
         .count();
-    ctx.count_packs(packs as u64);
+    ctx.count_packs((packs * times) as u64);
     let stamps = ctx.pass_timestamps();
     let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some(first.op.name()),
@@ -319,7 +346,7 @@ pub(crate) fn encode_all(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, o
                 end_of_pass_write_index: Some(at + 1),
             }),
     });
-    for pass in ops.iter().flat_map(|p| &p.passes) {
+    for pass in (0..times).flat_map(|_| ops.iter().flat_map(|p| &p.passes)) {
         cpass.set_pipeline(&pass.pipeline.pipeline);
         for &(grid, at, block) in &pass.dispatches {
             match block {
