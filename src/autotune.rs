@@ -219,7 +219,11 @@ impl GpuContext {
     /// where no candidate could be measured (an operand past the binding limit: such calls are
     /// split, and their pieces are tuned).
     pub fn autotuned(&self, op: Op, g: &Conv2dGeometry, bias: bool) -> Result<Option<Tuned>> {
-        if !self.autotune() || !matches!(op, Op::Forward | Op::WeightGrad | Op::InputGrad) {
+        // in a browser nothing can wait for the candidates' timings: no autotuning there
+        if cfg!(target_arch = "wasm32")
+            || !self.autotune()
+            || !matches!(op, Op::Forward | Op::WeightGrad | Op::InputGrad)
+        {
             return Ok(None);
         }
         let key = self.tune_key(op, g, bias);
@@ -299,10 +303,22 @@ impl GpuContext {
             .map_or(Algorithm::Auto, |t| t.algorithm))
     }
 
+    /// In a browser nothing is timed (autotuning is off there).
+    #[cfg(target_arch = "wasm32")]
+    fn measure(
+        &self,
+        _op: Op,
+        _g: &Conv2dGeometry,
+        _bias: bool,
+    ) -> Result<Option<(Algorithm, Times)>> {
+        Ok(None)
+    }
+
     /// Times each candidate algorithm of `op` on `g` (one checked run, then [`RUNS`] timed
     /// ones) and returns the fastest that matched the CPU reference, with every candidate's
     /// median; candidates whose plans are the same kernels are timed once. `None` where an
     /// operand passes the binding limit.
+    #[cfg(not(target_arch = "wasm32"))]
     fn measure(
         &self,
         op: Op,

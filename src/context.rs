@@ -63,13 +63,26 @@ fn instance_for(backends: wgpu::Backends) -> wgpu::Instance {
 }
 
 /// The instance for the backends `WGPU_BACKEND` names (all of them when it is unset).
+#[cfg(not(target_arch = "wasm32"))]
 fn instance_from_env() -> wgpu::Instance {
     instance_for(wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()))
+}
+
+/// In a browser, the one adapter its WebGPU hands out.
+#[cfg(target_arch = "wasm32")]
+async fn candidate_adapters() -> Vec<wgpu::Adapter> {
+    instance_for(wgpu::Backends::BROWSER_WEBGPU)
+        .request_adapter(&wgpu::RequestAdapterOptions::default())
+        .await
+        .ok()
+        .into_iter()
+        .collect()
 }
 
 /// The adapters to choose from: those of `WGPU_BACKEND` when set; otherwise Vulkan / Metal /
 /// DX12 first and GL only when those have none (probing GL without a display makes some EGL
 /// drivers print warnings).
+#[cfg(not(target_arch = "wasm32"))]
 async fn candidate_adapters() -> Vec<wgpu::Adapter> {
     if let Some(b) = wgpu::Backends::from_env() {
         return instance_for(b).enumerate_adapters(b).await;
@@ -113,7 +126,9 @@ pub fn check_backend_env() -> Result<()> {
     )))
 }
 
-/// Every adapter the environment's backends can see.
+/// Every adapter the environment's backends can see (not in a browser, whose WebGPU hands
+/// out one adapter on request).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters() -> Vec<AdapterInfo> {
     let instance = instance_from_env();
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
@@ -164,11 +179,13 @@ pub fn describe_adapter(info: &AdapterInfo) -> String {
 impl GpuContext {
     /// Picks an adapter from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`, else the best
     /// real GPUs before software ones, Vulkan, Metal and DX12 before GL) and builds a device on it. Blocks; see [`GpuContext::new_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self> {
         pollster::block_on(Self::new_async())
     }
 
-    /// As [`GpuContext::new`], without blocking.
+    /// As [`GpuContext::new`], without blocking; in a browser, the only way to make a context
+    /// (on the adapter its WebGPU hands out).
     pub async fn new_async() -> Result<Self> {
         check_backend_env()?;
         let mut adapters = candidate_adapters().await;
@@ -250,6 +267,18 @@ impl GpuContext {
                 *f = Some(format!("{reason:?}: {message}"));
             }
         });
+        // In a browser error scopes resolve only on the event loop, so no call can wait for
+        // them: an error reaches this handler instead (wgpu's default panics), and every later
+        // call on the context returns it.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let flag = Arc::clone(&lost);
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                if let Ok(mut f) = flag.lock() {
+                    f.get_or_insert_with(|| format!("uncaptured WebGPU error: {e}"));
+                }
+            }));
+        }
         let pipelines = Pipelines::new(&device);
         Ok(Self {
             device,
@@ -345,8 +374,19 @@ impl GpuContext {
         }
     }
 
+    /// In a browser: runs `record`, with the errors the uncaptured-error handler caught.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn scoped<T>(&self, _label: &str, record: impl FnOnce() -> Result<T>) -> Result<T> {
+        // no waiting for error scopes in a browser: see the uncaptured-error handler
+        self.check_alive()?;
+        let out = record();
+        self.check_alive()?;
+        out
+    }
+
     /// Runs `record` inside validation and out-of-memory error scopes and returns what they
     /// caught as typed errors.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn scoped<T>(&self, label: &str, record: impl FnOnce() -> Result<T>) -> Result<T> {
         let _turn = self.serialized();
         self.check_alive()?;
@@ -371,12 +411,18 @@ impl GpuContext {
     /// Submits `encoder`, copying each of `outputs` into a staging buffer in the same
     /// submission, waits, and returns their contents (blocking: the future of
     /// [`GpuContext::submit_for_read`], resolved after one wait).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn submit_and_read(
         &self,
         encoder: wgpu::CommandEncoder,
         outputs: &[&wgpu::Buffer],
     ) -> Result<Vec<Vec<f32>>> {
-        let pending = self.submit_for_read(encoder, outputs);
+        self.wait_read(self.submit_for_read(encoder, outputs))
+    }
+
+    /// Waits for the device, then reads what `pending` copied (blocking).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn wait_read(&self, pending: crate::readback::Pending) -> Result<Vec<Vec<f32>>> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| match e {

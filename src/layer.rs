@@ -169,6 +169,7 @@ impl Conv2d {
     /// The forward pass on the GPU (blocking); the output has the input's rank. Only the input
     /// is uploaded once the layer is resident (an input past the binding limit is split into
     /// pieces, each uploading its share of the weight, as [`GpuContext::conv2d`] does).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&self, ctx: &GpuContext, x: &Tensor) -> Result<Tensor> {
         let g = self.geometry(x.shape())?;
         if split::needed(&g, ctx.binding_limit()).is_some() {
@@ -235,6 +236,7 @@ impl Conv2d {
 
     /// The gradients of `sum(forward(x) * grad_output)` with respect to weight, input and bias
     /// (the bias gradient only if the layer has a bias), with the resident weight.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn backward(
         &self,
         ctx: &GpuContext,
@@ -304,6 +306,7 @@ impl Sequential {
     }
 
     /// The forward pass through every layer (one submission).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&self, ctx: &GpuContext, x: &Tensor) -> Result<Tensor> {
         ctx.leased(|| {
             ctx.scoped("sequential forward", || {
@@ -379,6 +382,7 @@ impl Sequential {
 
     /// Backpropagates `grad_output` (the gradient of the loss with respect to the last output)
     /// through every layer, in one submission.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn backward(
         &self,
         ctx: &GpuContext,

@@ -240,6 +240,7 @@ impl GpuContext {
 
     /// Copies device tensors back (one submission, one wait; blocking:
     /// [`GpuContext::download_async`], waited on).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn download(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
         self.leased(|| {
             let _turn = self.serialized();
@@ -300,6 +301,7 @@ impl GpuContext {
     }
 
     /// Submits recorded work and blocks until the device has finished it (no readback).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
         let _turn = self.serialized();
         self.check_alive()?;
@@ -474,6 +476,7 @@ impl GpuContext {
     /// assert_eq!(y.shape(), &[1, 8, 16, 16]);
     /// # Ok(()) }
     /// ```
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn conv2d(
         &self,
         x: &Tensor,
@@ -539,6 +542,7 @@ impl GpuContext {
     }
 
     /// [`GpuContext::conv2d`] with a chosen kernel.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn conv2d_with(
         &self,
         x: &Tensor,
@@ -553,6 +557,7 @@ impl GpuContext {
 
     /// [`GpuContext::conv2d_with`] for a geometry already resolved by [`geometry`] from these
     /// operands' shapes (a caller that checked the shapes first resolves them once).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn conv2d_resolved(
         &self,
         g: &Conv2dGeometry,
@@ -580,6 +585,7 @@ impl GpuContext {
     }
 
     /// One submission: upload, forward, read back. The operands must fit the device.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn forward_raw(
         &self,
         g: &Conv2dGeometry,
@@ -608,6 +614,7 @@ impl GpuContext {
 
     /// The chapter's `corr2d(X, K)`: 2-D cross-correlation of a 2-D input with a 2-D kernel,
     /// output `(H-KH+1) x (W-KW+1)`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn corr2d(&self, x: &Tensor, k: &Tensor) -> Result<Tensor> {
         if x.shape().len() != 2 || k.shape().len() != 2 {
             return Err(Error::shape(format!(
@@ -622,6 +629,7 @@ impl GpuContext {
     /// The gradients of `L = sum(conv(x, w) + bias) * grad_output)` with respect to the weight,
     /// the input and the bias (each only if `wanted`), in one submission. Ranks follow
     /// [`GpuContext::conv2d`]; `grad_output` has the output's shape.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn conv2d_backward(
         &self,
         x: &Tensor,
@@ -634,6 +642,7 @@ impl GpuContext {
     }
 
     /// [`GpuContext::conv2d_backward`] with a chosen weight-gradient kernel.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn conv2d_backward_with(
         &self,
         x: &Tensor,
@@ -649,6 +658,7 @@ impl GpuContext {
 
     /// [`GpuContext::conv2d_backward_with`] for a geometry already resolved by [`geometry`]
     /// from these operands' shapes.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn conv2d_backward_resolved(
         &self,
         g: &Conv2dGeometry,
@@ -697,6 +707,7 @@ impl GpuContext {
     }
 
     /// One submission: upload, the wanted gradients, read back. The operands must fit.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn backward_raw(
         &self,
         g: &Conv2dGeometry,
@@ -718,6 +729,7 @@ impl GpuContext {
     }
 
     /// One submission: the wanted gradients from operands on the device, read back.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn backward_read(
         &self,
         g: &Conv2dGeometry,
@@ -727,6 +739,21 @@ impl GpuContext {
         wanted: Wanted,
         algorithm: Algorithm,
     ) -> Result<RawGrads> {
+        let (pending, lens) = self.backward_submit(g, xg, wg, gyg, wanted, algorithm)?;
+        Ok(raw_grads(self.wait_read(pending)?, lens))
+    }
+
+    /// Submits the wanted gradients from operands on the device, with their copies for
+    /// reading; returns what to read and each wanted gradient's length.
+    pub(crate) fn backward_submit(
+        &self,
+        g: &Conv2dGeometry,
+        xg: &GpuTensor,
+        wg: &GpuTensor,
+        gyg: &GpuTensor,
+        wanted: Wanted,
+        algorithm: Algorithm,
+    ) -> Result<(Pending, [Option<usize>; 3])> {
         let make = |on: bool, shape: &[usize], label: &str| {
             on.then(|| self.empty(shape, label)).transpose()
         };
@@ -755,16 +782,95 @@ impl GpuContext {
         )?;
         let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
         let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();
-        let mut data = self.submit_and_read(enc, &bufs)?.into_iter();
-        let mut take = |t: &Option<GpuTensor>| {
-            t.as_ref().map(|t| {
-                let mut d = data.next().unwrap_or_default();
-                d.truncate(t.len());
-                d
-            })
-        };
-        Ok((take(&gw), take(&gx), take(&gb)))
+        let lens = [&gw, &gx, &gb].map(|t| t.as_ref().map(GpuTensor::len));
+        Ok((self.submit_for_read(enc, &bufs), lens))
     }
+
+    /// [`GpuContext::conv2d_backward`] without blocking: the operands are uploaded and the
+    /// work submitted now; the future resolves to the gradients once the device has finished
+    /// (see [`GpuContext::download_async`]). Operands past the binding limit are an
+    /// [`Error::TooLarge`] here ([`GpuContext::conv2d_backward`] splits them).
+    pub fn conv2d_backward_async(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        grad_output: &Tensor,
+        opts: &Conv2dOptions,
+        wanted: Wanted,
+    ) -> impl std::future::Future<Output = Result<Conv2dGrads>> + 'static {
+        let submitted = (|| {
+            let g = geometry(x.shape(), w.shape(), None, opts)?;
+            if let Some((what, bytes)) = split::needed(&g, self.binding_limit()) {
+                return Err(Error::too_large(
+                    format!("conv2d_backward_async's {what} (conv2d_backward splits it)"),
+                    Limit::Binding,
+                    bytes,
+                    self.binding_limit(),
+                ));
+            }
+            let out_shape = output_shape(x.shape().len(), &g);
+            if grad_output.shape() != out_shape.as_slice() {
+                return Err(Error::shape(format!(
+                    "grad_output has shape {:?}, the output has {:?}",
+                    grad_output.shape(),
+                    out_shape
+                )));
+            }
+            // as in conv2d_backward: non-finite weights take the direct input gradient
+            let algorithm = if wanted.input && w.data().iter().any(|v| !v.is_finite()) {
+                Algorithm::Direct
+            } else {
+                Algorithm::Auto
+            };
+            let submitted = self.scoped("conv2d_backward", || {
+                let label = "conv2d_backward_async";
+                let xg = self.upload_slice(&g.input_shape(), x.data(), label)?;
+                let wg = self.upload_slice(&g.weight_shape(), w.data(), label)?;
+                let gyg = self.upload_slice(&g.output_shape(), grad_output.data(), label)?;
+                self.backward_submit(&g, &xg, &wg, &gyg, wanted, algorithm)
+            })?;
+            Ok((submitted, x.shape().to_vec(), w.shape().to_vec(), g.oc))
+        })();
+        async move {
+            let ((pending, lens), x_shape, w_shape, oc) = submitted?;
+            let raw = raw_grads(pending.read().await?, lens);
+            Conv2dGrads::from_raw(raw, &x_shape, &w_shape, oc)
+        }
+    }
+
+    /// The chapter's `corr2d` without blocking (see [`GpuContext::conv2d_async`]).
+    pub fn corr2d_async(
+        &self,
+        x: &Tensor,
+        k: &Tensor,
+    ) -> impl std::future::Future<Output = Result<Tensor>> + 'static {
+        let two_d = x.shape().len() == 2 && k.shape().len() == 2;
+        let shapes = (x.shape().to_vec(), k.shape().to_vec());
+        let run = two_d.then(|| self.conv2d_async(x, k, None, &Conv2dOptions::new()));
+        async move {
+            match run {
+                Some(run) => run.await,
+                None => Err(Error::shape(format!(
+                    "corr2d takes 2-D tensors, got {:?} and {:?}",
+                    shapes.0, shapes.1
+                ))),
+            }
+        }
+    }
+}
+
+/// Data read back for the wanted gradients (in the order weight, input, bias), each cut to its
+/// length.
+fn raw_grads(data: Vec<Vec<f32>>, lens: [Option<usize>; 3]) -> RawGrads {
+    let mut data = data.into_iter();
+    let [gw, gx, gb] = lens.map(|len| {
+        len.map(|len| {
+            let mut d = data.next().unwrap_or_default();
+            d.truncate(len);
+            d
+        })
+    });
+    (gw, gx, gb)
 }
 
 fn expect_elements(len: usize, shape: [usize; 4], what: &str) -> Result<()> {

@@ -38,6 +38,9 @@ impl<F: Future> Future for DevicePolled<'_, F> {
         let _ = self.device.poll(wgpu::PollType::Poll);
         match self.inner.as_mut().poll(cx) {
             Poll::Ready(v) => Poll::Ready(v),
+            // a browser maps on its event loop, and the map's callback wakes this future;
+            // waking it here would keep the loop from ever getting there
+            Poll::Pending if cfg!(target_arch = "wasm32") => Poll::Pending,
             Poll::Pending => {
                 cx.waker().wake_by_ref();
                 Poll::Pending

@@ -31,6 +31,7 @@ impl GpuContext {
     /// where the device has no timestamp queries (or `record` recorded more than 256 passes).
     /// Passes the caller records itself are not timed. One measurement at a time per context:
     /// passes another thread records meanwhile are counted in.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn time_on_gpu(
         &self,
         record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,

@@ -11,6 +11,7 @@ use crate::kernels::{self, mse_loss, sgd_step, Algorithm, Plan, Prepared, Sgd};
 use crate::layer::Conv2d;
 use crate::ops::{geometry, GpuTensor};
 use crate::options::Conv2dGeometry;
+use crate::readback::Pending;
 use crate::tensor::try_zeros;
 use crate::tensor::Tensor;
 
@@ -217,7 +218,32 @@ impl<'a> Trainer<'a> {
     /// gathered since the last; else `None`, without waiting for the device and without
     /// submitting yet (up to [`MAX_PENDING_STEPS`] steps gather and go in one compute pass: on
     /// a software adapter each submission costs more than a small layer's whole step).
+    /// Blocking; see [`Trainer::step_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step(&mut self, read_loss: bool) -> Result<Option<f32>> {
+        match self.submit_step(read_loss)? {
+            Some(pending) => Ok(first_value(self.ctx.wait_read(pending)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Trainer::step`] without blocking: the future resolves to the loss (when `read_loss`)
+    /// once the device has finished.
+    pub fn step_async(
+        &mut self,
+        read_loss: bool,
+    ) -> impl std::future::Future<Output = Result<Option<f32>>> + 'static {
+        let submitted = self.submit_step(read_loss);
+        async move {
+            match submitted? {
+                Some(pending) => Ok(first_value(pending.read().await?)),
+                None => Ok(None),
+            }
+        }
+    }
+
+    /// Gathers the step, or submits the gathered steps (with the loss's copy when `read_loss`).
+    fn submit_step(&mut self, read_loss: bool) -> Result<Option<Pending>> {
         let steps = self.pending.load(Ordering::Relaxed) + 1;
         if !read_loss && steps < MAX_PENDING_STEPS {
             self.pending.store(steps, Ordering::Relaxed);
@@ -227,8 +253,7 @@ impl<'a> Trainer<'a> {
         ctx.scoped("train step", || {
             let enc = self.record_pending(steps);
             if read_loss {
-                let out = ctx.submit_and_read(enc, &[self.loss.buffer()])?;
-                Ok(out.first().and_then(|v| v.first().copied()))
+                Ok(Some(ctx.submit_for_read(enc, &[self.loss.buffer()])))
             } else {
                 ctx.queue.submit([enc.finish()]);
                 Ok(None)
@@ -257,24 +282,71 @@ impl<'a> Trainer<'a> {
         enc
     }
 
-    /// The layer with its current (trained) weight and bias, read back from the device.
+    /// The layer with its current (trained) weight and bias, read back from the device
+    /// (blocking; see [`Trainer::layer_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn layer(&self) -> Result<Conv2d> {
         self.flush()?;
-        let mut layer = self.layer.clone();
+        self.layer_from(self.ctx.download(&self.param_tensors())?)
+    }
+
+    /// [`Trainer::layer`] without blocking.
+    pub fn layer_async(&self) -> impl std::future::Future<Output = Result<Conv2d>> + 'static {
+        let flushed = self.flush();
+        let read = self.ctx.download_async(&self.param_tensors());
+        let (layer, params) = (self.layer.clone(), self.params.layout());
+        async move {
+            flushed?;
+            Params::into_layer(layer, params, read.await?)
+        }
+    }
+
+    /// The tensors holding the trained parameters.
+    fn param_tensors(&self) -> Vec<&GpuTensor> {
         match &self.params {
-            Params::Fused { state, layout } => {
-                let state = self.ctx.download(&[state])?.remove(0).into_data();
-                let w = Tensor::new(vec![layout.weights], state[..layout.weights].to_vec())?;
-                layer.set_weight(w)?;
+            Params::Fused { state, .. } => vec![state],
+            Params::Ops { w, b } => std::iter::once(w).chain(b).collect(),
+        }
+    }
+
+    /// The layer with the parameters read from [`Trainer::param_tensors`].
+    #[cfg(not(target_arch = "wasm32"))]
+    fn layer_from(&self, read: Vec<Tensor>) -> Result<Conv2d> {
+        Params::into_layer(self.layer.clone(), self.params.layout(), read)
+    }
+}
+
+impl Params {
+    /// Where the parameters are in what [`Trainer::param_tensors`] reads: `Some` for the
+    /// fused state buffer.
+    fn layout(&self) -> Option<StateLayout> {
+        match self {
+            Params::Fused { layout, .. } => Some(*layout),
+            Params::Ops { .. } => None,
+        }
+    }
+
+    /// `layer` with the weight and bias from `read`.
+    fn into_layer(
+        mut layer: Conv2d,
+        layout: Option<StateLayout>,
+        read: Vec<Tensor>,
+    ) -> Result<Conv2d> {
+        let mut read = read.into_iter();
+        match layout {
+            Some(layout) => {
+                let state = read.next().map(Tensor::into_data).unwrap_or_default();
+                let w = state.get(..layout.weights).unwrap_or_default().to_vec();
+                layer.set_weight(Tensor::new(vec![layout.weights], w)?)?;
                 if layout.biases > 0 {
-                    let b = state[layout.bias_at()..layout.vw_at()].to_vec();
+                    let b = state
+                        .get(layout.bias_at()..layout.vw_at())
+                        .unwrap_or_default()
+                        .to_vec();
                     layer.set_bias(Tensor::new(vec![layout.biases], b)?)?;
                 }
             }
-            Params::Ops { w, b } => {
-                let mut tensors = vec![w];
-                tensors.extend(b);
-                let mut read = self.ctx.download(&tensors)?.into_iter();
+            None => {
                 if let Some(w) = read.next() {
                     layer.set_weight(w)?;
                 }
@@ -285,6 +357,11 @@ impl<'a> Trainer<'a> {
         }
         Ok(layer)
     }
+}
+
+/// The first value read back (the loss).
+fn first_value(data: Vec<Vec<f32>>) -> Option<f32> {
+    data.first().and_then(|v| v.first().copied())
 }
 
 /// The CPU twin of [`Trainer`]: the same steps with the CPU reference (sums in `f64`, weights

@@ -83,3 +83,50 @@ fn async_calls_resolve_in_any_order_and_match_the_reference() {
     }
     ctx.set_binding_limit(None);
 }
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn async_gradients_and_training_equal_the_blocking_calls() {
+    use wgpu_conv::{Conv2d, Sgd, Trainer, Wanted};
+    let ctx = GpuContext::new().expect("a GPU adapter (install mesa-vulkan-drivers)");
+    let mut rng = Rng::new(4);
+    let opts = Conv2dOptions::new()
+        .padding((1, 2))
+        .stride((2, 1))
+        .groups(2);
+    let x = Tensor::new(vec![2, 4, 11, 9], rng.vec(2 * 4 * 11 * 9)).unwrap();
+    let w = Tensor::new(vec![6, 2, 3, 4], rng.vec(6 * 2 * 3 * 4)).unwrap();
+    let g = opts.resolve([2, 4, 11, 9], [6, 2, 3, 4]).unwrap();
+    let gy = Tensor::new(
+        g.output_shape().to_vec(),
+        rng.vec(g.output_shape().iter().product()),
+    )
+    .unwrap();
+    let pending = ctx.conv2d_backward_async(&x, &w, &gy, &opts, Wanted::ALL);
+    let blocking = ctx
+        .conv2d_backward(&x, &w, &gy, &opts, Wanted::ALL)
+        .unwrap();
+    assert_eq!(pollster::block_on(pending).unwrap(), blocking);
+    let reference = cpu::conv2d_input_grad(&g, w.data(), gy.data());
+    assert_within(blocking.input.unwrap().data(), &reference, "input gradient");
+    let bad = Tensor::zeros(vec![1, 2, 3]);
+    assert!(matches!(
+        pollster::block_on(ctx.conv2d_backward_async(&x, &w, &bad, &opts, Wanted::ALL)),
+        Err(Error::InvalidShape(_))
+    ));
+
+    // a trainer stepped through the futures ends where the blocking one does
+    let init = Conv2d::new(4, 6, (3, 4), true, opts, 5).unwrap();
+    let sgd = Sgd::new(1e-2).momentum(0.9);
+    let mut a = Trainer::new(&ctx, &init, &x, &gy, sgd).unwrap();
+    let mut b = Trainer::new(&ctx, &init, &x, &gy, sgd).unwrap();
+    for i in 0..5 {
+        let read = i % 2 == 1;
+        let la = pollster::block_on(a.step_async(read)).unwrap();
+        assert_eq!(la, b.step(read).unwrap());
+    }
+    assert_eq!(
+        pollster::block_on(a.layer_async()).unwrap(),
+        b.layer().unwrap()
+    );
+}

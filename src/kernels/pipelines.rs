@@ -57,11 +57,21 @@ impl Pipelines {
         if let Some(p) = built.get(&key) {
             return Ok(Arc::clone(p));
         }
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // in a browser error scopes resolve only on the event loop: a rejected kernel reaches
+        // the context's uncaptured-error handler instead
+        #[cfg(target_arch = "wasm32")]
+        let (v, o): (Option<wgpu::Error>, Option<wgpu::Error>) = (None, None);
+        #[cfg(target_arch = "wasm32")]
         let pipeline = Arc::new(build(device, spec, constants));
-        let v = pollster::block_on(validation.pop());
-        let o = pollster::block_on(oom.pop());
+        #[cfg(not(target_arch = "wasm32"))]
+        let (pipeline, v, o) = {
+            let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let pipeline = Arc::new(build(device, spec, constants));
+            let v = pollster::block_on(validation.pop());
+            let o = pollster::block_on(oom.pop());
+            (pipeline, v, o)
+        };
         if let Some(e) = o {
             return Err(Error::OutOfMemory(format!("building {}: {e}", spec.name)));
         }
