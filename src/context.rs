@@ -42,6 +42,8 @@ pub struct GpuContext {
     pub(crate) prepared_cache: crate::kernels::PreparedCache,
     /// This context's number in the process: a layer's resident weights belong to one.
     pub(crate) uid: u64,
+    /// In a browser, the instance and adapter the device came from, kept alive with it.
+    origin: Option<(wgpu::Instance, wgpu::Adapter)>,
 }
 
 /// The next context's [`GpuContext::uid`].
@@ -70,32 +72,33 @@ fn instance_from_env() -> wgpu::Instance {
 
 /// In a browser, the one adapter its WebGPU hands out.
 #[cfg(target_arch = "wasm32")]
-async fn candidate_adapters() -> Vec<wgpu::Adapter> {
-    instance_for(wgpu::Backends::BROWSER_WEBGPU)
+async fn candidate_adapters() -> (Option<wgpu::Instance>, Vec<wgpu::Adapter>) {
+    let instance = instance_for(wgpu::Backends::BROWSER_WEBGPU);
+    let adapter = instance
         .request_adapter(&wgpu::RequestAdapterOptions::default())
         .await
-        .ok()
-        .into_iter()
-        .collect()
+        .ok();
+    (Some(instance), adapter.into_iter().collect())
 }
 
 /// The adapters to choose from: those of `WGPU_BACKEND` when set; otherwise Vulkan / Metal /
 /// DX12 first and GL only when those have none (probing GL without a display makes some EGL
 /// drivers print warnings).
 #[cfg(not(target_arch = "wasm32"))]
-async fn candidate_adapters() -> Vec<wgpu::Adapter> {
+async fn candidate_adapters() -> (Option<wgpu::Instance>, Vec<wgpu::Adapter>) {
     if let Some(b) = wgpu::Backends::from_env() {
-        return instance_for(b).enumerate_adapters(b).await;
+        return (None, instance_for(b).enumerate_adapters(b).await);
     }
     let primary = instance_for(wgpu::Backends::PRIMARY)
         .enumerate_adapters(wgpu::Backends::PRIMARY)
         .await;
     if !primary.is_empty() {
-        return primary;
+        return (None, primary);
     }
-    instance_for(wgpu::Backends::SECONDARY)
+    let secondary = instance_for(wgpu::Backends::SECONDARY)
         .enumerate_adapters(wgpu::Backends::SECONDARY)
-        .await
+        .await;
+    (None, secondary)
 }
 
 /// The backend names `WGPU_BACKEND` takes (comma-separated, any case): those of wgpu 30's
@@ -188,7 +191,7 @@ impl GpuContext {
     /// (on the adapter its WebGPU hands out).
     pub async fn new_async() -> Result<Self> {
         check_backend_env()?;
-        let mut adapters = candidate_adapters().await;
+        let (instance, mut adapters) = candidate_adapters().await;
         let detail = match std::env::var("WGPU_BACKEND") {
             Ok(b) => format!(" for WGPU_BACKEND={b}"),
             Err(_) => String::new(),
@@ -237,7 +240,11 @@ impl GpuContext {
                 adapter: info.name.clone(),
                 reason: e.to_string(),
             })?;
-        Self::from_device(device, queue, info)
+        let mut ctx = Self::from_device(device, queue, info)?;
+        // a browser loses the device ("no valid external Instance reference") once the
+        // instance and adapter it came from are collected: the context keeps them
+        ctx.origin = instance.map(|i| (i, adapter));
+        Ok(ctx)
     }
 
     /// Wraps a device the caller already has (for use inside another wgpu program). The
@@ -294,6 +301,7 @@ impl GpuContext {
             pool: crate::pool::Pool::default(),
             prepared_cache: Default::default(),
             uid: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
+            origin: None,
             info,
         })
     }

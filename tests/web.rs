@@ -14,11 +14,24 @@ use wgpu_conv::{
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-async fn context() -> GpuContext {
+thread_local! {
+    /// One context for every test, never dropped while they run (as the native tests share
+    /// one): its compiled kernels serve them all.
+    static CONTEXT: std::cell::RefCell<Option<std::rc::Rc<GpuContext>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+async fn context() -> std::rc::Rc<GpuContext> {
+    if let Some(ctx) = CONTEXT.with(|c| c.borrow().clone()) {
+        ctx.set_kernels(Family::Auto);
+        return ctx;
+    }
     let ctx = GpuContext::new_async()
         .await
         .expect("WebGPU in this browser (Chromium: --enable-unsafe-webgpu)");
-    web_sys_log(&format!("wgpu-conv web test on {}", ctx.describe()));
+    web_sys_log(&format!("wgpu-conv web tests on {}", ctx.describe()));
+    let ctx = std::rc::Rc::new(ctx);
+    CONTEXT.with(|c| *c.borrow_mut() = Some(std::rc::Rc::clone(&ctx)));
     ctx
 }
 
@@ -147,11 +160,13 @@ async fn check_case(
     let b = bias.then(|| rng.tensor(&[ws[0]]));
     let gy = rng.tensor(&g.output_shape());
     let what = format!("{xs:?} {ws:?} {opts:?} family {:?}", ctx.kernels());
+    web_sys_log(&format!("case {what}"));
 
     let y = ctx.conv2d_async(&x, &w, b.as_ref(), &opts).await.unwrap();
     let reference = cpu::conv2d_forward(&g, x.data(), w.data(), b.as_ref().map(Tensor::data));
     let c = compare(y.data(), &reference);
     assert!(c.ok(), "forward {what}: {c}");
+    web_sys_log("  forward ok");
 
     let grads = ctx
         .conv2d_backward_async(&x, &w, &gy, &opts, Wanted::ALL)
