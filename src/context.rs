@@ -169,9 +169,15 @@ pub fn describe_adapter(info: &AdapterInfo) -> String {
         .copied()
         .collect::<Vec<_>>()
         .join(" ");
+    // a browser's WebGPU keeps the adapter's name to itself
+    let name = if info.name.is_empty() {
+        "an unnamed adapter"
+    } else {
+        info.name.as_str()
+    };
     format!(
         "{} ({:?}, {:?}{}{})",
-        info.name,
+        name,
         info.backend,
         info.device_type,
         if driver.is_empty() { "" } else { ", " },
