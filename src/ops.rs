@@ -671,22 +671,7 @@ impl GpuContext {
         let g = *g;
         expect_elements(x.len(), g.input_shape(), "input")?;
         expect_elements(w.len(), g.weight_shape(), "weight")?;
-        let out_shape = output_shape(x.shape().len(), &g);
-        if grad_output.shape() != out_shape.as_slice() {
-            return Err(Error::shape(format!(
-                "grad_output has shape {:?}, the output has {:?}",
-                grad_output.shape(),
-                out_shape
-            )));
-        }
-        // The fast input-gradient kernels run a forward pass over the zero-padded output
-        // gradient: a padding position times an infinite weight is NaN where the exact
-        // gradient, which has no such term, is finite. The direct kernels skip those positions.
-        let algorithm = if wanted.input && w.data().iter().any(|v| !v.is_finite()) {
-            Algorithm::Direct
-        } else {
-            algorithm
-        };
+        let algorithm = backward_algorithm(&g, x, w, grad_output, wanted, algorithm)?;
         let raw = if split::needed(&g, self.binding_limit()).is_some() {
             let run = |pg: &Conv2dGeometry, x: &[f32], w: &[f32], gy: &[f32]| {
                 self.backward_raw(pg, x, w, gy, wanted, algorithm)
@@ -808,20 +793,7 @@ impl GpuContext {
                     self.binding_limit(),
                 ));
             }
-            let out_shape = output_shape(x.shape().len(), &g);
-            if grad_output.shape() != out_shape.as_slice() {
-                return Err(Error::shape(format!(
-                    "grad_output has shape {:?}, the output has {:?}",
-                    grad_output.shape(),
-                    out_shape
-                )));
-            }
-            // as in conv2d_backward: non-finite weights take the direct input gradient
-            let algorithm = if wanted.input && w.data().iter().any(|v| !v.is_finite()) {
-                Algorithm::Direct
-            } else {
-                Algorithm::Auto
-            };
+            let algorithm = backward_algorithm(&g, x, w, grad_output, wanted, Algorithm::Auto)?;
             let submitted = self.scoped("conv2d_backward", || {
                 let label = "conv2d_backward_async";
                 let xg = self.upload_slice(&g.input_shape(), x.data(), label)?;
@@ -857,6 +829,33 @@ impl GpuContext {
             }
         }
     }
+}
+
+/// Checks that `grad_output` has the output's shape (in the input's rank) and returns the
+/// algorithm a backward pass takes: the fast input-gradient kernels run a forward pass over the
+/// zero-padded output gradient, where a padding position times an infinite weight is NaN and
+/// the exact gradient, which has no such term, is finite; so non-finite weights take the direct
+/// kernels, which skip those positions.
+fn backward_algorithm(
+    g: &Conv2dGeometry,
+    x: &Tensor,
+    w: &Tensor,
+    grad_output: &Tensor,
+    wanted: Wanted,
+    algorithm: Algorithm,
+) -> Result<Algorithm> {
+    let out_shape = output_shape(x.shape().len(), g);
+    if grad_output.shape() != out_shape.as_slice() {
+        return Err(Error::shape(format!(
+            "grad_output has shape {:?}, the output has {:?}",
+            grad_output.shape(),
+            out_shape
+        )));
+    }
+    if wanted.input && w.data().iter().any(|v| !v.is_finite()) {
+        return Ok(Algorithm::Direct);
+    }
+    Ok(algorithm)
 }
 
 /// Data read back for the wanted gradients (in the order weight, input, bias), each cut to its
