@@ -57,11 +57,10 @@ fn tap_shift() -> u32 {
 // The input value at padded row `y` (relative to the unpadded start, already mapped through
 // the padding: `sy` < 0 for a zero row) and padded column `x` of plane `plane` (FLOAT_IN).
 fn float_at(plane: u32, sy: i32, x: i32) -> f32 {
+    // branch-free, like pad_source (see there): a zero reads element 0 and is masked
     let sx = pad_source(x, i32(g.s.w), g.s.pad_mode);
-    if sy < 0 || sx < 0 {
-        return 0.0;
-    }
-    return xs[(plane * g.s.h + u32(sy)) * g.s.w + u32(sx)];
+    let v = xs[(plane * g.s.h + u32(max(sy, 0))) * g.s.w + u32(max(sx, 0))];
+    return select(0.0, v, (sy >= 0) & (sx >= 0));
 }
 
 // 4 values of the padded row from padded column `x` (FLOAT_IN).

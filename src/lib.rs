@@ -49,7 +49,9 @@ pub use context::list_adapters;
 pub use context::{check_backend_env, describe_adapter, AdapterInfo, GpuContext, BACKEND_NAMES};
 pub use error::{Error, Limit, Result};
 pub use grads::{Conv2dGrads, Wanted};
-pub use kernels::{Algorithm, DeviceProfile, Family, Op, Pass, Plan, Sgd, AUTO_BLOCKED_FROM};
+pub use kernels::{
+    kernel_names, Algorithm, DeviceProfile, Family, Op, Pass, Plan, Sgd, AUTO_BLOCKED_FROM,
+};
 pub use layer::{Conv2d, Sequential, SequentialGrads};
 pub use ops::{geometry, GpuTensor};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};

@@ -61,6 +61,7 @@ pub(crate) use record::{
     PreparedCache,
 };
 pub use sgd_step::Sgd;
+pub use spec::kernel_names;
 pub(crate) use spec::{kernel_set_version, required_storage_buffers};
 
 use crate::options::Conv2dGeometry;

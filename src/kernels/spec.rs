@@ -137,7 +137,12 @@ pub(crate) const SPECS: &[&KernelSpec] = &[
     &train_step_small::SPEC,
 ];
 
-/// Storage buffers per shader stage a device must allow: the most any required kernel binds.
+/// The name of every kernel entry point (as [`crate::Pass::kernel`] and `plan` name them), in
+/// the order of [`SPECS`].
+pub fn kernel_names() -> Vec<&'static str> {
+    SPECS.iter().map(|s| s.name).collect()
+}
+
 /// The kernel set's version: a hash (64-bit FNV-1a) of every kernel's name and source, so that
 /// autotuning's cached choices are dropped whenever a kernel changes.
 pub(crate) fn kernel_set_version() -> &'static str {
@@ -154,6 +159,7 @@ pub(crate) fn kernel_set_version() -> &'static str {
     })
 }
 
+/// Storage buffers per shader stage a device must allow: the most any required kernel binds.
 pub(crate) fn required_storage_buffers() -> u32 {
     SPECS
         .iter()
