@@ -1214,3 +1214,39 @@ fn plan_prints_a_plan_and_refuses_bad_requests() {
         assert!(err.trim().lines().count() <= 3, "{bad:?}: {err}");
     }
 }
+
+/// `bench` checks each result against the CPU reference, then times it: one JSON line per shape
+/// and op. blur_img's input gradient has 4,194,304 outputs, so the round trip it is compared
+/// with (the "floor") needs more than 65,535 workgroups of 64: it once asked for 65,536 in one
+/// dimension and panicked.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn bench_reports_every_shape_and_op() {
+    let out = bin()
+        .args([
+            "bench",
+            "--shapes",
+            "d2l_fig,blur_img",
+            "--runs",
+            "1",
+            "--json",
+        ])
+        .args(["--ops", "forward,input_grad"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
+    for shape in ["d2l_fig", "blur_img"] {
+        for op in ["forward", "input_grad"] {
+            let key = format!("\"shape\":\"{shape}\",\"op\":\"{op}\"");
+            let line = lines.iter().find(|l| l.contains(&key));
+            let line = line.unwrap_or_else(|| panic!("no line for {shape} {op}:\n{stdout}"));
+            assert!(line.contains("\"gflops\":"), "{line}");
+            assert!(line.contains("\"call_over_floor\":"), "{line}");
+        }
+    }
+    assert_eq!(lines.len(), 4, "{stdout}");
+}

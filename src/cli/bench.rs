@@ -147,11 +147,25 @@ struct Floor {
 
 const FLOOR_SHADER: &str = "@group(0) @binding(0) var<storage, read_write> v: array<f32>;
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    if id.x < arrayLength(&v) {
-        v[id.x] = v[id.x] + 1.0;
+fn main(
+    @builtin(global_invocation_id) id: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let i = id.y * groups.x * 64u + id.x;
+    if i < arrayLength(&v) {
+        v[i] = v[i] + 1.0;
     }
 }";
+
+/// The floor kernel's grid for `len` values (64 per workgroup): rows of at most `max_per_dim`
+/// workgroups, as many rows as needed.
+fn floor_grid(len: usize, max_per_dim: u32) -> [u32; 2] {
+    let groups = len.max(1).div_ceil(64) as u64;
+    let max = u64::from(max_per_dim.max(1));
+    let rows = groups.div_ceil(max);
+    let per_row = groups.div_ceil(rows);
+    [per_row as u32, rows as u32]
+}
 
 impl Floor {
     fn new(ctx: &GpuContext, len: usize) -> Self {
@@ -207,7 +221,9 @@ impl Floor {
             let mut pass = enc.begin_compute_pass(&Default::default());
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, &self.group, &[]);
-            pass.dispatch_workgroups((self.data.len() as u32).div_ceil(64), 1, 1);
+            let max = ctx.limits().max_compute_workgroups_per_dimension;
+            let [x, y] = floor_grid(self.data.len(), max);
+            pass.dispatch_workgroups(x, y, 1);
         }
         enc.copy_buffer_to_buffer(&self.buf, 0, &self.staging, 0, self.buf.size());
         ctx.queue().submit([enc.finish()]);
@@ -216,15 +232,16 @@ impl Floor {
         ctx.device()
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| anyhow::anyhow!("floor round trip: {e}"))?;
-        let first = {
+        let ends = {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| anyhow::anyhow!("floor round trip: {e}"))?;
-            bytemuck::cast_slice::<u8, f32>(&view)[0]
+            let v = bytemuck::cast_slice::<u8, f32>(&view);
+            [v[0], v[v.len() - 1]]
         };
         self.staging.unmap();
-        if first != 2.0 {
-            bail!("the floor kernel computed {first}, not 2");
+        if ends != [2.0, 2.0] {
+            bail!("the floor kernel computed {ends:?} at its ends, not 2");
         }
         Ok(t.elapsed())
     }
@@ -568,5 +585,32 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
                 None => String::new(),
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::floor_grid;
+
+    #[test]
+    fn the_floor_grid_covers_every_value_within_the_limit() {
+        for (len, max) in [
+            (0, 65_535),
+            (1, 65_535),
+            (64 * 65_535, 65_535),
+            (64 * 65_535 + 1, 65_535),
+            (4_194_304, 65_535),
+            (1_000_003, 200),
+        ] {
+            let [x, y] = floor_grid(len, max);
+            assert!(x <= max && y <= max, "{len} {max}: {x} x {y}");
+            let covered = u64::from(x) * u64::from(y) * 64;
+            assert!(covered >= len as u64, "{len} {max}: {x} x {y}");
+            // no whole row of workgroups past the end
+            assert!(
+                covered - (len as u64) < u64::from(x) * 64 + 64,
+                "{len} {max}"
+            );
+        }
     }
 }
