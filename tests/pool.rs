@@ -173,8 +173,10 @@ fn ten_thousand_mixed_calls_leave_memory_flat() {
     assert_eq!(end.idle_bytes, warm.idle_bytes, "{warm:?} -> {end:?}");
     if let (Some(a), Some(b)) = (warm_rss, end_rss) {
         let change = (b as f64 - a as f64) / a as f64;
+        // a leak grows; a drop (the allocator or the driver handing memory back, seen once:
+        // -22 % on Mesa 25's lavapipe) is no leak
         assert!(
-            change.abs() <= 0.05,
+            change <= 0.05,
             "resident memory went from {a} to {b} bytes ({:+.1} %) over 9,000 calls",
             change * 100.0
         );
