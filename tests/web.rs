@@ -184,12 +184,13 @@ async fn check_case(
     assert!(c.ok(), "bias gradient {what}: {c}");
 }
 
-#[wasm_bindgen_test]
-async fn the_table_in_both_kernel_families() {
-    let ctx = context().await;
-    let mut rng = Lcg(11);
-    let cases = [
-        // awkward sizes, every padding mode, stride, dilation, groups, strict convolution
+/// A layer to test: input shape, weight shape, bias or not, options.
+type Case = ([usize; 4], [usize; 4], bool, Conv2dOptions);
+
+/// A part of the native table: awkward sizes, every padding mode, stride, dilation, groups,
+/// strict convolution, a 1x1 layer.
+fn table_cases() -> [Case; 4] {
+    [
         (
             [2, 3, 17, 19],
             [5, 3, 3, 3],
@@ -217,10 +218,38 @@ async fn the_table_in_both_kernel_families() {
                 .mode(ConvMode::Convolution),
         ),
         ([1, 16, 30, 30], [32, 16, 1, 1], false, Conv2dOptions::new()),
-    ];
+    ]
+}
+
+/// One channel per group: a depthwise layer with replicate padding, and a single-channel 5x5
+/// stride-2 layer.
+fn one_channel_cases() -> [Case; 2] {
+    [
+        (
+            [1, 8, 20, 18],
+            [8, 1, 3, 3],
+            true,
+            Conv2dOptions::new()
+                .groups(8)
+                .padding(1)
+                .padding_mode(PaddingMode::Replicate),
+        ),
+        (
+            [1, 1, 64, 64],
+            [1, 1, 5, 5],
+            false,
+            Conv2dOptions::new().stride(2).padding(2),
+        ),
+    ]
+}
+
+#[wasm_bindgen_test]
+async fn the_table_in_both_kernel_families() {
+    let ctx = context().await;
+    let mut rng = Lcg(11);
     for family in [Family::Cpu, Family::Gpu] {
         ctx.set_kernels(family);
-        for (xs, ws, bias, opts) in cases {
+        for (xs, ws, bias, opts) in table_cases() {
             check_case(&ctx, &mut rng, xs, ws, bias, opts).await;
         }
     }
@@ -295,23 +324,11 @@ async fn the_weight_gradient_is_deterministic() {
 async fn one_channel_per_group_in_both_kernel_families() {
     let ctx = context().await;
     let mut rng = Lcg(14);
-    let depthwise = Conv2dOptions::new()
-        .groups(8)
-        .padding(1)
-        .padding_mode(PaddingMode::Replicate);
-    let image = Conv2dOptions::new().stride(2).padding(2);
     for family in [Family::Cpu, Family::Gpu] {
         ctx.set_kernels(family);
-        check_case(
-            &ctx,
-            &mut rng,
-            [1, 8, 20, 18],
-            [8, 1, 3, 3],
-            true,
-            depthwise,
-        )
-        .await;
-        check_case(&ctx, &mut rng, [1, 1, 64, 64], [1, 1, 5, 5], false, image).await;
+        for (xs, ws, bias, opts) in one_channel_cases() {
+            check_case(&ctx, &mut rng, xs, ws, bias, opts).await;
+        }
     }
 }
 
@@ -320,7 +337,7 @@ async fn one_channel_per_group_in_both_kernel_families() {
 async fn check_with(
     ctx: &GpuContext,
     rng: &mut Lcg,
-    (xs, ws, bias, opts): ([usize; 4], [usize; 4], bool, Conv2dOptions),
+    (xs, ws, bias, opts): Case,
     algorithm: Algorithm,
 ) -> Vec<&'static str> {
     let g = opts.resolve(xs, ws).unwrap();
@@ -395,65 +412,22 @@ async fn check_with(
 async fn every_kernel_runs_in_the_browser() {
     let ctx = context().await;
     let mut rng = Lcg(15);
-    let cases = [
-        // many channels, zero padding, bias
-        (
-            [2, 3, 17, 19],
-            [5, 3, 3, 3],
-            true,
-            Conv2dOptions::new().padding(1),
-        ),
-        // groups, stride, reflect padding
-        (
-            [1, 4, 13, 11],
-            [6, 2, 3, 2],
-            false,
-            Conv2dOptions::new()
-                .groups(2)
-                .stride((2, 1))
-                .padding(1)
-                .padding_mode(PaddingMode::Reflect),
-        ),
-        // depthwise, replicate padding
-        (
-            [1, 8, 20, 18],
-            [8, 1, 3, 3],
-            true,
-            Conv2dOptions::new()
-                .groups(8)
-                .padding(1)
-                .padding_mode(PaddingMode::Replicate),
-        ),
-        // a filter bank on one channel (zero padding, rows of whole vec4s)
-        (
-            [1, 1, 24, 32],
-            [2, 1, 3, 3],
-            false,
-            Conv2dOptions::new().padding(1),
-        ),
-        // one channel, 5x5, stride 2
-        (
-            [1, 1, 64, 64],
-            [1, 1, 5, 5],
-            false,
-            Conv2dOptions::new().stride(2).padding(2),
-        ),
-        // dilation, circular padding, strict convolution
-        (
-            [2, 2, 15, 16],
-            [3, 2, 2, 3],
-            true,
-            Conv2dOptions::new()
-                .dilation(2)
-                .padding((2, 1))
-                .padding_mode(PaddingMode::Circular)
-                .mode(ConvMode::Convolution),
-        ),
-    ];
+    // a filter bank on one channel (zero padding, rows of whole vec4s), besides the others
+    let bank = (
+        [1, 1, 24, 32],
+        [2, 1, 3, 3],
+        false,
+        Conv2dOptions::new().padding(1),
+    );
+    let cases: Vec<Case> = table_cases()
+        .into_iter()
+        .chain(one_channel_cases())
+        .chain([bank])
+        .collect();
     let mut ran = std::collections::BTreeSet::new();
     for family in [Family::Cpu, Family::Gpu] {
         ctx.set_kernels(family);
-        for case in cases {
+        for &case in &cases {
             for algorithm in [Algorithm::Auto].into_iter().chain(Algorithm::ALL) {
                 ran.extend(check_with(&ctx, &mut rng, case, algorithm).await);
             }
