@@ -325,6 +325,17 @@ impl GpuContext {
         g: &Conv2dGeometry,
         bias: bool,
     ) -> Result<Option<(Algorithm, Times)>> {
+        self.scoped("autotune", || self.measure_scoped(op, g, bias))
+    }
+
+    /// [`GpuContext::measure`], inside its error scopes.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn measure_scoped(
+        &self,
+        op: Op,
+        g: &Conv2dGeometry,
+        bias: bool,
+    ) -> Result<Option<(Algorithm, Times)>> {
         let limit = self.binding_limit();
         let fits = |shape: [usize; 4]| (shape.iter().product::<usize>() as u64) * 4 <= limit;
         if !fits(g.input_shape()) || !fits(g.weight_shape()) || !fits(g.output_shape()) {
@@ -399,11 +410,7 @@ impl GpuContext {
                     let got = self.submit_and_read(encoder, &[out.buffer()])?.remove(0);
                     return Ok((t.elapsed(), Some(got)));
                 }
-                self.queue.submit([encoder.finish()]);
-                self.device
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .map_err(|e| Error::DeviceLost(e.to_string()))?;
-                self.check_alive()?;
+                self.submit_scoped("autotune", encoder)?;
                 Ok((t.elapsed(), None))
             };
             let (_, got) = run(true)?;

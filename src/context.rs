@@ -25,6 +25,9 @@ pub struct GpuContext {
     pub(crate) limits: wgpu::Limits,
     pub(crate) pipelines: Pipelines,
     lost: Arc<Mutex<Option<String>>>,
+    /// An error that escaped every error scope (the uncaptured-error handler's catch; wgpu's
+    /// own handler would panic): the next call returns it.
+    uncaptured: Arc<Mutex<Option<Error>>>,
     binding_cap: AtomicU64,
     /// The kernel family asked for (`WGPU_CONV_KERNELS`, or [`GpuContext::set_kernels`]).
     family: Mutex<Family>,
@@ -34,6 +37,8 @@ pub struct GpuContext {
     serial: Option<Mutex<()>>,
     /// The open GPU-time measurement ([`GpuContext::time_on_gpu`]), if any.
     pub(crate) stamps: Mutex<Option<crate::timing::Stamps>>,
+    /// Signalled when a measurement closes.
+    pub(crate) stamps_free: std::sync::Condvar,
     /// Autotuning's switch and cache.
     pub(crate) tuner: crate::autotune::Autotuner,
     /// Idle buffers for blocking calls to reuse.
@@ -44,6 +49,38 @@ pub struct GpuContext {
     pub(crate) uid: u64,
     /// In a browser, the instance and adapter the device came from, kept alive with it.
     origin: Option<(wgpu::Instance, wgpu::Adapter)>,
+}
+
+/// A thread's turn on a context of a backend that takes one thread at a time.
+pub(crate) struct Turn<'a> {
+    _guard: std::sync::MutexGuard<'a, ()>,
+    uid: u64,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        TURNS.with(|t| t.borrow_mut().retain(|&u| u != self.uid));
+    }
+}
+
+thread_local! {
+    /// The contexts whose turn this thread holds.
+    static TURNS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `s` on one line (wgpu's messages run over many), at most 600 characters.
+pub(crate) fn one_line(s: &str) -> String {
+    let joined = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut out: String = joined.chars().take(600).collect();
+    if out.len() < joined.len() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// The next context's [`GpuContext::uid`].
@@ -292,6 +329,27 @@ impl GpuContext {
                 }
             }));
         }
+        // Natively every call runs in error scopes; anything that still escapes them (work the
+        // caller recorded itself on this device, say) is kept here, not panicked on (wgpu's
+        // default), and the next call on the context returns it.
+        let uncaptured = Arc::new(Mutex::new(None));
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let slot = Arc::clone(&uncaptured);
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let label = "an earlier submission (outside any call's error scope)";
+                let err = match &e {
+                    wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory(label.to_string()),
+                    other => Error::Validation {
+                        label: label.to_string(),
+                        message: one_line(&other.to_string()),
+                    },
+                };
+                if let Ok(mut f) = slot.lock() {
+                    f.get_or_insert(err);
+                }
+            }));
+        }
         let pipelines = Pipelines::new(&device);
         Ok(Self {
             device,
@@ -299,10 +357,12 @@ impl GpuContext {
             limits,
             pipelines,
             lost,
+            uncaptured,
             binding_cap: AtomicU64::new(u64::MAX),
             family: Mutex::new(Family::from_env()?),
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
             stamps: Mutex::new(None),
+            stamps_free: std::sync::Condvar::new(),
             tuner: crate::autotune::Autotuner::from_env()?,
             pool: crate::pool::Pool::default(),
             prepared_cache: Default::default(),
@@ -373,17 +433,29 @@ impl GpuContext {
         *self.family.lock().unwrap_or_else(|e| e.into_inner()) = family;
     }
 
-    /// On backends that need it, waits for this thread's turn; the guard ends it.
-    pub(crate) fn serialized(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
-        self.serial
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    /// On backends that need it, waits for this thread's turn; the guard ends it. A thread
+    /// that already has its turn (a call inside a call) gets no second guard.
+    pub(crate) fn serialized(&self) -> Option<Turn<'_>> {
+        let m = self.serial.as_ref()?;
+        if TURNS.with(|t| t.borrow().contains(&self.uid)) {
+            return None;
+        }
+        let guard = m.lock().unwrap_or_else(|e| e.into_inner());
+        TURNS.with(|t| t.borrow_mut().push(self.uid));
+        Some(Turn {
+            _guard: guard,
+            uid: self.uid,
+        })
     }
 
-    /// An error if the device has been lost.
+    /// An error if the device has been lost, or if an error escaped every error scope since
+    /// the last call (that one is returned once).
     pub(crate) fn check_alive(&self) -> Result<()> {
-        match self.lost.lock().ok().and_then(|g| g.clone()) {
-            Some(reason) => Err(Error::DeviceLost(reason)),
+        if let Some(reason) = self.lost.lock().ok().and_then(|g| g.clone()) {
+            return Err(Error::DeviceLost(reason));
+        }
+        match self.uncaptured.lock().ok().and_then(|mut g| g.take()) {
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }
@@ -445,6 +517,18 @@ impl GpuContext {
             })?;
         self.check_alive()?;
         pollster::block_on(pending.read())
+    }
+
+    /// Runs `record` and then submits `encoder` and waits for the device, inside error scopes.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn submit_scoped(&self, label: &str, encoder: wgpu::CommandEncoder) -> Result<()> {
+        self.scoped(label, || {
+            self.queue.submit([encoder.finish()]);
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::DeviceLost(e.to_string()))?;
+            Ok(())
+        })
     }
 
     /// The flag the device-lost callback sets.

@@ -79,6 +79,31 @@ pub enum Error {
     /// A caller's buffer cannot hold a tensor ([`crate::GpuTensor::from_buffer`]).
     #[error("unusable buffer: {0}")]
     UnusableBuffer(String),
+    /// A device tensor was made by another [`crate::GpuContext`] than the one it was used with
+    /// (each context has a device of its own; its buffers mean nothing to another).
+    #[error(
+        "the {operand} tensor belongs to another GpuContext: upload it to this one \
+         (ctx.upload) or call the context it was made with"
+    )]
+    WrongContext {
+        /// Which operand ("input", "weight", "grad_output", ...).
+        operand: String,
+    },
+    /// An operation would write an operand that it also reads (or writes twice): the two roles
+    /// share one buffer.
+    #[error(
+        "the {written} tensor aliases the {other} tensor (one buffer): give the {written} a \
+         buffer of its own"
+    )]
+    Aliased {
+        /// The role that is written.
+        written: String,
+        /// The role it overlaps.
+        other: String,
+    },
+    /// The context is busy with something that takes one caller at a time.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 /// A limit that an operation can pass (see [`Error::TooLarge`]).
@@ -97,6 +122,11 @@ pub enum Limit {
     StorageBuffers,
     /// What the host can allocate (bytes).
     HostMemory,
+    /// The dispatches one operation's plan may hold (a plan past it would take longer to build
+    /// than any device would take to run it).
+    Dispatches,
+    /// Elements of one tensor (`usize` products of its shape).
+    Elements,
 }
 
 impl Limit {
@@ -108,6 +138,8 @@ impl Limit {
             Limit::LoopIterations => "loop iterations",
             Limit::Index => "",
             Limit::StorageBuffers => "storage buffers",
+            Limit::Dispatches => "dispatches",
+            Limit::Elements => "elements",
         }
     }
 }
@@ -121,6 +153,8 @@ impl std::fmt::Display for Limit {
             Limit::Index => "u32 index range",
             Limit::StorageBuffers => "storage buffers per shader stage",
             Limit::HostMemory => "host memory",
+            Limit::Dispatches => "dispatch budget of one plan",
+            Limit::Elements => "elements a tensor can index",
         })
     }
 }

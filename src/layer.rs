@@ -214,7 +214,9 @@ impl Conv2d {
         y: &GpuTensor,
     ) -> Result<()> {
         let g = self.geometry(x.shape())?;
-        self.record_resolved(ctx, encoder, &g, x, y)
+        ctx.scoped("layer record_forward", || {
+            self.record_resolved(ctx, encoder, &g, x, y)
+        })
     }
 
     fn record_resolved(

@@ -15,6 +15,9 @@ use crate::tensor::Tensor;
 pub struct GpuTensor {
     buffer: wgpu::Buffer,
     shape: Vec<usize>,
+    /// The [`GpuContext::uid`] of the context that made it; 0 for a wrapped buffer of the
+    /// caller's ([`GpuTensor::from_buffer`]), which any context takes.
+    ctx: u64,
 }
 
 impl GpuTensor {
@@ -40,14 +43,27 @@ impl GpuTensor {
         GpuTensor {
             buffer: self.buffer.clone(),
             shape: self.shape.clone(),
+            ctx: self.ctx,
         }
+    }
+
+    /// Whether the two name one buffer.
+    pub(crate) fn aliases(&self, other: &GpuTensor) -> bool {
+        self.buffer == other.buffer
     }
 
     /// Wraps a buffer the caller already has (made on the same device as the context it is
     /// used with), so that a wgpu program can run this crate's kernels on its data without a
     /// trip through the CPU: the `record_*` API reads and writes it in the caller's own
     /// encoder. It must have `STORAGE` usage (and `COPY_SRC` for [`GpuContext::download`]) and
-    /// hold at least the shape's `f32`s; anything else is [`Error::UnusableBuffer`].
+    /// hold at least the shape's `f32`s and at least 16 bytes; anything else is
+    /// [`Error::UnusableBuffer`].
+    ///
+    /// What the caller guarantees: the buffer was made on the device of every context it is
+    /// used with. wgpu cannot tell which device a buffer belongs to, so a wrapped buffer is not
+    /// checked as the crate's own tensors are (those carry their context's id, and a call on
+    /// another context is [`Error::WrongContext`]); a buffer of another device names an
+    /// unrelated resource there.
     pub fn from_buffer(buffer: wgpu::Buffer, shape: &[usize]) -> Result<Self> {
         let usage = buffer.usage();
         if !usage.contains(wgpu::BufferUsages::STORAGE) {
@@ -66,12 +82,24 @@ impl GpuTensor {
                 buffer.size()
             )));
         }
+        if buffer.size() < MIN_BINDING_BYTES {
+            return Err(Error::UnusableBuffer(format!(
+                "{} bytes are fewer than the {MIN_BINDING_BYTES} the kernels bind at least \
+                 (one vec4); make the buffer at least {MIN_BINDING_BYTES} bytes",
+                buffer.size()
+            )));
+        }
         Ok(GpuTensor {
             buffer,
             shape: shape.to_vec(),
+            ctx: 0,
         })
     }
 }
+
+/// The fewest bytes any kernel binds an operand with (one `vec4<f32>`): every buffer the crate
+/// makes has at least this many, and [`GpuTensor::from_buffer`] asks for as many.
+pub(crate) const MIN_BINDING_BYTES: u64 = 16;
 
 /// The tensors of a submitted download, once read.
 async fn finish_download(pending: Pending, shapes: Vec<Vec<usize>>) -> Result<Vec<Tensor>> {
@@ -176,6 +204,7 @@ impl GpuContext {
         Ok(GpuTensor {
             buffer,
             shape: shape.to_vec(),
+            ctx: self.uid,
         })
     }
 
@@ -201,6 +230,7 @@ impl GpuContext {
         Ok(GpuTensor {
             buffer,
             shape: shape.to_vec(),
+            ctx: self.uid,
         })
     }
 
@@ -214,6 +244,7 @@ impl GpuContext {
         Ok(GpuTensor {
             buffer: self.dedicated(label, usage, bytes),
             shape: shape.to_vec(),
+            ctx: self.uid,
         })
     }
 
@@ -224,6 +255,7 @@ impl GpuContext {
         Ok(GpuTensor {
             buffer: self.scratch_buffer(label, len)?,
             shape: shape.to_vec(),
+            ctx: self.uid,
         })
     }
 
@@ -243,12 +275,13 @@ impl GpuContext {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn download(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
         self.leased(|| {
-            let _turn = self.serialized();
-            let (pending, shapes) = self.download_submit(tensors)?;
-            self.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::DeviceLost(e.to_string()))?;
-            self.check_alive()?;
+            let (pending, shapes) = self.scoped("download", || {
+                let submitted = self.download_submit(tensors)?;
+                self.device
+                    .poll(wgpu::PollType::wait_indefinitely())
+                    .map_err(|e| Error::DeviceLost(e.to_string()))?;
+                Ok(submitted)
+            })?;
             pollster::block_on(finish_download(pending, shapes))
         })
     }
@@ -271,10 +304,7 @@ impl GpuContext {
         &self,
         tensors: &[&GpuTensor],
     ) -> impl std::future::Future<Output = Result<Vec<Tensor>>> + 'static {
-        let submitted = {
-            let _turn = self.serialized();
-            self.download_submit(tensors)
-        };
+        let submitted = self.scoped("download_async", || self.download_submit(tensors));
         async move {
             let (pending, shapes) = submitted?;
             finish_download(pending, shapes).await
@@ -285,6 +315,9 @@ impl GpuContext {
     /// shapes.
     fn download_submit(&self, tensors: &[&GpuTensor]) -> Result<(Pending, Vec<Vec<usize>>)> {
         self.check_alive()?;
+        for t in tensors {
+            self.check_operands(&[], &[("downloaded", t)])?;
+        }
         if let Some(t) = tensors
             .iter()
             .find(|t| !t.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC))
@@ -303,13 +336,7 @@ impl GpuContext {
     /// Submits recorded work and blocks until the device has finished it (no readback).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
-        let _turn = self.serialized();
-        self.check_alive()?;
-        self.queue.submit([encoder.finish()]);
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::DeviceLost(e.to_string()))?;
-        self.check_alive()
+        self.submit_scoped("submit_and_wait", encoder)
     }
 
     /// A new command encoder for recording several operations into one submission.
@@ -343,9 +370,11 @@ impl GpuContext {
         y: &GpuTensor,
         algorithm: Algorithm,
     ) -> Result<()> {
-        self.prepare_forward(g, x, w, bias, y, algorithm)?
-            .encode(self, encoder);
-        Ok(())
+        self.scoped("record_forward", || {
+            self.prepare_forward(g, x, w, bias, y, algorithm)?
+                .encode(self, encoder);
+            Ok(())
+        })
     }
 
     /// The forward pass bound to its operands, to be recorded once or many times.
@@ -359,6 +388,9 @@ impl GpuContext {
         algorithm: Algorithm,
     ) -> Result<Prepared> {
         self.check_forward_operands(g, x, y)?;
+        let mut read = vec![("weight", w)];
+        read.extend(bias.map(|b| ("bias", b)));
+        self.check_operands(&[("output", y)], &read)?;
         expect_len(w, g.weight_shape(), "weight")?;
         if let Some(b) = bias {
             expect_len(b, [g.oc, 1, 1, 1], "bias")?;
@@ -369,15 +401,42 @@ impl GpuContext {
         kernels::prepare(self, &plan, &[&x.buffer, &w.buffer, bias, &y.buffer], &[])
     }
 
-    /// Checks a forward pass's input and output against its geometry.
+    /// Checks a forward pass's input and output against its geometry and this context.
     pub(crate) fn check_forward_operands(
         &self,
         g: &Conv2dGeometry,
         x: &GpuTensor,
         y: &GpuTensor,
     ) -> Result<()> {
+        self.check_operands(&[("output", y)], &[("input", x)])?;
         expect_len(x, g.input_shape(), "input")?;
         expect_len(y, g.output_shape(), "output")
+    }
+
+    /// Checks that every operand belongs to this context (or wraps a caller's buffer) and that
+    /// no written one shares a buffer with another operand.
+    pub(crate) fn check_operands(
+        &self,
+        written: &[(&str, &GpuTensor)],
+        read: &[(&str, &GpuTensor)],
+    ) -> Result<()> {
+        for (role, t) in written.iter().chain(read) {
+            if t.ctx != 0 && t.ctx != self.uid {
+                return Err(Error::WrongContext {
+                    operand: role.to_string(),
+                });
+            }
+        }
+        for (i, (role, t)) in written.iter().enumerate() {
+            let others = written[i + 1..].iter().chain(read);
+            if let Some((other, _)) = others.into_iter().find(|(_, o)| t.aliases(o)) {
+                return Err(Error::Aliased {
+                    written: role.to_string(),
+                    other: other.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Records the gradients of `sum(y * gy)` into `encoder`, each where its target is given.
@@ -410,11 +469,13 @@ impl GpuContext {
         gb: Option<&GpuTensor>,
         algorithm: Algorithm,
     ) -> Result<()> {
-        let prepared = self.prepare_backward(g, x, w, gy, gw, gx, gb, algorithm)?;
-        for p in &prepared {
-            p.encode(self, encoder);
-        }
-        Ok(())
+        self.scoped("record_backward", || {
+            let prepared = self.prepare_backward(g, x, w, gy, gw, gx, gb, algorithm)?;
+            for p in &prepared {
+                p.encode(self, encoder);
+            }
+            Ok(())
+        })
     }
 
     /// The wanted gradients bound to their operands (weight, input, bias, in that order), to
@@ -431,6 +492,14 @@ impl GpuContext {
         gb: Option<&GpuTensor>,
         algorithm: Algorithm,
     ) -> Result<Vec<Prepared>> {
+        let mut written = Vec::new();
+        written.extend(gw.map(|t| ("grad_weight", t)));
+        written.extend(gx.map(|t| ("grad_input", t)));
+        written.extend(gb.map(|t| ("grad_bias", t)));
+        self.check_operands(
+            &written,
+            &[("input", x), ("weight", w), ("grad_output", gy)],
+        )?;
         expect_len(x, g.input_shape(), "input")?;
         expect_len(w, g.weight_shape(), "weight")?;
         expect_len(gy, g.output_shape(), "grad_output")?;

@@ -61,6 +61,14 @@ thread_local! {
 
 /// The size class of `bytes`: powers of two up to 1 MiB, then steps of a sixteenth of the next
 /// power of two (at most 12.5 % more than asked); never past `max` unless `bytes` is.
+/// `bytes` as a buffer the kernels can bind: at least one vec4 (the smallest binding a shader
+/// declares), in whole copy units.
+fn least(bytes: u64) -> u64 {
+    bytes
+        .max(crate::ops::MIN_BINDING_BYTES)
+        .next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+}
+
 fn class(bytes: u64, max: u64) -> u64 {
     let b = bytes.max(MIN_CLASS);
     let p = b.next_power_of_two();
@@ -102,7 +110,7 @@ impl GpuContext {
         let size = if leased {
             class(bytes, max)
         } else {
-            bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+            least(bytes)
         };
         let key = (usage.bits(), size);
         if leased {
@@ -211,7 +219,7 @@ impl GpuContext {
         self.pool.created.fetch_add(1, Ordering::Relaxed);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
+            size: least(bytes),
             usage,
             mapped_at_creation: false,
         })

@@ -1,7 +1,8 @@
 //! A layer's resident state on one context: its weight and bias in device buffers, and per
 //! input shape the forward plan and the weight's packed form, kept until the weight changes.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::context::GpuContext;
 use crate::error::Result;
@@ -20,8 +21,10 @@ struct Planned {
     plan: Plan,
     /// `(scratch index, buffer)` of each packed form of the weight.
     packed: Vec<(usize, wgpu::Buffer)>,
-    /// Whether a recorded pass has written them.
-    filled: bool,
+    /// Set once a submission that packed them has completed on the device. Until then every
+    /// forward pass recorded packs them again first: an encoder that packed them may not have
+    /// been submitted yet (or ever), or may still be running behind another that reads them.
+    ready: Arc<AtomicBool>,
 }
 
 /// What one layer holds on one context.
@@ -152,7 +155,7 @@ impl ResidentCache {
                     family,
                     plan,
                     packed,
-                    filled: false,
+                    ready: Arc::new(AtomicBool::new(false)),
                 });
                 r.plans.len() - 1
             }
@@ -161,11 +164,16 @@ impl ResidentCache {
         let zeros = &ctx.pipelines.zeros;
         let b = r.bias.as_ref().map_or(zeros, GpuTensor::buffer);
         let operands = [x.buffer(), r.weight.buffer(), b, y.buffer()];
-        let p = &mut r.plans[at];
+        let p = &r.plans[at];
+        let ready = p.ready.load(Ordering::Acquire);
         let resident: Vec<(usize, &wgpu::Buffer, bool)> =
-            p.packed.iter().map(|(s, b)| (*s, b, p.filled)).collect();
+            p.packed.iter().map(|(s, b)| (*s, b, ready)).collect();
         kernels::prepare(ctx, &p.plan, &operands, &resident)?.encode(ctx, encoder);
-        p.filled = true;
+        if !ready && !p.packed.is_empty() {
+            // ready once this encoder's work has run (never, if it is dropped unsubmitted)
+            let flag = Arc::clone(&p.ready);
+            encoder.on_submitted_work_done(move || flag.store(true, Ordering::Release));
+        }
         Ok(())
     }
 }

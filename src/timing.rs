@@ -11,10 +11,33 @@ use crate::error::{Error, Result};
 /// split operation one per piece).
 const CAPACITY: u32 = 512;
 
-/// The query set of an open measurement and the next free index in it.
+/// The query set of an open measurement, the next free index in it, and the thread that
+/// opened it (only that thread's passes are timed).
 pub(crate) struct Stamps {
     set: wgpu::QuerySet,
     next: u32,
+    owner: std::thread::ThreadId,
+}
+
+/// An open measurement: dropping it closes it (also when the caller's closure panics) and lets
+/// the next waiting thread open one.
+struct Open<'a>(&'a GpuContext);
+
+impl Open<'_> {
+    /// Closes the measurement, returning its stamps.
+    fn close(self) -> Option<Stamps> {
+        let stamps = self.0.stamps.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.0.stamps_free.notify_all();
+        std::mem::forget(self);
+        stamps
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.stamps.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.0.stamps_free.notify_all();
+    }
 }
 
 impl GpuContext {
@@ -30,7 +53,9 @@ impl GpuContext {
     /// start of the first compute pass the library recorded to the end of the last, or `None`
     /// where the device has no timestamp queries (or `record` recorded more than 256 passes).
     /// Passes the caller records itself are not timed. One measurement at a time per context:
-    /// passes another thread records meanwhile are counted in.
+    /// a thread that calls while another thread measures waits for it to end, and passes other
+    /// threads record meanwhile are not timed. Called again from inside `record`, it returns
+    /// [`Error::Busy`].
     #[cfg(not(target_arch = "wasm32"))]
     pub fn time_on_gpu(
         &self,
@@ -47,13 +72,40 @@ impl GpuContext {
             ty: wgpu::QueryType::Timestamp,
             count: CAPACITY,
         });
-        *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) = Some(Stamps { set, next: 0 });
+        let me = std::thread::current().id();
+        let open = {
+            let mut slot = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                match slot.as_ref() {
+                    None => break,
+                    Some(s) if s.owner == me => {
+                        return Err(Error::Busy(
+                            "time_on_gpu was called inside time_on_gpu: one measurement at a \
+                             time; time the inner work on its own"
+                                .into(),
+                        ))
+                    }
+                    Some(_) => {
+                        slot = self
+                            .stamps_free
+                            .wait(slot)
+                            .unwrap_or_else(|e| e.into_inner());
+                    }
+                }
+            }
+            *slot = Some(Stamps {
+                set,
+                next: 0,
+                owner: me,
+            });
+            Open(self)
+        };
         let recorded = record(&mut encoder);
-        let stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let stamps = open.close();
         recorded?;
-        let Some(Stamps { set, next }) = stamps else {
+        let Some(Stamps { set, next, .. }) = stamps else {
             return Err(Error::Internal(
-                "a timestamp measurement was closed twice".into(),
+                "a timestamp measurement was closed by another thread".into(),
             ));
         };
         if next == 0 || next > CAPACITY {
@@ -67,11 +119,9 @@ impl GpuContext {
             mapped_at_creation: false,
         });
         encoder.resolve_query_set(&set, 0..next, &resolved, 0);
-        let words = {
-            let _turn = self.serialized();
-            self.check_alive()?;
-            self.submit_and_read(encoder, &[&resolved])?.remove(0)
-        };
+        let words = self
+            .scoped("time_on_gpu", || self.submit_and_read(encoder, &[&resolved]))?
+            .remove(0);
         let ticks: Vec<u64> = bytemuck::cast_slice::<f32, u32>(&words)
             .chunks_exact(2)
             .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32))
@@ -86,7 +136,9 @@ impl GpuContext {
     /// The timestamp writes of the next compute pass, while a measurement is open and has room.
     pub(crate) fn pass_timestamps(&self) -> Option<(wgpu::QuerySet, u32)> {
         let mut guard = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
-        let stamps = guard.as_mut()?;
+        let stamps = guard
+            .as_mut()
+            .filter(|s| s.owner == std::thread::current().id())?;
         let at = stamps.next;
         stamps.next = stamps.next.saturating_add(2);
         (stamps.next <= CAPACITY).then(|| (stamps.set.clone(), at))

@@ -84,6 +84,7 @@ impl<'a> Trainer<'a> {
         sgd: Sgd,
         algorithm: Algorithm,
     ) -> Result<Self> {
+        sgd.check()?;
         let g = geometry(
             x.shape(),
             layer.weight().shape(),
@@ -373,6 +374,7 @@ pub fn train_cpu(
     sgd: Sgd,
     steps: usize,
 ) -> Result<(Conv2d, Vec<f64>)> {
+    sgd.check()?;
     let g = geometry(
         x.shape(),
         layer.weight().shape(),

@@ -45,7 +45,7 @@ pub(crate) fn plan(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Plan> 
         profile,
     )? {
         p.base = first as u32;
-        pass.dispatch(&p, grid);
+        pass.dispatch(&p, grid)?;
     }
     plan.passes.push(pass);
     plan.reason(format!(

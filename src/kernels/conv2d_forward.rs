@@ -38,7 +38,7 @@ pub(crate) fn pass(
         p.has_bias = u32::from(has_bias && i == 0);
         for (first, grid) in runs(SPEC.name, None, total, wg, [0, 0], flops, profile)? {
             p.base = first as u32;
-            pass.dispatch(&p, grid);
+            pass.dispatch(&p, grid)?;
         }
     }
     Ok(pass)

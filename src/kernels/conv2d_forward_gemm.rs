@@ -70,7 +70,7 @@ pub(crate) fn pass(
         for run in 0..chunks_per_block {
             for block in 0..blocks {
                 let at = (block * chunks_per_block + run) as u64 * CHUNK_BYTES;
-                pass.dispatch_block(&gp, grid, at as u32);
+                pass.dispatch_block(&gp, grid, at as u32)?;
             }
         }
     }

@@ -100,7 +100,7 @@ pub(crate) fn pass_as(
         p.has_bias = u32::from(has_bias && i == 0);
         for (first, dims) in runs(SPEC.name, Some(0), tiles, 1, [y, 1], per_tile, profile)? {
             p.base = first as u32;
-            pass.dispatch(&p, dims);
+            pass.dispatch(&p, dims)?;
         }
     }
     Ok(pass)

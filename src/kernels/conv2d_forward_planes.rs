@@ -220,10 +220,10 @@ pub(crate) fn pass(
     for (first, grid) in runs(SPEC.name, Some(2), z, 1, xy, per_plane, profile)? {
         gp.base = first as u32;
         if per_lane {
-            pass.dispatch_block(&gp, grid, 0);
+            pass.dispatch_block(&gp, grid, 0)?;
         } else {
             for o in 0..g.oc {
-                pass.dispatch_block(&gp, grid, (o as u64 * PLANE_BYTES) as u32);
+                pass.dispatch_block(&gp, grid, (o as u64 * PLANE_BYTES) as u32)?;
             }
         }
     }

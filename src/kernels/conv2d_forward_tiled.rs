@@ -81,7 +81,7 @@ pub(crate) fn blocked(
             profile,
         )? {
             p.base = first as u32;
-            pass.dispatch(&p, dims);
+            pass.dispatch(&p, dims)?;
         }
     }
     Ok(pass)

@@ -45,7 +45,7 @@ pub(crate) fn pass(g: &Conv2dGeometry, io: [Buf; 3], profile: &DeviceProfile) ->
         p.set_piece(i, piece);
         for (first, grid) in runs(SPEC.name, None, total, wg, [0, 0], per_item, profile)? {
             p.base = first as u32;
-            pass.dispatch(&p, grid);
+            pass.dispatch(&p, grid)?;
         }
     }
     Ok(pass)

@@ -58,7 +58,7 @@ pub(crate) fn pass(g: &Conv2dGeometry, io: [Buf; 3], profile: &DeviceProfile) ->
             profile,
         )? {
             p.base = first as u32;
-            pass.dispatch(&p, dims);
+            pass.dispatch(&p, dims)?;
         }
     }
     Ok(pass)

@@ -33,6 +33,6 @@ pub(crate) fn pass(
         profile.max_workgroups_per_dimension,
         SPEC.name,
     )?;
-    pass.dispatch(gp, grid);
+    pass.dispatch(gp, grid)?;
     Ok(pass)
 }

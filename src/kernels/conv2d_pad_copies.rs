@@ -70,7 +70,7 @@ pub(crate) fn copies(
     let mut gp = *gp;
     for (first, grid) in runs(SPEC.name, Some(2), planes, 1, xy, per_plane, profile)? {
         gp.base = first as u32;
-        pass.dispatch(&gp, grid);
+        pass.dispatch(&gp, grid)?;
     }
     plan.passes.push(pass);
     Ok(Some(buf))

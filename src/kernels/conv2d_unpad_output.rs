@@ -31,7 +31,7 @@ pub(crate) fn pass(
     let mut gp = *gp;
     for (first, grid) in runs(SPEC.name, Some(2), g.n * g.oc, 1, xy, 0.0, profile)? {
         gp.base = first as u32;
-        pass.dispatch(&gp, grid);
+        pass.dispatch(&gp, grid)?;
     }
     Ok(pass)
 }

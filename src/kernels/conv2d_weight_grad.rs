@@ -105,7 +105,7 @@ pub(crate) fn pass(
         profile,
     )? {
         p.base = first as u32;
-        pass.dispatch(&p, grid);
+        pass.dispatch(&p, grid)?;
     }
     Ok(pass)
 }

@@ -100,7 +100,7 @@ pub(crate) fn pass(
     let mut gp = *gp;
     for (first, grid) in runs(SPEC.name, Some(2), slices, 1, xy(g), per_slice, profile)? {
         gp.base = first as u32;
-        pass.dispatch(&gp, grid);
+        pass.dispatch(&gp, grid)?;
     }
     Ok(pass)
 }

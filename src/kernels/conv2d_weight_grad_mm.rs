@@ -104,7 +104,7 @@ pub(crate) fn pass(
         2.0 * (slice_len * g.ocpg().min(TILE_M) * g.taps().min(TILE_N)) as f64 * (tx * ty) as f64;
     for (first, grid) in runs(SPEC.name, Some(2), slices, 1, [tx, ty], per_slice, profile)? {
         p.base = first as u32;
-        pass.dispatch(&p, grid);
+        pass.dispatch(&p, grid)?;
     }
     Ok(pass)
 }

@@ -92,7 +92,7 @@ pub(crate) fn pass(
     let mut gp = *gp;
     for (first, grid) in runs(SPEC.name, Some(2), g.n * g.c, 1, xy, per_plane, profile)? {
         gp.base = first as u32;
-        pass.dispatch(&gp, grid);
+        pass.dispatch(&gp, grid)?;
     }
     Ok(pass)
 }

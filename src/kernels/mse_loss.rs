@@ -55,7 +55,7 @@ pub(crate) fn plan(count: usize, scale: f32, profile: &DeviceProfile) -> Result<
     pass.dispatch(
         &p,
         spread(slices, profile.max_workgroups_per_dimension, SPEC.name)?,
-    );
+    )?;
     plan.passes.push(pass);
     if slices > 1 {
         reduce_partials::passes(&mut plan, profile, partials, Buf::Operand(3), 1, slices)?;

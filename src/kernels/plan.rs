@@ -105,6 +105,10 @@ pub(crate) struct Dispatch {
     pub block: u32,
 }
 
+/// The most dispatches one pass of a plan may hold (at 15-20 us each on a software adapter,
+/// about a second of dispatching; at about 100 bytes each, a few MB of plan).
+pub const MAX_DISPATCHES: usize = 1 << 16;
+
 /// One kernel's dispatches, in order.
 #[derive(Debug, Clone)]
 pub struct Pass {
@@ -141,17 +145,36 @@ impl Pass {
     }
 
     /// Adds a dispatch of `grid` with `params` as its uniform.
-    pub(crate) fn dispatch(&mut self, params: &impl bytemuck::Pod, grid: [u32; 3]) {
-        self.dispatch_block(params, grid, 0);
+    pub(crate) fn dispatch(
+        &mut self,
+        params: &impl bytemuck::Pod,
+        grid: [u32; 3],
+    ) -> crate::error::Result<()> {
+        self.dispatch_block(params, grid, 0)
     }
 
-    /// Adds a dispatch whose block is at byte `block` of the block binding.
+    /// Adds a dispatch whose block is at byte `block` of the block binding; past
+    /// [`MAX_DISPATCHES`] in one pass, [`Error::TooLarge`](crate::Error::TooLarge) (the
+    /// planner stops there rather than build millions of dispatches for a shape no device
+    /// would run in reasonable time).
     pub(crate) fn dispatch_block(
         &mut self,
         params: &impl bytemuck::Pod,
         grid: [u32; 3],
         block: u32,
-    ) {
+    ) -> crate::error::Result<()> {
+        if self.dispatches.len() >= MAX_DISPATCHES {
+            return Err(crate::error::Error::too_large(
+                format!(
+                    "the {} pass (a smaller input or kernel, or another algorithm, needs \
+                     fewer dispatches)",
+                    self.spec.name
+                ),
+                crate::error::Limit::Dispatches,
+                MAX_DISPATCHES as u64 + 1,
+                MAX_DISPATCHES as u64,
+            ));
+        }
         let bytes = bytemuck::bytes_of(params);
         if self.uniforms.last().map(Vec::as_slice) != Some(bytes) {
             self.uniforms.push(bytes.to_vec());
@@ -161,6 +184,7 @@ impl Pass {
             uniform: self.uniforms.len() - 1,
             block,
         });
+        Ok(())
     }
 
     /// The kernel's entry point.

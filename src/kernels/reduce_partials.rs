@@ -85,6 +85,6 @@ fn pass(
             profile.max_workgroups_per_dimension,
             SPEC.name,
         )?,
-    );
+    )?;
     Ok(pass)
 }

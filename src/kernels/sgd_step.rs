@@ -59,6 +59,24 @@ impl Sgd {
         self.weight_decay = wd;
         self
     }
+
+    /// An error naming the first hyper-parameter that is not finite (NaN or infinite): the
+    /// trainers refuse them rather than train on (the shaders' arithmetic and the CPU's would
+    /// part ways).
+    pub fn check(&self) -> crate::error::Result<()> {
+        for (name, v) in [
+            ("learning rate", self.lr),
+            ("momentum", self.momentum),
+            ("weight decay", self.weight_decay),
+        ] {
+            if !v.is_finite() {
+                return Err(crate::error::Error::option(format!(
+                    "the {name} is {v}: it must be a finite number"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The plan over operands `[grad, weight, velocity]` (the velocity used only with momentum)
@@ -81,7 +99,7 @@ pub(crate) fn plan(count: usize, sgd: &Sgd, profile: &DeviceProfile) -> Result<P
             profile.max_workgroups_per_dimension,
             SPEC.name,
         )?,
-    );
+    )?;
     plan.passes.push(pass);
     Ok(plan)
 }

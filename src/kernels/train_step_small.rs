@@ -130,7 +130,7 @@ pub(crate) fn plan(
     let mut plan = Plan::new(Op::TrainStep);
     let io = [Buf::Operand(0), Buf::Operand(1), Buf::Operand(2)];
     let mut pass = Pass::new(&SPEC, io.map(Into::into), iterations);
-    pass.dispatch(&p, [1, 1, 1]);
+    pass.dispatch(&p, [1, 1, 1])?;
     plan.passes.push(pass);
     plan.reason(format!(
         "a small layer ({outputs} outputs, {} weights): the whole step in one workgroup, \
