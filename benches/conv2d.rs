@@ -174,10 +174,12 @@ fn training(c: &mut Criterion) {
     let x = Tensor::from_fn(
         [1, 1, 6, 8],
         |i| if (2..6).contains(&i[3]) { 0.0 } else { 1.0 },
-    );
+    )
+    .unwrap();
     let y = Tensor::from_fn([1, 1, 6, 7], |i| {
         x.at(&[0, 0, i[2], i[3]]) - x.at(&[0, 0, i[2], i[3] + 1])
-    });
+    })
+    .unwrap();
     let init = wgpu_conv::Conv2d::new(1, 1, (1, 2), false, Conv2dOptions::new(), 0).unwrap();
     let mut group = c.benchmark_group("train");
     group.sample_size(20);

@@ -52,15 +52,15 @@ impl Autotuner {
     /// Off unless `WGPU_CONV_AUTOTUNE` is 1 (or true, on); an error for a value that is none of
     /// 0, 1, true, false, on, off.
     pub(crate) fn from_env() -> Result<Self> {
-        let enabled = match std::env::var("WGPU_CONV_AUTOTUNE") {
-            Err(_) => false,
-            Ok(v) => match v.trim().to_lowercase().as_str() {
+        let enabled = match crate::error::env_var("WGPU_CONV_AUTOTUNE")? {
+            None => false,
+            Some(v) => match v.trim().to_lowercase().as_str() {
                 "" | "0" | "false" | "off" => false,
                 "1" | "true" | "on" => true,
                 _ => {
                     return Err(Error::InvalidOption(format!(
-                        "WGPU_CONV_AUTOTUNE={:?}: use 1 (on) or 0 (off)",
-                        v.chars().take(40).collect::<String>()
+                        "WGPU_CONV_AUTOTUNE={}: use 1 (on) or 0 (off)",
+                        crate::error::quoted(&v)
                     )))
                 }
             },
@@ -139,44 +139,146 @@ fn parse_line(line: &str) -> Option<(String, (Algorithm, Times))> {
     Some((key, (algorithm, times)))
 }
 
-fn read_cache() -> BTreeMap<String, (Algorithm, Times)> {
-    let Some(path) = cache_dir().map(|d| d.join(CACHE_FILE)) else {
-        return BTreeMap::new();
-    };
-    // a missing or unreadable file is an empty cache; lines that do not parse are skipped
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(parse_line)
-        .collect()
+/// The most bytes of cache file read: past this the file is left unread (with a warning) and
+/// the next entry starts it afresh.
+const MAX_CACHE_BYTES: u64 = 1 << 20;
+
+/// The cache file's path, where there is a cache directory.
+fn cache_path() -> Option<PathBuf> {
+    cache_dir().map(|d| d.join(CACHE_FILE))
 }
 
-/// Adds an entry to the cache file (read again first, so that other processes' entries are
-/// kept; written to a temporary file and renamed into place). Failing to write is not an error:
-/// the choice still holds for this process.
+/// Says once per process, through `log`, why the cache file was not used.
+fn warn_once(why: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| log::warn!("wgpu-conv: autotuning cache not used: {why}"));
+}
+
+/// What the cache file holds.
+enum CacheFile {
+    /// No file yet.
+    Missing,
+    /// Its text (at most [`MAX_CACHE_BYTES`]).
+    Text(String),
+    /// A regular file that cannot be used (too large, not text, unreadable): written afresh.
+    Bad(String),
+    /// Not a regular file (a FIFO, a device, a directory): never opened, never written.
+    Foreign(String),
+}
+
+/// Reads the cache file at `path`: only a regular file (checked before it is opened, so a FIFO
+/// never blocks and a device is never read), and at most [`MAX_CACHE_BYTES`] of it.
+fn read_file(path: &std::path::Path) -> CacheFile {
+    use std::io::Read;
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return CacheFile::Missing,
+        Err(e) => return CacheFile::Foreign(format!("{shown}: {e}")),
+    };
+    if !meta.is_file() {
+        return CacheFile::Foreign(format!("{shown} is not a regular file"));
+    }
+    if meta.len() > MAX_CACHE_BYTES {
+        return CacheFile::Bad(format!(
+            "{shown} has {} bytes, more than the {MAX_CACHE_BYTES} read",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| {
+        // the path may have been replaced since it was looked at
+        if !f.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        f.take(MAX_CACHE_BYTES + 1).read_to_end(&mut bytes)
+    });
+    match read {
+        Err(e) => CacheFile::Foreign(format!("{shown}: {e}")),
+        Ok(n) if n as u64 > MAX_CACHE_BYTES => {
+            CacheFile::Bad(format!("{shown} grew past {MAX_CACHE_BYTES} bytes"))
+        }
+        Ok(_) => match String::from_utf8(bytes) {
+            Ok(text) => CacheFile::Text(text),
+            Err(_) => CacheFile::Bad(format!("{shown} is not text")),
+        },
+    }
+}
+
+/// The cache file's entries: one a line, appended; where a key shows more than once, the last
+/// line counts. Lines that do not parse are skipped; a file that cannot be used is an empty
+/// cache, with a warning.
+fn read_cache() -> BTreeMap<String, (Algorithm, Times)> {
+    let Some(path) = cache_path() else {
+        return BTreeMap::new();
+    };
+    match read_file(&path) {
+        CacheFile::Text(text) => text.lines().filter_map(parse_line).collect(),
+        CacheFile::Missing => BTreeMap::new(),
+        CacheFile::Bad(why) | CacheFile::Foreign(why) => {
+            warn_once(&why);
+            BTreeMap::new()
+        }
+    }
+}
+
+const CACHE_HEADER: &str = "# wgpu-conv autotuning cache: key (kernel set, adapter, driver, \
+                            backend, op, shape bucket), algorithm, candidates' median seconds\n";
+
+/// One entry as a line of the file.
+fn entry_line(key: &str, algorithm: Algorithm, times: &[(Algorithm, f64)]) -> String {
+    let t: Vec<String> = times
+        .iter()
+        .map(|(a, s)| format!("{}={s:e}", a.name()))
+        .collect();
+    format!("{key}\t{}\t{}\n", algorithm.name(), t.join(","))
+}
+
+/// Adds an entry to the cache file: one line appended in one write (so that writers in other
+/// threads and processes keep theirs: appends to a regular file do not interleave). A file
+/// that cannot be used is replaced through a temporary file of this writer's own and a rename;
+/// a path that is not a regular file is left alone. Failing to write is not an error: the
+/// choice still holds for this process.
 fn write_entry(key: &str, algorithm: Algorithm, times: &[(Algorithm, f64)]) {
-    let Some(dir) = cache_dir() else {
+    use std::io::Write;
+    let (Some(dir), Some(path)) = (cache_dir(), cache_path()) else {
         return;
     };
-    let mut table = read_cache();
-    table.insert(key.to_string(), (algorithm, times.to_vec()));
-    let mut text = String::from(
-        "# wgpu-conv autotuning cache: key (kernel set, adapter, driver, backend, op, shape \
-         bucket), algorithm, candidates' median seconds\n",
-    );
-    for (k, (a, t)) in &table {
-        let t: Vec<String> = t
-            .iter()
-            .map(|(a, s)| format!("{}={s:e}", a.name()))
-            .collect();
-        text.push_str(&format!("{k}\t{}\t{}\n", a.name(), t.join(",")));
+    let line = entry_line(key, algorithm, times);
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
     }
-    let tmp = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&tmp, text))
-        .and_then(|()| std::fs::rename(&tmp, dir.join(CACHE_FILE)));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match read_file(&path) {
+        CacheFile::Foreign(why) => warn_once(&why),
+        CacheFile::Missing | CacheFile::Text(_) => {
+            let appended = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .and_then(|mut f| {
+                    let fresh = f.metadata()?.len() == 0;
+                    let text = if fresh {
+                        format!("{CACHE_HEADER}{line}")
+                    } else {
+                        line.clone()
+                    };
+                    f.write_all(text.as_bytes())
+                });
+            if let Err(e) = appended {
+                warn_once(&format!("{}: {e}", path.display()));
+            }
+        }
+        CacheFile::Bad(why) => {
+            warn_once(&format!("{why}; starting it afresh"));
+            static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = dir.join(format!("{CACHE_FILE}.{}.{n}.tmp", std::process::id()));
+            let written = std::fs::write(&tmp, format!("{CACHE_HEADER}{line}"))
+                .and_then(|()| std::fs::rename(&tmp, &path));
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
     }
 }
 

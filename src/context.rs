@@ -147,7 +147,7 @@ pub const BACKEND_NAMES: &[&str] = &[
 /// Checks `WGPU_BACKEND` (when set) names only backends wgpu knows: a typo is an error naming
 /// the bad value, not "no adapter found".
 pub fn check_backend_env() -> Result<()> {
-    let Ok(value) = std::env::var("WGPU_BACKEND") else {
+    let Some(value) = crate::error::env_var("WGPU_BACKEND")? else {
         return Ok(());
     };
     let bad: Vec<&str> = value
@@ -242,8 +242,8 @@ impl GpuContext {
         if adapters.is_empty() {
             return Err(Error::NoAdapter { detail });
         }
-        let adapter = match std::env::var("WGPU_ADAPTER_NAME") {
-            Ok(name) if !name.is_empty() => {
+        let adapter = match crate::error::env_var("WGPU_ADAPTER_NAME")? {
+            Some(name) if !name.is_empty() => {
                 let want = name.to_lowercase();
                 let pos = adapters
                     .iter()
@@ -483,12 +483,15 @@ impl GpuContext {
         let o = pollster::block_on(oom.pop());
         self.check_alive()?;
         if let Some(e) = o {
-            return Err(Error::OutOfMemory(format!("{label}: {e}")));
+            return Err(Error::OutOfMemory(format!(
+                "{label}: {}",
+                one_line(&e.to_string())
+            )));
         }
         if let Some(e) = v {
             return Err(Error::Validation {
                 label: label.to_string(),
-                message: e.to_string(),
+                message: one_line(&e.to_string()),
             });
         }
         out

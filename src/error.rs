@@ -192,3 +192,28 @@ impl Error {
         }
     }
 }
+
+/// The value of environment variable `name`: `None` when unset, an error naming it when it is
+/// not UTF-8 (never taken as unset).
+pub(crate) fn env_var(name: &str) -> Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidOption(format!(
+            "{name} is not UTF-8 ({}): unset it or give it a value in UTF-8",
+            quoted(&v.to_string_lossy())
+        ))),
+    }
+}
+
+/// `s` in quotes for an error message, cut to its first 40 characters.
+pub(crate) fn quoted(s: &str) -> String {
+    const SHOWN: usize = 40;
+    let mut cut: String = s.chars().take(SHOWN).collect();
+    if cut.len() < s.len() {
+        cut.push_str("...");
+        format!("{cut:?} ({} characters)", s.chars().count())
+    } else {
+        format!("{cut:?}")
+    }
+}

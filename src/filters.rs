@@ -102,7 +102,7 @@ pub fn gaussian(size: usize, sigma: f32) -> Result<Tensor> {
     let raw = Tensor::from_fn([size, size], |i| {
         let (y, x) = (i[0] as f32 - c, i[1] as f32 - c);
         (-(x * x + y * y) / (2.0 * sigma * sigma)).exp()
-    });
+    })?;
     let sum: f32 = raw.data().iter().sum();
     Tensor::new(
         vec![size, size],
@@ -123,6 +123,7 @@ pub fn flip(k: &Tensor) -> Tensor {
         j[r - 1] = s[r - 1] - 1 - i[r - 1];
         k.at(&j)
     })
+    .expect("the shape of an existing tensor has a valid element count")
 }
 
 /// A kernel by name, as the CLI's `--kernel` takes it: `edge`, `edge-t`, `sobel` (= `sobel-x`),
@@ -165,7 +166,7 @@ pub const NAMES: &[&str] = &[
 
 /// The exercise's image with a diagonal edge: `n x n`, ones on and below the diagonal
 /// (`x[i,j] = 1` for `j <= i`), zeros above.
-pub fn diagonal_image(n: usize) -> Tensor {
+pub fn diagonal_image(n: usize) -> Result<Tensor> {
     Tensor::from_fn([n, n], |i| if i[1] <= i[0] { 1.0 } else { 0.0 })
 }
 
@@ -186,7 +187,10 @@ pub fn corr2d_matrix(k: &Tensor, h: usize, w: usize) -> Result<Tensor> {
         )));
     }
     let (oh, ow) = (h - kh + 1, w - kw + 1);
-    Ok(Tensor::from_fn([oh * ow, h * w], |ix| {
+    let rows = oh
+        .checked_mul(ow)
+        .ok_or_else(|| Error::shape("the output is too large"))?;
+    Tensor::from_fn([rows, h * w], |ix| {
         let (i, j) = (ix[0] / ow, ix[0] % ow);
         let (y, x) = (ix[1] / w, ix[1] % w);
         if y >= i && y < i + kh && x >= j && x < j + kw {
@@ -194,5 +198,5 @@ pub fn corr2d_matrix(k: &Tensor, h: usize, w: usize) -> Result<Tensor> {
         } else {
             0.0
         }
-    }))
+    })
 }

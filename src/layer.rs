@@ -78,8 +78,8 @@ impl Conv2d {
         let mut rng = SplitMix64::new(seed);
         let weight = Tensor::from_fn([out_channels, in_channels / groups, k.h, k.w], |_| {
             rng.uniform(-bound, bound)
-        });
-        let bias = bias.then(|| Tensor::zeros([out_channels]));
+        })?;
+        let bias = bias.then(|| Tensor::zeros([out_channels])).transpose()?;
         Ok(Self {
             weight,
             bias,

@@ -167,7 +167,7 @@ pub(crate) fn output_shape(x_rank: usize, g: &Conv2dGeometry) -> Vec<usize> {
 
 impl GpuContext {
     fn check_binding(&self, len: usize, what: &str) -> Result<u64> {
-        let bytes = (len.max(1) as u64) * 4;
+        let bytes = (len.max(1) as u64).saturating_mul(4);
         let max = self.binding_limit();
         if bytes > max {
             return Err(Error::too_large(what, Limit::Binding, bytes, max));
@@ -236,7 +236,7 @@ impl GpuContext {
 
     /// A device tensor of its own (never pooled) for a result handed to the caller.
     pub(crate) fn output_tensor(&self, shape: &[usize], label: &str) -> Result<GpuTensor> {
-        let len: usize = shape.iter().product();
+        let len = crate::tensor::checked_len(shape)?;
         let bytes = self.check_binding(len, label)?;
         let usage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
@@ -251,7 +251,7 @@ impl GpuContext {
     /// A device tensor of the given shape (contents zero; inside the library's own blocking
     /// calls, a pooled buffer that the call overwrites).
     pub fn empty(&self, shape: &[usize], label: &str) -> Result<GpuTensor> {
-        let len: usize = shape.iter().product();
+        let len = crate::tensor::checked_len(shape)?;
         Ok(GpuTensor {
             buffer: self.scratch_buffer(label, len)?,
             shape: shape.to_vec(),
@@ -387,10 +387,10 @@ impl GpuContext {
         y: &GpuTensor,
         algorithm: Algorithm,
     ) -> Result<Prepared> {
-        self.check_forward_operands(g, x, y)?;
-        let mut read = vec![("weight", w)];
+        let mut read = vec![("input", x), ("weight", w)];
         read.extend(bias.map(|b| ("bias", b)));
         self.check_operands(&[("output", y)], &read)?;
+        self.check_forward_operands(g, x, y)?;
         expect_len(w, g.weight_shape(), "weight")?;
         if let Some(b) = bias {
             expect_len(b, [g.oc, 1, 1, 1], "bias")?;
@@ -539,8 +539,8 @@ impl GpuContext {
     /// # fn main() -> Result<(), wgpu_conv::Error> {
     /// use wgpu_conv::{Conv2dOptions, GpuContext, Tensor};
     /// let ctx = GpuContext::new()?;
-    /// let x = Tensor::from_fn([1, 3, 32, 32], |i| (i[2] * 32 + i[3]) as f32);
-    /// let w = Tensor::from_fn([8, 3, 3, 3], |_| 0.1);
+    /// let x = Tensor::from_fn([1, 3, 32, 32], |i| (i[2] * 32 + i[3]) as f32)?;
+    /// let w = Tensor::from_fn([8, 3, 3, 3], |_| 0.1)?;
     /// let y = ctx.conv2d(&x, &w, None, &Conv2dOptions::new().padding(1).stride(2))?;
     /// assert_eq!(y.shape(), &[1, 8, 16, 16]);
     /// # Ok(()) }

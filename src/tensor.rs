@@ -18,17 +18,7 @@ impl Tensor {
                 "rank must be 1 to 4, got shape {shape:?}"
             )));
         }
-        let len = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| {
-                Error::too_large(
-                    format!("shape {shape:?}"),
-                    Limit::Index,
-                    u64::MAX,
-                    usize::MAX as u64,
-                )
-            })?;
+        let len = checked_len(&shape)?;
         if len != data.len() {
             return Err(Error::shape(format!(
                 "shape {shape:?} holds {len} elements but {} were given",
@@ -38,22 +28,30 @@ impl Tensor {
         Ok(Self { shape, data })
     }
 
-    /// A tensor of zeros.
-    pub fn zeros(shape: impl Into<Vec<usize>>) -> Self {
+    /// A tensor of zeros; a shape whose element count overflows is [`Error::TooLarge`], one
+    /// the host cannot allocate [`Error::HostOutOfMemory`].
+    pub fn zeros(shape: impl Into<Vec<usize>>) -> Result<Self> {
         let shape = shape.into();
-        let len = shape.iter().product();
-        Self {
-            shape,
-            data: vec![0.0; len],
-        }
+        let len = checked_len(&shape)?;
+        let data = try_zeros(len, &format!("a tensor of shape {shape:?}"))?;
+        Self::new(shape, data)
     }
 
-    /// A tensor whose element at each multi-index is `f(index)`.
-    pub fn from_fn(shape: impl Into<Vec<usize>>, mut f: impl FnMut(&[usize]) -> f32) -> Self {
+    /// A tensor whose element at each multi-index is `f(index)` (errors as [`Tensor::zeros`]).
+    pub fn from_fn(
+        shape: impl Into<Vec<usize>>,
+        mut f: impl FnMut(&[usize]) -> f32,
+    ) -> Result<Self> {
         let shape = shape.into();
-        let len: usize = shape.iter().product();
+        let len = checked_len(&shape)?;
         let mut idx = vec![0usize; shape.len()];
-        let mut data = Vec::with_capacity(len);
+        let mut data = try_zeros(0, "")?;
+        data.try_reserve_exact(len).map_err(|_| {
+            Error::HostOutOfMemory(format!(
+                "a tensor of shape {shape:?}: {} bytes do not fit",
+                len.saturating_mul(4)
+            ))
+        })?;
         for _ in 0..len {
             data.push(f(&idx));
             for d in (0..shape.len()).rev() {
@@ -64,7 +62,7 @@ impl Tensor {
                 idx[d] = 0;
             }
         }
-        Self { shape, data }
+        Self::new(shape, data)
     }
 
     /// A 2-D tensor from rows (as the chapter writes its small matrices).
@@ -140,7 +138,7 @@ impl Tensor {
                 self.shape
             )));
         };
-        Ok(Tensor::from_fn([w, h], |i| self.data[i[1] * w + i[0]]))
+        Tensor::from_fn([w, h], |i| self.data[i[1] * w + i[0]])
     }
 
     /// The rows of a 2-D tensor (for printing).
@@ -151,6 +149,21 @@ impl Tensor {
 }
 
 /// `len` zeros, or an out-of-memory error (never an abort) where the host cannot hold them.
+/// The element count of `shape`, or [`Error::TooLarge`] where the product overflows.
+pub(crate) fn checked_len(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| {
+            Error::too_large(
+                format!("shape {shape:?}"),
+                Limit::Elements,
+                u64::MAX,
+                usize::MAX as u64,
+            )
+        })
+}
+
 pub(crate) fn try_zeros(len: usize, what: &str) -> crate::error::Result<Vec<f32>> {
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| {

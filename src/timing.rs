@@ -26,7 +26,12 @@ struct Open<'a>(&'a GpuContext);
 impl Open<'_> {
     /// Closes the measurement, returning its stamps.
     fn close(self) -> Option<Stamps> {
-        let stamps = self.0.stamps.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let stamps = self
+            .0
+            .stamps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.0.stamps_free.notify_all();
         std::mem::forget(self);
         stamps
@@ -35,7 +40,11 @@ impl Open<'_> {
 
 impl Drop for Open<'_> {
     fn drop(&mut self) {
-        self.0.stamps.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.0
+            .stamps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.0.stamps_free.notify_all();
     }
 }
@@ -120,7 +129,9 @@ impl GpuContext {
         });
         encoder.resolve_query_set(&set, 0..next, &resolved, 0);
         let words = self
-            .scoped("time_on_gpu", || self.submit_and_read(encoder, &[&resolved]))?
+            .scoped("time_on_gpu", || {
+                self.submit_and_read(encoder, &[&resolved])
+            })?
             .remove(0);
         let ticks: Vec<u64> = bytemuck::cast_slice::<f32, u32>(&words)
             .chunks_exact(2)

@@ -87,7 +87,7 @@ fn finite_differences_on_the_gpu() {
         .unwrap();
     assert!(y.data().iter().all(|&v| v == 6.0));
     // Laplacian of x^2 + y^2 is 4; integral of a constant c over n samples is n*c
-    let img = Tensor::from_fn([6, 7], |i| (i[0] * i[0] + i[1] * i[1]) as f32);
+    let img = Tensor::from_fn([6, 7], |i| (i[0] * i[0] + i[1] * i[1]) as f32).unwrap();
     assert!(ctx()
         .corr2d(&img, &filters::laplacian())
         .unwrap()
@@ -96,7 +96,7 @@ fn finite_differences_on_the_gpu() {
         .all(|&v| v == 4.0));
     let y = ctx()
         .corr2d(
-            &Tensor::from_fn([2, 9], |_| 1.5),
+            &Tensor::from_fn([2, 9], |_| 1.5).unwrap(),
             &filters::integral(5).unwrap(),
         )
         .unwrap();
@@ -124,7 +124,8 @@ fn image_kernels() {
     assert!(filters::by_name("nope").is_err());
     let k = Tensor::from_fn([2, 3, 2, 3], |i| {
         (i[0] * 100 + i[1] * 10 + i[2] * 3 + i[3]) as f32
-    });
+    })
+    .unwrap();
     let f = filters::flip(&k);
     assert_eq!(f.at(&[1, 2, 0, 0]), k.at(&[1, 2, 1, 2]));
     assert_eq!(filters::flip(&f), k);
@@ -227,11 +228,16 @@ fn receptive_fields_match_backpropagation() {
         let layers: Vec<Conv2d> = stack
             .iter()
             .map(|((kh, kw), o)| {
-                Conv2d::from_weight(Tensor::from_fn([1, 1, *kh, *kw], |_| 1.0), None, *o).unwrap()
+                Conv2d::from_weight(
+                    Tensor::from_fn([1, 1, *kh, *kw], |_| 1.0).unwrap(),
+                    None,
+                    *o,
+                )
+                .unwrap()
             })
             .collect();
         let seq = Sequential::new(layers);
-        let x = Tensor::from_fn([1, 1, n, n], |_| 1.0);
+        let x = Tensor::from_fn([1, 1, n, n], |_| 1.0).unwrap();
         let Ok(out) = seq.forward(ctx(), &x) else {
             continue;
         };
@@ -243,7 +249,8 @@ fn receptive_fields_match_backpropagation() {
             } else {
                 0.0
             }
-        });
+        })
+        .unwrap();
         let back = seq.backward(ctx(), &x, &g).unwrap();
         let (fh, fw) = receptive_field(&stack).unwrap();
         // Every input reached lies in the field; where the field lies wholly inside the input, the
@@ -302,7 +309,7 @@ fn receptive_fields_match_backpropagation() {
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn diagonal_edges_with_transposed_image_or_kernel() {
     let n = 7;
-    let x = filters::diagonal_image(n);
+    let x = filters::diagonal_image(n).unwrap();
     let y = ctx().corr2d(&x, &filters::edge()).unwrap();
     let y_xt = ctx()
         .corr2d(&x.transpose2().unwrap(), &filters::edge())

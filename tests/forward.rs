@@ -90,13 +90,13 @@ fn exact_integer_cases_are_exact() {
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn chapter_values() {
     let ctx = ctx();
-    let x = Tensor::from_fn([3, 3], |i| (i[0] * 3 + i[1]) as f32);
-    let k = Tensor::from_fn([2, 2], |i| (i[0] * 2 + i[1]) as f32);
+    let x = Tensor::from_fn([3, 3], |i| (i[0] * 3 + i[1]) as f32).unwrap();
+    let k = Tensor::from_fn([2, 2], |i| (i[0] * 2 + i[1]) as f32).unwrap();
     let y = ctx.corr2d(&x, &k).unwrap();
     assert_eq!(y.shape(), [2, 2]);
     assert_eq!(y.data(), [19.0, 25.0, 37.0, 43.0]);
 
-    let img = Tensor::from_fn([6, 8], |i| if (2..6).contains(&i[1]) { 0.0 } else { 1.0 });
+    let img = Tensor::from_fn([6, 8], |i| if (2..6).contains(&i[1]) { 0.0 } else { 1.0 }).unwrap();
     let edge = Tensor::from_rows(&[[1.0, -1.0]]);
     let y = ctx.corr2d(&img, &edge).unwrap();
     assert_eq!(y.shape(), [6, 7]);
@@ -116,7 +116,7 @@ fn chapter_values() {
             &Conv2dOptions::new().mode(ConvMode::Convolution),
         )
         .unwrap();
-    let flipped = Tensor::from_fn([2, 2], |i| k.at(&[1 - i[0], 1 - i[1]]));
+    let flipped = Tensor::from_fn([2, 2], |i| k.at(&[1 - i[0], 1 - i[1]])).unwrap();
     assert_eq!(conv.data(), ctx.corr2d(&x, &flipped).unwrap().data());
     assert_eq!(conv.data(), [5.0, 11.0, 23.0, 29.0]);
 
@@ -257,15 +257,20 @@ fn planes_reading_the_input_itself_match_the_reference() {
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn bad_operands_are_errors_not_panics() {
     let ctx = ctx();
-    let x = Tensor::zeros([1, 3, 5, 5]);
-    let w = Tensor::zeros([2, 2, 3, 3]);
+    let x = Tensor::zeros([1, 3, 5, 5]).unwrap();
+    let w = Tensor::zeros([2, 2, 3, 3]).unwrap();
     assert!(matches!(
         ctx.conv2d(&x, &w, None, &Conv2dOptions::new()),
         Err(Error::InvalidShape(_))
     ));
-    let w = Tensor::zeros([2, 3, 3, 3]);
+    let w = Tensor::zeros([2, 3, 3, 3]).unwrap();
     assert!(matches!(
-        ctx.conv2d(&x, &w, Some(&Tensor::zeros([3])), &Conv2dOptions::new()),
+        ctx.conv2d(
+            &x,
+            &w,
+            Some(&Tensor::zeros([3]).unwrap()),
+            &Conv2dOptions::new()
+        ),
         Err(Error::InvalidShape(_))
     ));
     assert!(matches!(

@@ -368,7 +368,7 @@ fn two_stacked_layers_see_the_whole_3x3_input() {
     l2.set_weight(Tensor::new(vec![1, 1, 2, 2], vec![1.0, 0.25, 0.75, 0.5]).unwrap())
         .unwrap();
     let stack = Sequential::new(vec![l1.clone(), l2.clone()]);
-    let x = Tensor::from_fn([1, 1, 3, 3], |i| (i[2] * 3 + i[3]) as f32);
+    let x = Tensor::from_fn([1, 1, 3, 3], |i| (i[2] * 3 + i[3]) as f32).unwrap();
     let grads = stack
         .backward(ctx, &x, &Tensor::new(vec![1, 1, 1, 1], vec![1.0]).unwrap())
         .unwrap();

@@ -15,8 +15,8 @@ fn resident_bytes() -> u64 {
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn ten_thousand_calls_do_not_grow_memory() {
     let ctx = GpuContext::new().unwrap();
-    let x = Tensor::from_fn([1, 1, 3, 3], |i| (i[2] * 3 + i[3]) as f32);
-    let k = Tensor::from_fn([1, 1, 2, 2], |i| (i[2] * 2 + i[3]) as f32);
+    let x = Tensor::from_fn([1, 1, 3, 3], |i| (i[2] * 3 + i[3]) as f32).unwrap();
+    let k = Tensor::from_fn([1, 1, 2, 2], |i| (i[2] * 2 + i[3]) as f32).unwrap();
     for _ in 0..500 {
         ctx.conv2d(&x, &k, None, &Conv2dOptions::new()).unwrap();
     }

@@ -130,10 +130,12 @@ fn ten_thousand_mixed_calls_leave_memory_flat() {
     let image = Tensor::new(vec![1, 3, 16, 20], rng.vec(3 * 16 * 20)).unwrap();
     let edge_x = Tensor::from_fn([1, 1, 6, 8], |i| {
         f32::from(u8::from(!(2..6).contains(&i[3])))
-    });
+    })
+    .unwrap();
     let edge_y = Tensor::from_fn([1, 1, 6, 7], |i| {
         edge_x.at(&[0, 0, i[2], i[3]]) - edge_x.at(&[0, 0, i[2], i[3] + 1])
-    });
+    })
+    .unwrap();
     let chapter = Conv2d::new(1, 1, (1, 2), false, Conv2dOptions::new(), 0).unwrap();
 
     // one call of six kinds in turn

@@ -172,7 +172,9 @@ fn forward_gpu_chains_layers_into_outputs_of_their_own() {
     assert_eq!(stack.forward(&ctx, &x).unwrap().data(), y_host.data());
 
     // record_forward into the caller's own encoder
-    let out = ctx.upload(&Tensor::zeros(vec![2, 8, 19, 17])).unwrap();
+    let out = ctx
+        .upload(&Tensor::zeros(vec![2, 8, 19, 17]).unwrap())
+        .unwrap();
     let mut enc = ctx.encoder("caller");
     l1.record_forward(&ctx, &mut enc, &xg, &out).unwrap();
     ctx.submit_and_wait(enc).unwrap();

@@ -12,11 +12,13 @@ fn chapter_data() -> (Tensor, Tensor) {
     let x = Tensor::from_fn(
         [1, 1, 6, 8],
         |i| if (2..6).contains(&i[3]) { 0.0 } else { 1.0 },
-    );
+    )
+    .unwrap();
     // Y = corr2d(X, [[1, -1]]), written out from the chapter's definition on the CPU
     let y = Tensor::from_fn([1, 1, 6, 7], |i| {
         x.at(&[0, 0, i[2], i[3]]) - x.at(&[0, 0, i[2], i[3] + 1])
-    });
+    })
+    .unwrap();
     (x, y)
 }
 
@@ -256,11 +258,12 @@ fn the_one_dispatch_step_is_exact_on_small_integers() {
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn a_layer_past_the_one_dispatch_limit_runs_as_separate_operations() {
     let (x, _) = chapter_data();
-    let big = Tensor::from_fn([1, 1, 60, 60], |i| x.at(&[0, 0, i[2] % 6, i[3] % 8]));
+    let big = Tensor::from_fn([1, 1, 60, 60], |i| x.at(&[0, 0, i[2] % 6, i[3] % 8])).unwrap();
     let init = Conv2d::new(1, 1, (1, 2), false, Conv2dOptions::new(), 0).unwrap();
     let y = Tensor::from_fn([1, 1, 60, 59], |i| {
         big.at(&[0, 0, i[2], i[3]]) - big.at(&[0, 0, i[2], i[3] + 1])
-    });
+    })
+    .unwrap();
     let mut t = Trainer::new(ctx(), &init, &big, &y, Sgd::new(1e-3)).unwrap();
     assert!(
         !t.fused(),

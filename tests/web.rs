@@ -65,7 +65,7 @@ impl Lcg {
 }
 
 fn chapter_image() -> Tensor {
-    Tensor::from_fn([6, 8], |i| if (2..6).contains(&i[1]) { 0.0 } else { 1.0 })
+    Tensor::from_fn([6, 8], |i| if (2..6).contains(&i[1]) { 0.0 } else { 1.0 }).unwrap()
 }
 
 #[wasm_bindgen_test]
@@ -100,7 +100,8 @@ async fn learning_the_kernel() {
     let x = Tensor::new(vec![1, 1, 6, 8], chapter_image().into_data()).unwrap();
     let y = Tensor::from_fn([1, 1, 6, 7], |i| {
         x.at(&[0, 0, i[2], i[3]]) - x.at(&[0, 0, i[2], i[3] + 1])
-    });
+    })
+    .unwrap();
     let init = Conv2d::new(1, 1, (1, 2), false, Conv2dOptions::new(), 0).unwrap();
     let sgd = Sgd::new(3e-2);
     let mut trainer = Trainer::new(&ctx, &init, &x, &y, sgd).unwrap();
@@ -139,7 +140,7 @@ async fn strict_convolution_is_the_flipped_cross_correlation() {
     let mut rng = Lcg(3);
     let x = rng.tensor(&[7, 9]);
     let k = rng.tensor(&[2, 3]);
-    let flipped = Tensor::from_fn([2, 3], |i| k.at(&[1 - i[0], 2 - i[1]]));
+    let flipped = Tensor::from_fn([2, 3], |i| k.at(&[1 - i[0], 2 - i[1]])).unwrap();
     let strict = Conv2dOptions::new().mode(ConvMode::Convolution);
     let a = ctx.conv2d_async(&x, &k, None, &strict).await.unwrap();
     let b = ctx.corr2d_async(&x, &flipped).await.unwrap();

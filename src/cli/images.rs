@@ -206,8 +206,10 @@ pub fn output_format(path: &Path) -> Result<image::ImageFormat> {
 }
 
 /// Nearest-neighbour upscaling, so the chapter's 6x8 images can be seen.
-pub fn upscale(t: &Tensor, f: usize) -> Tensor {
-    let [h, w] = t.shape() else { return t.clone() };
+pub fn upscale(t: &Tensor, f: usize) -> wgpu_conv::Result<Tensor> {
+    let [h, w] = t.shape() else {
+        return Ok(t.clone());
+    };
     let w = *w;
     Tensor::from_fn([h * f, w * f], |i| t.data()[(i[0] / f) * w + i[1] / f])
 }
@@ -262,5 +264,5 @@ pub fn apply(ctx: &GpuContext, img: &Tensor, weight: &Tensor, mode: PaddingMode)
             .map(|c| d[c * plane + p].powi(2))
             .sum::<f32>()
             .sqrt()
-    }))
+    })?)
 }

@@ -161,8 +161,15 @@ enum Command {
     /// its invocations, loop iterations per invocation), scratch bytes, and the reason for each
     /// choice, for this machine's adapter or WebGPU's default limits.
     Plan {
-        /// A named shape (see `bench --shapes`) instead of --input, --weight and the options.
-        #[arg(long, conflicts_with_all = ["input", "weight"])]
+        /// A named shape (see `bench --shapes`) instead of --input, --weight and the options
+        /// (which it takes from the shape: giving them too is an error).
+        #[arg(
+            long,
+            conflicts_with_all = [
+                "input", "weight", "stride", "padding", "dilation", "groups", "padding_mode",
+                "mode",
+            ]
+        )]
         shape: Option<String>,
         /// Input shape N,C,H,W (or C,H,W or H,W).
         #[arg(long, value_delimiter = ',')]
@@ -202,9 +209,9 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
-        /// Timed runs per shape and op (the median is reported).
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
+        /// Timed runs per shape and op (the median is reported), 1 to 10000.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=MAX_BENCH_RUNS))]
+        runs: u32,
         /// Also time the direct (naive) kernels, for comparison.
         #[arg(long)]
         direct: bool,
@@ -249,6 +256,9 @@ impl ConvArgs {
             .mode(self.mode)
     }
 }
+
+/// The most timed runs `bench` takes per shape and op.
+const MAX_BENCH_RUNS: i64 = 10_000;
 
 /// A progress bar on stderr for long runs; invisible when stderr is not a terminal.
 fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
@@ -524,6 +534,16 @@ pub fn run(cli: Cli) -> Result<()> {
             webgpu,
             conv,
         } => {
+            // checked before anything is printed
+            if !matches!(
+                op,
+                Op::Forward | Op::WeightGrad | Op::InputGrad | Op::BiasGrad
+            ) {
+                bail!(
+                    "{} is not a convolution op: forward, weight_grad, input_grad or bias_grad",
+                    op.name()
+                );
+            }
             let (x, w, opts) = match shape {
                 Some(name) => {
                     let s = bench::shape(&name)?;
@@ -553,15 +573,6 @@ pub fn run(cli: Cli) -> Result<()> {
                 g.output_shape(),
                 g.flops() / 1e9
             );
-            if !matches!(
-                op,
-                Op::Forward | Op::WeightGrad | Op::InputGrad | Op::BiasGrad
-            ) {
-                bail!(
-                    "{} is not a convolution op: forward, weight_grad, input_grad or bias_grad",
-                    op.name()
-                );
-            }
             if let Some(t) = match &ctx {
                 Some(c) if algorithm == Algorithm::Auto => c.autotuned(op, &g, bias)?,
                 _ => None,
@@ -603,9 +614,7 @@ pub fn run(cli: Cli) -> Result<()> {
             direct,
             family,
         } => {
-            if runs == 0 {
-                bail!("--runs must be at least 1");
-            }
+            let runs = runs as usize;
             let ops = ops
                 .iter()
                 .map(|o| bench::parse_op(o))

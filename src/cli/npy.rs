@@ -255,21 +255,21 @@ pub fn read(path: &Path) -> Result<Tensor> {
     }
     let data = match order {
         Order::C => data,
-        Order::Fortran => fortran_to_c(&shape, &data),
+        Order::Fortran => fortran_to_c(&shape, &data)?,
     };
     Ok(Tensor::new(shape, data)?)
 }
 
 /// Column-major data to row-major, for any rank.
-fn fortran_to_c(shape: &[usize], data: &[f32]) -> Vec<f32> {
+fn fortran_to_c(shape: &[usize], data: &[f32]) -> wgpu_conv::Result<Vec<f32>> {
     let t = Tensor::from_fn(shape.to_vec(), |idx| {
         let mut off = 0;
         for d in (0..shape.len()).rev() {
             off = off * shape[d] + idx[d];
         }
         data[off]
-    });
-    t.into_data()
+    })?;
+    Ok(t.into_data())
 }
 
 /// Writes a float32 `.npy` file (through a temporary file renamed into place).

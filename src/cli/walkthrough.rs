@@ -43,6 +43,7 @@ fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
 /// The chapter's 6x8 image: ones, with columns 2..6 black (zero).
 pub fn edge_image() -> Tensor {
     Tensor::from_fn([6, 8], |i| if (2..6).contains(&i[1]) { 0.0 } else { 1.0 })
+        .expect("a 6x8 image")
 }
 
 /// Runs the walkthrough; an error if any result disagrees with its expected value.
@@ -53,7 +54,7 @@ pub fn run(ctx: &GpuContext, save: Option<&Path>) -> Result<()> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let path = dir.join(name);
-            save_gray(&path, &upscale(t, 24), map, false)?;
+            save_gray(&path, &upscale(t, 24)?, map, false)?;
             saved.push(path);
         }
         Ok(())
@@ -67,8 +68,8 @@ pub fn run(ctx: &GpuContext, save: Option<&Path>) -> Result<()> {
 
     // 1. corr2d
     println!("1. Cross-correlation of the figure's 3x3 input with its 2x2 kernel (corr2d)");
-    let x = Tensor::from_fn([3, 3], |i| (i[0] * 3 + i[1]) as f32);
-    let k = Tensor::from_fn([2, 2], |i| (i[0] * 2 + i[1]) as f32);
+    let x = Tensor::from_fn([3, 3], |i| (i[0] * 3 + i[1]) as f32)?;
+    let k = Tensor::from_fn([2, 2], |i| (i[0] * 2 + i[1]) as f32)?;
     let y = ctx.corr2d(&x, &k)?;
     show("X", &x);
     show("K", &k);
@@ -138,7 +139,7 @@ pub fn run(ctx: &GpuContext, save: Option<&Path>) -> Result<()> {
         None,
         &Conv2dOptions::new().mode(ConvMode::Convolution),
     )?;
-    let flipped = Tensor::from_fn([2, 2], |i| kr.at(&[1 - i[0], 1 - i[1]]));
+    let flipped = Tensor::from_fn([2, 2], |i| kr.at(&[1 - i[0], 1 - i[1]]))?;
     let corr = ctx.corr2d(&x, &flipped)?;
     show("K", &kr);
     show("convolution(X, K)", &conv);
@@ -223,7 +224,7 @@ pub fn run(ctx: &GpuContext, save: Option<&Path>) -> Result<()> {
         Conv2dOptions::new(),
     )?;
     let stack = Sequential::new(vec![l1, l2]);
-    let xin = Tensor::from_fn([1, 1, 3, 3], |i| (i[2] * 3 + i[3]) as f32);
+    let xin = Tensor::from_fn([1, 1, 3, 3], |i| (i[2] * 3 + i[3]) as f32)?;
     let out = stack.forward(ctx, &xin)?;
     let grads = stack.backward(ctx, &xin, &Tensor::new(vec![1, 1, 1, 1], vec![1.0])?)?;
     println!("   output {:?} = {:?}", out.shape(), out.data());
@@ -271,7 +272,7 @@ fn exercises(
     println!(
         "\n9. An image with a diagonal edge (ones on and below the diagonal) and K = [[1, -1]]"
     );
-    let d = filters::diagonal_image(6);
+    let d = filters::diagonal_image(6)?;
     let k = filters::edge();
     let kt = filters::edge_t();
     show("X", &d);
@@ -365,8 +366,8 @@ fn exercises(
 
     // Cross-correlation as a matrix multiplication
     println!("\n11. Cross-correlation as a matrix multiplication");
-    let x = Tensor::from_fn([3, 3], |i| (i[0] * 3 + i[1]) as f32);
-    let kf = Tensor::from_fn([2, 2], |i| (i[0] * 2 + i[1]) as f32);
+    let x = Tensor::from_fn([3, 3], |i| (i[0] * 3 + i[1]) as f32)?;
+    let kf = Tensor::from_fn([2, 2], |i| (i[0] * 2 + i[1]) as f32)?;
     let m = filters::corr2d_matrix(&kf, 3, 3)?;
     show(
         "M (4 x 9): row i*OW+j holds K at output (i, j)'s window",
@@ -402,13 +403,16 @@ fn exercises(
     )?;
     let xg = Tensor::from_fn([1, 2, 4, 5], |i| {
         ((i[1] * 20 + i[2] * 5 + i[3]) % 7) as f32 / 7.0 - 0.5
-    });
+    })?;
     let y0 = layer.forward(ctx, &xg)?;
     let gy = Tensor::from_fn(y0.shape().to_vec(), |i| {
         ((i[1] + 2 * i[2] + 3 * i[3]) % 5) as f32 / 5.0 - 0.4
-    });
+    })?;
     let grads = ctx.conv2d_backward(&xg, layer.weight(), &gy, layer.options(), Wanted::ALL)?;
-    let gw = grads.weight.clone().unwrap_or_else(|| Tensor::zeros([0]));
+    let gw = grads
+        .weight
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the backward pass returned no weight gradient"))?;
     let loss = |w: &Tensor| -> Result<f64> {
         let y = ctx.conv2d(&xg, w, layer.bias(), layer.options())?;
         Ok(y.data()
@@ -457,11 +461,11 @@ fn exercises(
     let layers: Vec<Conv2d> = stack
         .iter()
         .map(|((kh, kw), o)| {
-            Conv2d::from_weight(Tensor::from_fn([1, 1, *kh, *kw], |_| 1.0), None, *o)
+            Conv2d::from_weight(Tensor::from_fn([1, 1, *kh, *kw], |_| 1.0)?, None, *o)
         })
         .collect::<Result<_, _>>()?;
     let seq = Sequential::new(layers);
-    let xin = Tensor::from_fn([1, 1, 16, 16], |_| 1.0);
+    let xin = Tensor::from_fn([1, 1, 16, 16], |_| 1.0)?;
     let out = seq.forward(ctx, &xin)?;
     let (oh, ow) = (out.shape()[2], out.shape()[3]);
     let (i, j) = (oh / 2, ow / 2);
@@ -471,7 +475,7 @@ fn exercises(
         } else {
             0.0
         }
-    });
+    })?;
     let back = seq.backward(ctx, &xin, &g)?;
     let seen: Vec<(usize, usize)> = (0..16 * 16)
         .filter(|&p| back.input.data()[p] != 0.0)

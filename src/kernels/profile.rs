@@ -24,7 +24,8 @@ impl std::str::FromStr for Family {
             "cpu" => Ok(Family::Cpu),
             "gpu" => Ok(Family::Gpu),
             _ => Err(crate::error::Error::option(format!(
-                "WGPU_CONV_KERNELS={s:?}: auto, cpu or gpu"
+                "WGPU_CONV_KERNELS={}: auto, cpu or gpu",
+                crate::error::quoted(s)
             ))),
         }
     }
@@ -33,9 +34,9 @@ impl std::str::FromStr for Family {
 impl Family {
     /// The family `WGPU_CONV_KERNELS` (auto, cpu or gpu) asks for; `Auto` when it is unset.
     pub fn from_env() -> crate::error::Result<Self> {
-        match std::env::var("WGPU_CONV_KERNELS") {
-            Ok(v) => v.parse(),
-            Err(_) => Ok(Family::Auto),
+        match crate::error::env_var("WGPU_CONV_KERNELS")? {
+            Some(v) => v.parse(),
+            None => Ok(Family::Auto),
         }
     }
 

@@ -30,6 +30,7 @@ async fn context() -> Result<Rc<GpuContext>, JsValue> {
 /// The chapter's 6x8 image: columns 2..6 black (0), the rest white (1).
 fn edge_image() -> Tensor {
     Tensor::from_fn([6, 8], |i| if (2..6).contains(&i[1]) { 0.0 } else { 1.0 })
+        .expect("a 6x8 image")
 }
 
 /// The adapter the page runs on.
@@ -167,7 +168,8 @@ async fn checks() -> Result<Vec<(String, bool, String)>, JsValue> {
     let x = edge_image().reshape(vec![1, 1, 6, 8]).map_err(err)?;
     let y = Tensor::from_fn([1, 1, 6, 7], |i| {
         x.at(&[0, 0, i[2], i[3]]) - x.at(&[0, 0, i[2], i[3] + 1])
-    });
+    })
+    .map_err(err)?;
     let init = Conv2d::new(1, 1, (1, 2), false, Conv2dOptions::new(), 0).map_err(err)?;
     let (cpu_layer, _) = train_cpu(&init, &x, &y, Sgd::new(3e-2), 10).map_err(err)?;
     let cpu_k = cpu_layer.weight().data();
