@@ -69,6 +69,7 @@ thread_local! {
 }
 
 /// `s` on one line (wgpu's messages run over many), at most 600 characters.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn one_line(s: &str) -> String {
     let joined = s
         .lines()

@@ -51,6 +51,7 @@ pub use error::{Error, Limit, Result};
 pub use grads::{Conv2dGrads, Wanted};
 pub use kernels::{
     kernel_names, Algorithm, DeviceProfile, Family, Op, Pass, Plan, Sgd, AUTO_BLOCKED_FROM,
+    MAX_DISPATCHES,
 };
 pub use layer::{Conv2d, Sequential, SequentialGrads};
 pub use ops::{geometry, GpuTensor};

@@ -21,8 +21,10 @@ pub(crate) struct Stamps {
 
 /// An open measurement: dropping it closes it (also when the caller's closure panics) and lets
 /// the next waiting thread open one.
+#[cfg(not(target_arch = "wasm32"))]
 struct Open<'a>(&'a GpuContext);
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Open<'_> {
     /// Closes the measurement, returning its stamps.
     fn close(self) -> Option<Stamps> {
@@ -38,6 +40,7 @@ impl Open<'_> {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Drop for Open<'_> {
     fn drop(&mut self) {
         self.0

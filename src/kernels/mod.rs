@@ -51,7 +51,7 @@ use uniforms::ConvShape;
 use uniforms::{ConvParams, GemmParams};
 
 pub(crate) use pipelines::Pipelines;
-pub use plan::{Op, Pass, Plan};
+pub use plan::{Op, Pass, Plan, MAX_DISPATCHES};
 pub(crate) use plan_forward::plan_forward;
 pub(crate) use plan_input_grad::plan_input_grad;
 pub(crate) use plan_weight_grad::plan_weight_grad;
