@@ -115,38 +115,70 @@ fn reference(layer: &Conv2d, x: &Tensor) -> cpu::Reference {
 
 // ---- 1. resident state that matches what ran ----------------------------------------------
 
+/// One of [`five_layers`] with its input (host and device), the CPU twin's answer and an
+/// output tensor for `record_forward`.
+struct LayerCase {
+    layer: Conv2d,
+    x: Tensor,
+    want: cpu::Reference,
+    xg: GpuTensor,
+    yg: GpuTensor,
+}
+
+fn layer_cases(ctx: &GpuContext, seed: u64) -> Vec<LayerCase> {
+    let mut rng = Rng::new(seed);
+    five_layers()
+        .into_iter()
+        .map(|(layer, xs)| {
+            let x = random(&mut rng, &xs);
+            let want = reference(&layer, &x);
+            let g = layer.geometry(&xs).unwrap();
+            let xg = ctx.upload(&x).unwrap();
+            let yg = ctx.empty(&g.output_shape(), "misuse: y").unwrap();
+            LayerCase {
+                layer,
+                x,
+                want,
+                xg,
+                yg,
+            }
+        })
+        .collect()
+}
+
+/// `layer.forward_gpu` of `x`, read back.
+fn forward_gpu_read(ctx: &GpuContext, layer: &Conv2d, x: &GpuTensor) -> Tensor {
+    let y = layer.forward_gpu(ctx, x).unwrap();
+    ctx.download(&[&y]).unwrap().remove(0)
+}
+
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn a_layer_read_before_its_recorded_packing_ran_is_right() {
     let ctx = new_context();
-    let mut rng = Rng::new(1);
-    for (i, (layer, xs)) in five_layers().into_iter().enumerate() {
-        let x = random(&mut rng, &xs);
-        let want = reference(&layer, &x);
-        let g = layer.geometry(&xs).unwrap();
-        let xg = ctx.upload(&x).unwrap();
-        let yg = ctx.empty(&g.output_shape(), "misuse: y").unwrap();
+    for (i, c) in layer_cases(&ctx, 1).iter().enumerate() {
         let mut enc = ctx.encoder("misuse: recorded first");
-        layer.record_forward(&ctx, &mut enc, &xg, &yg).unwrap();
+        c.layer
+            .record_forward(&ctx, &mut enc, &c.xg, &c.yg)
+            .unwrap();
         // before `enc` is submitted
-        let early = layer.forward(&ctx, &x).unwrap();
+        let early = c.layer.forward(&ctx, &c.x).unwrap();
         assert_within(
             early.data(),
-            &want,
+            &c.want,
             &format!("layer {i}: forward before submit"),
         );
-        let gpu = layer.forward_gpu(&ctx, &xg).unwrap();
-        let gpu = ctx.download(&[&gpu]).unwrap().remove(0);
+        let gpu = forward_gpu_read(&ctx, &c.layer, &c.xg);
         assert_within(
             gpu.data(),
-            &want,
+            &c.want,
             &format!("layer {i}: forward_gpu before submit"),
         );
         ctx.submit_and_wait(enc).unwrap();
-        let recorded = ctx.download(&[&yg]).unwrap().remove(0);
+        let recorded = ctx.download(&[&c.yg]).unwrap().remove(0);
         assert_within(
             recorded.data(),
-            &want,
+            &c.want,
             &format!("layer {i}: the recorded pass"),
         );
     }
@@ -156,24 +188,23 @@ fn a_layer_read_before_its_recorded_packing_ran_is_right() {
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn a_layer_whose_packing_encoder_was_dropped_is_right() {
     let ctx = new_context();
-    let mut rng = Rng::new(2);
-    for (i, (layer, xs)) in five_layers().into_iter().enumerate() {
-        let x = random(&mut rng, &xs);
-        let want = reference(&layer, &x);
-        let g = layer.geometry(&xs).unwrap();
-        let xg = ctx.upload(&x).unwrap();
-        let yg = ctx.empty(&g.output_shape(), "misuse: y").unwrap();
+    for (i, c) in layer_cases(&ctx, 2).iter().enumerate() {
         {
             // an early `?` in the caller's code: the encoder never reaches the queue
             let mut enc = ctx.encoder("misuse: dropped");
-            layer.record_forward(&ctx, &mut enc, &xg, &yg).unwrap();
+            c.layer
+                .record_forward(&ctx, &mut enc, &c.xg, &c.yg)
+                .unwrap();
         }
         for round in 0..2 {
-            let y = layer.forward(&ctx, &x).unwrap();
-            assert_within(y.data(), &want, &format!("layer {i}: forward {round}"));
-            let y = layer.forward_gpu(&ctx, &xg).unwrap();
-            let y = ctx.download(&[&y]).unwrap().remove(0);
-            assert_within(y.data(), &want, &format!("layer {i}: forward_gpu {round}"));
+            let y = c.layer.forward(&ctx, &c.x).unwrap();
+            assert_within(y.data(), &c.want, &format!("layer {i}: forward {round}"));
+            let y = forward_gpu_read(&ctx, &c.layer, &c.xg);
+            assert_within(
+                y.data(),
+                &c.want,
+                &format!("layer {i}: forward_gpu {round}"),
+            );
         }
     }
 }
@@ -276,9 +307,7 @@ fn a_layer_moving_between_contexts_is_right_on_each() {
     let want = reference(&layer, &x);
     for round in 0..3 {
         for (name, c) in [("a", &a), ("b", &b)] {
-            let xg = c.upload(&x).unwrap();
-            let y = layer.forward_gpu(c, &xg).unwrap();
-            let y = c.download(&[&y]).unwrap().remove(0);
+            let y = forward_gpu_read(c, &layer, &c.upload(&x).unwrap());
             assert_within(y.data(), &want, &format!("context {name}, round {round}"));
         }
     }
