@@ -28,6 +28,10 @@ pub struct GpuContext {
     /// An error that escaped every error scope (the uncaptured-error handler's catch; wgpu's
     /// own handler would panic): the next call returns it.
     uncaptured: Arc<Mutex<Option<Error>>>,
+    /// Errors seen so far (caught by a scope or by the uncaptured-error handler): cached device
+    /// state filled by a submission counts as filled only if none came after it was recorded
+    /// (wgpu runs a failed submission's completion callbacks too).
+    errors: Arc<AtomicU64>,
     binding_cap: AtomicU64,
     /// The kernel family asked for (`WGPU_CONV_KERNELS`, or [`GpuContext::set_kernels`]).
     family: Mutex<Family>,
@@ -321,10 +325,13 @@ impl GpuContext {
         // In a browser error scopes resolve only on the event loop, so no call can wait for
         // them: an error reaches this handler instead (wgpu's default panics), and every later
         // call on the context returns it.
+        let errors = Arc::new(AtomicU64::new(0));
         #[cfg(target_arch = "wasm32")]
         {
             let flag = Arc::clone(&lost);
+            let count = Arc::clone(&errors);
             device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                count.fetch_add(1, Ordering::AcqRel);
                 if let Ok(mut f) = flag.lock() {
                     f.get_or_insert_with(|| format!("uncaptured WebGPU error: {e}"));
                 }
@@ -337,7 +344,9 @@ impl GpuContext {
         #[cfg(not(target_arch = "wasm32"))]
         {
             let slot = Arc::clone(&uncaptured);
+            let count = Arc::clone(&errors);
             device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                count.fetch_add(1, Ordering::AcqRel);
                 let label = "an earlier submission (outside any call's error scope)";
                 let err = match &e {
                     wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory(label.to_string()),
@@ -359,6 +368,7 @@ impl GpuContext {
             pipelines,
             lost,
             uncaptured,
+            errors,
             binding_cap: AtomicU64::new(u64::MAX),
             family: Mutex::new(Family::from_env()?),
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
@@ -449,6 +459,11 @@ impl GpuContext {
         })
     }
 
+    /// How many errors the context has seen (caught by a scope or by its handler).
+    pub(crate) fn error_count(&self) -> u64 {
+        self.errors.load(Ordering::Acquire)
+    }
+
     /// An error if the device has been lost, or if an error escaped every error scope since
     /// the last call (that one is returned once).
     pub(crate) fn check_alive(&self) -> Result<()> {
@@ -482,6 +497,9 @@ impl GpuContext {
         let out = record();
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
+        if v.is_some() || o.is_some() {
+            self.errors.fetch_add(1, Ordering::AcqRel);
+        }
         self.check_alive()?;
         if let Some(e) = o {
             return Err(Error::OutOfMemory(format!(

@@ -1,7 +1,7 @@
 //! A layer's resident state on one context: its weight and bias in device buffers, and per
 //! input shape the forward plan and the weight's packed form, kept until the weight changes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::context::GpuContext;
@@ -21,10 +21,12 @@ struct Planned {
     plan: Plan,
     /// `(scratch index, buffer)` of each packed form of the weight.
     packed: Vec<(usize, wgpu::Buffer)>,
-    /// Set once a submission that packed them has completed on the device. Until then every
+    /// Set once a submission that packed them has completed on the device, to 1 + the
+    /// context's error count when it was recorded: they are filled while that count has not
+    /// moved since (wgpu also completes a submission that failed validation). Until then every
     /// forward pass recorded packs them again first: an encoder that packed them may not have
     /// been submitted yet (or ever), or may still be running behind another that reads them.
-    ready: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
 }
 
 /// What one layer holds on one context.
@@ -155,7 +157,7 @@ impl ResidentCache {
                     family,
                     plan,
                     packed,
-                    ready: Arc::new(AtomicBool::new(false)),
+                    done: Arc::new(AtomicU64::new(0)),
                 });
                 r.plans.len() - 1
             }
@@ -165,14 +167,16 @@ impl ResidentCache {
         let b = r.bias.as_ref().map_or(zeros, GpuTensor::buffer);
         let operands = [x.buffer(), r.weight.buffer(), b, y.buffer()];
         let p = &r.plans[at];
-        let ready = p.ready.load(Ordering::Acquire);
+        let errors = ctx.error_count();
+        let ready = p.done.load(Ordering::Acquire) == errors + 1;
         let resident: Vec<(usize, &wgpu::Buffer, bool)> =
             p.packed.iter().map(|(s, b)| (*s, b, ready)).collect();
         kernels::prepare(ctx, &p.plan, &operands, &resident)?.encode(ctx, encoder);
         if !ready && !p.packed.is_empty() {
-            // ready once this encoder's work has run (never, if it is dropped unsubmitted)
-            let flag = Arc::clone(&p.ready);
-            encoder.on_submitted_work_done(move || flag.store(true, Ordering::Release));
+            // ready once this encoder's work has run (never, if it is dropped unsubmitted),
+            // unless an error came after this recording
+            let done = Arc::clone(&p.done);
+            encoder.on_submitted_work_done(move || done.store(errors + 1, Ordering::Release));
         }
         Ok(())
     }

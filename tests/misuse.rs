@@ -209,6 +209,31 @@ fn a_layer_whose_packing_encoder_was_dropped_is_right() {
     }
 }
 
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn a_layer_whose_packing_submission_failed_is_right() {
+    // wgpu completes a submission that failed validation too (and runs its callbacks): the
+    // packing it held never ran
+    let ctx = new_context();
+    let junk = ctx.empty(&[8], "misuse: junk").unwrap();
+    for (i, c) in layer_cases(&ctx, 11).iter().enumerate() {
+        let mut enc = ctx.encoder("misuse: failing");
+        c.layer
+            .record_forward(&ctx, &mut enc, &c.xg, &c.yg)
+            .unwrap();
+        enc.copy_buffer_to_buffer(junk.buffer(), 0, junk.buffer(), 0, 16);
+        let r = ctx.submit_and_wait(enc);
+        assert!(
+            matches!(r, Err(Error::Validation { .. })),
+            "layer {i}: {r:?}"
+        );
+        let y = c.layer.forward(&ctx, &c.x).unwrap();
+        assert_within(y.data(), &c.want, &format!("layer {i}: forward after"));
+        let y = forward_gpu_read(&ctx, &c.layer, &c.xg);
+        assert_within(y.data(), &c.want, &format!("layer {i}: forward_gpu after"));
+    }
+}
+
 /// How long the thread mix runs (`MISUSE_THREAD_SECONDS`, default 20).
 fn mix_duration() -> Duration {
     let s = std::env::var("MISUSE_THREAD_SECONDS")
