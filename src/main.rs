@@ -29,13 +29,9 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // One line, like every other error; `--help` has the rest.
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            eprintln!("{first} (see --help)");
+            // One line, like every other error: clap's whole message (what is missing, the
+            // similar name, the possible values, the usage) with its lines joined.
+            eprintln!("{}", one_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -48,4 +44,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's message on one line: its lines trimmed and joined (a list of missing arguments is
+/// joined with commas), with `(see --help)` in place of its closing hint.
+fn one_line(text: &str) -> String {
+    let mut out = String::new();
+    let mut listing = false;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.starts_with("For more information") {
+            continue;
+        }
+        let item = line.starts_with('<') || line.starts_with("--");
+        if out.is_empty() {
+            out.push_str(line);
+        } else if out.ends_with(':') || out.ends_with('.') {
+            out.push(' ');
+            out.push_str(line);
+        } else if listing && item {
+            out.push_str(", ");
+            out.push_str(line);
+        } else {
+            out.push_str("; ");
+            out.push_str(line);
+        }
+        listing = line.ends_with(':') || (listing && item);
+    }
+    if out.is_empty() {
+        out.push_str("error: invalid arguments");
+    }
+    out.push_str(" (see --help)");
+    out
 }

@@ -1250,3 +1250,110 @@ fn bench_reports_every_shape_and_op() {
     }
     assert_eq!(lines.len(), 4, "{stdout}");
 }
+
+/// Outputs get the umask's mode (tempfile's own would be 0600), and a file that is replaced
+/// keeps its mode.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn outputs_get_the_umasks_mode_and_replaced_files_keep_theirs() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new("modes");
+    let img =
+        image::GrayImage::from_fn(24, 16, |x, y| image::Luma([((x * 9 + y * 5) % 256) as u8]));
+    img.save(d.path("in.png")).unwrap();
+    write_npy(&d.path("x.npy"), &[3, 3], &[1.0f32; 9]);
+    write_npy(&d.path("k.npy"), &[2, 2], &[1.0f32; 4]);
+    let exe = env!("CARGO_BIN_EXE_wgpu-conv");
+    let sh = |cmd: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask 022 && exec {cmd}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mode = |f: &str| std::fs::metadata(d.path(f)).unwrap().permissions().mode() & 0o777;
+    let png = format!(
+        "'{exe}' edges '{}' '{}'",
+        arg(&d.path("in.png")),
+        arg(&d.path("e.png"))
+    );
+    let npy = format!(
+        "'{exe}' forward --input '{}' --weight '{}' --output '{}'",
+        arg(&d.path("x.npy")),
+        arg(&d.path("k.npy")),
+        arg(&d.path("y.npy"))
+    );
+    sh(&png);
+    sh(&npy);
+    assert_eq!(mode("e.png"), 0o644, "a new PNG");
+    assert_eq!(mode("y.npy"), 0o644, "a new .npy");
+    for f in ["e.png", "y.npy"] {
+        std::fs::set_permissions(d.path(f), std::fs::Permissions::from_mode(0o664)).unwrap();
+    }
+    sh(&png);
+    sh(&npy);
+    assert_eq!(mode("e.png"), 0o664, "a replaced PNG");
+    assert_eq!(mode("y.npy"), 0o664, "a replaced .npy");
+}
+
+/// A JPEG with data after its end-of-image marker (a phone's motion photo) gives the edges of
+/// the JPEG alone; one cut inside its scan is still refused.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn a_jpeg_with_data_after_its_end_is_read_and_one_cut_short_is_not() {
+    let d = Dir::new("jpeg-tail");
+    let img = image::GrayImage::from_fn(64, 40, |x, y| image::Luma([((x * 7) ^ (y * 3)) as u8]));
+    img.save(d.path("a.jpg")).unwrap();
+    let jpg = std::fs::read(d.path("a.jpg")).unwrap();
+    let mut tail = jpg.clone();
+    // 3 MB of trailing data, with marker-like bytes in it
+    tail.extend((0..3u32 << 20).map(|i| [0xFF, 0xD8, 0xDA, 0x00, 0x17][(i % 5) as usize]));
+    std::fs::write(d.path("tail.jpg"), &tail).unwrap();
+    let scan = jpg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    std::fs::write(d.path("cut.jpg"), &jpg[..scan + (jpg.len() - scan) / 2]).unwrap();
+    let p = |f: &str| arg(&d.path(f)).to_string();
+    for (input, output) in [("a.jpg", "a.png"), ("tail.jpg", "tail.png")] {
+        let out = run(&["edges", &p(input), &p(output)]);
+        assert!(
+            out.status.success(),
+            "{input}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read(d.path("a.png")).unwrap(),
+        std::fs::read(d.path("tail.png")).unwrap(),
+        "the trailing data changed the edges"
+    );
+    let out = run(&["edges", &p("cut.jpg"), &p("cut.png")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("truncated"), "{err}");
+    assert!(!d.path("cut.png").exists());
+}
+
+/// clap's whole message on one line: the missing arguments named, the similar command, the
+/// possible values.
+#[test]
+fn argument_errors_keep_claps_whole_message_on_one_line() {
+    for (args, wants) in [
+        (&["edges"][..], &["<INPUT>", "<OUTPUT>"][..]),
+        (&["edge"][..], &["edges"][..]),
+        (
+            &["edges", "a.png", "b.png", "--map", "ab"][..],
+            &["abs"][..],
+        ),
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        for w in wants {
+            assert!(err.contains(w), "{args:?}: {w} missing from {err}");
+        }
+    }
+}

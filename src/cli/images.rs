@@ -106,19 +106,65 @@ fn over(v: f32, a: f32) -> f32 {
     v * a + BACKGROUND * (1.0 - a)
 }
 
-/// A JPEG cut short still decodes (the decoder fills the rest with gray): refuse one whose last
-/// end-of-image marker (FF D9) does not come after its last start-of-scan (FF DA). Inside
-/// entropy-coded data an FF is always followed by 00 or a restart marker, so those two byte
-/// pairs are markers wherever they occur.
+/// A JPEG cut short still decodes (the decoder fills the rest with gray): refuse one whose
+/// markers, walked from the start, end before an end-of-image marker (FF D9). Segments are
+/// skipped by their lengths; a scan's entropy-coded data runs to the next FF that is not
+/// followed by 00 (a stuffed byte) or a restart marker. Anything after the end-of-image marker
+/// (a phone's motion-photo video, say) is ignored.
 fn check_jpeg_complete(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let last = |m: u8| bytes.windows(2).rposition(|w| w == [0xFF, m]);
-    match (last(0xDA), last(0xD9)) {
-        (Some(sos), Some(eoi)) if eoi > sos => Ok(()),
-        _ => bail!(
-            "{}: the JPEG is truncated (no end-of-image marker after its last scan)",
-            path.display()
-        ),
+    if jpeg_complete(&bytes) {
+        return Ok(());
+    }
+    bail!(
+        "{}: the JPEG is truncated (its data ends before the end-of-image marker)",
+        path.display()
+    )
+}
+
+/// Whether the marker walk of [`check_jpeg_complete`] reaches an end-of-image marker.
+fn jpeg_complete(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut at = 2;
+    loop {
+        // a marker: FF (any fill FFs) then its code
+        if bytes.get(at) != Some(&0xFF) {
+            return false;
+        }
+        while bytes.get(at) == Some(&0xFF) {
+            at += 1;
+        }
+        let Some(&code) = bytes.get(at) else {
+            return false;
+        };
+        at += 1;
+        match code {
+            0xD9 => return true,
+            // markers without a length
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {}
+        }
+        let (Some(&hi), Some(&lo)) = (bytes.get(at), bytes.get(at + 1)) else {
+            return false;
+        };
+        let len = usize::from(hi) << 8 | usize::from(lo);
+        if len < 2 || at + len > bytes.len() {
+            return false;
+        }
+        at += len;
+        if code == 0xDA {
+            // entropy-coded data: up to the next real marker
+            loop {
+                match (bytes.get(at), bytes.get(at + 1)) {
+                    (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => at += 2,
+                    (Some(0xFF), Some(_)) => break,
+                    (Some(_), _) => at += 1,
+                    (None, _) => return false,
+                }
+            }
+        }
     }
 }
 

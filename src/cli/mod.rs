@@ -686,11 +686,24 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(".wgpu-conv-")
-        .suffix(&suffix)
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".wgpu-conv-").suffix(&suffix);
+    // tempfile's files are 0600: ask for 0666 instead, which the umask then narrows (0644
+    // under 022), as for any file a program creates
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // a file that is replaced keeps its mode
+    if let Ok(old) = std::fs::metadata(path) {
+        if old.is_file() {
+            let _ = std::fs::set_permissions(tmp.path(), old.permissions());
+        }
+    }
     write(tmp.path())?;
     tmp.as_file()
         .sync_all()
