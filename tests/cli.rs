@@ -298,15 +298,19 @@ fn bad_input_gives_one_line_errors() {
     write_npy(&d.path("big_k.npy"), &[5, 5], &[1.0f32; 25]);
     write_npy(&d.path("b3.npy"), &[3], &[1.0f32; 3]);
     write_npy(&d.path("x3d.npy"), &[1, 4, 4], &[1.0f32; 16]);
-    write_npy(&d.path("bytes.npy"), &[4], &[1u8; 4]);
+    let dtype = |descr: &str, bytes: usize| {
+        let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2, 2), }}");
+        raw_npy(&header, &vec![0u8; 4 * bytes])
+    };
+    std::fs::write(d.path("complex.npy"), dtype("<c8", 8)).unwrap();
     std::fs::write(d.path("text.npy"), "not a numpy file").unwrap();
     let full = std::fs::read(d.path("x4.npy")).unwrap();
     std::fs::write(d.path("trunc.npy"), &full[..full.len() - 10]).unwrap();
     write_npy(&d.path("empty.npy"), &[0, 4], &[] as &[f32]);
     write_npy(&d.path("empty_w.npy"), &[0, 2], &[] as &[f32]);
     write_npy(&d.path("rank5.npy"), &[1, 1, 1, 2, 2], &[1.0f32; 4]);
-    write_npy(&d.path("bools.npy"), &[2, 2], &[true, false, true, false]);
-    write_npy(&d.path("int16.npy"), &[2, 2], &[1i16, 2, 3, 4]);
+    std::fs::write(d.path("unicode.npy"), dtype("<U1", 4)).unwrap();
+    std::fs::write(d.path("float128.npy"), dtype("<f16", 16)).unwrap();
     write_npy(&d.path("scalar.npy"), &[], &[1.0f32]);
     // a header claiming 2^32 x 2^32 elements, and no data
     let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }";
@@ -335,7 +339,7 @@ fn bad_input_gives_one_line_errors() {
         ("missing file", fwd("nope.npy", "w2.npy", &[])),
         ("not npy", fwd("text.npy", "w2.npy", &[])),
         ("truncated", fwd("trunc.npy", "w4.npy", &[])),
-        ("uint8 dtype", fwd("bytes.npy", "w2.npy", &[])),
+        ("complex64 dtype", fwd("complex.npy", "w2.npy", &[])),
         ("empty array", fwd("empty.npy", "w2.npy", &[])),
         ("rank 2 input, rank 4 weight", fwd("x2.npy", "w4.npy", &[])),
         ("rank 4 input, rank 2 weight", fwd("x4.npy", "w2.npy", &[])),
@@ -453,8 +457,8 @@ fn bad_input_gives_one_line_errors() {
         ("unknown command", vec!["frobnicate".into()]),
         ("empty weight", fwd("x2.npy", "empty_w.npy", &[])),
         ("rank 5", fwd("rank5.npy", "w2.npy", &[])),
-        ("bool dtype", fwd("bools.npy", "w2.npy", &[])),
-        ("int16 dtype", fwd("int16.npy", "w2.npy", &[])),
+        ("unicode dtype", fwd("unicode.npy", "w2.npy", &[])),
+        ("float128 dtype", fwd("float128.npy", "w2.npy", &[])),
         ("0-d array", fwd("scalar.npy", "w2.npy", &[])),
         ("element count overflows", fwd("huge.npy", "w2.npy", &[])),
         (
@@ -1356,4 +1360,74 @@ fn argument_errors_keep_claps_whole_message_on_one_line() {
             assert!(err.contains(w), "{args:?}: {w} missing from {err}");
         }
     }
+}
+
+/// `.npy` files of uint8 (an image as numpy saves it), int8, uint16, int16, bool and float16
+/// are read and converted to float32: the forward pass of each equals the float32 file's.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn npy_files_of_small_integers_bools_and_halves_are_converted() {
+    let d = Dir::new("dtypes");
+    let values: Vec<u8> = (0..20u8).map(|v| (v * 37) % 7).collect();
+    let as_f32: Vec<f32> = values.iter().map(|&v| f32::from(v)).collect();
+    let shape = [4, 5];
+    write_npy(&d.path("f32.npy"), &shape, &as_f32);
+    write_npy(&d.path("u8.npy"), &shape, &values);
+    write_npy(
+        &d.path("i8.npy"),
+        &shape,
+        &values.iter().map(|&v| v as i8).collect::<Vec<_>>(),
+    );
+    write_npy(
+        &d.path("u16.npy"),
+        &shape,
+        &values.iter().map(|&v| u16::from(v)).collect::<Vec<_>>(),
+    );
+    write_npy(
+        &d.path("i16.npy"),
+        &shape,
+        &values.iter().map(|&v| i16::from(v)).collect::<Vec<_>>(),
+    );
+    write_npy(
+        &d.path("f16.npy"),
+        &shape,
+        &as_f32
+            .iter()
+            .map(|&v| half::f16::from_f32(v))
+            .collect::<Vec<_>>(),
+    );
+    let bools: Vec<bool> = values.iter().map(|&v| v % 2 == 1).collect();
+    write_npy(&d.path("b1.npy"), &shape, &bools);
+    write_npy(
+        &d.path("b1f.npy"),
+        &shape,
+        &bools
+            .iter()
+            .map(|&b| f32::from(u8::from(b)))
+            .collect::<Vec<_>>(),
+    );
+    write_npy(&d.path("k.npy"), &[2, 2], &[1.0f32, -2.0, 0.5, 3.0]);
+    let forward = |input: &str| {
+        let out_name = format!("y-{input}");
+        let out = run(&[
+            "forward",
+            "--input",
+            arg(&d.path(input)),
+            "--weight",
+            arg(&d.path("k.npy")),
+            "--output",
+            arg(&d.path(&out_name)),
+        ]);
+        assert!(
+            out.status.success(),
+            "{input}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        read_npy(&d.path(&out_name))
+    };
+    let want = forward("f32.npy");
+    for f in ["u8.npy", "i8.npy", "u16.npy", "i16.npy", "f16.npy"] {
+        assert_eq!(forward(f), want, "{f}");
+    }
+    assert_eq!(forward("b1.npy"), forward("b1f.npy"), "bool");
 }

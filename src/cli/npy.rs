@@ -184,8 +184,10 @@ pub fn parse_header(text: &str) -> std::result::Result<Header, String> {
     })
 }
 
-/// Reads a `.npy` file as `f32`. float32 is read as is; float64 and integer arrays are converted
-/// (rounded to the nearest float32; a finite float64 beyond float32's range is an error);
+/// Reads a `.npy` file as `f32`. float32 is read as is; float16, float64, bool (0 or 1) and
+/// signed or unsigned integer arrays of 1 to 8 bytes (an image saved by numpy is uint8) are
+/// converted (rounded to the nearest float32; a finite float64 beyond float32's range is an
+/// error);
 /// Fortran-order arrays are reordered to row-major. The header is checked first by
 /// [`check_header`], so no file can stall the reader.
 pub fn read(path: &Path) -> Result<Tensor> {
@@ -241,9 +243,17 @@ pub fn read(path: &Path) -> Result<Tensor> {
             }
             wide.into_iter().map(|v| v as f32).collect()
         }
+        (TypeChar::Float, 2) => npy.into_vec::<half::f16>().with_context(ctx)?.into_iter().map(f32::from).collect(),
+        (TypeChar::Int, 1) => npy.into_vec::<i8>().with_context(ctx)?.into_iter().map(f32::from).collect(),
+        (TypeChar::Int, 2) => npy.into_vec::<i16>().with_context(ctx)?.into_iter().map(f32::from).collect(),
         (TypeChar::Int, 4) => npy.into_vec::<i32>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
         (TypeChar::Int, 8) => npy.into_vec::<i64>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
-        _ => bail!("{}: dtype {desc} is not supported; use float32 (float64 and int32/int64 are converted)", path.display()),
+        (TypeChar::Uint, 1) => npy.into_vec::<u8>().with_context(ctx)?.into_iter().map(f32::from).collect(),
+        (TypeChar::Uint, 2) => npy.into_vec::<u16>().with_context(ctx)?.into_iter().map(f32::from).collect(),
+        (TypeChar::Uint, 4) => npy.into_vec::<u32>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
+        (TypeChar::Uint, 8) => npy.into_vec::<u64>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
+        (TypeChar::Bool, 1) => npy.into_vec::<bool>().with_context(ctx)?.into_iter().map(|v| f32::from(u8::from(v))).collect(),
+        _ => bail!("{}: dtype {desc} is not supported; use float32 (float16/64, bool and 1- to 8-byte integers are converted)", path.display()),
     };
     if data.len() != count.unwrap_or(0) {
         bail!(
