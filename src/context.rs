@@ -531,25 +531,29 @@ impl GpuContext {
     /// Waits for the device, then reads what `pending` copied (blocking).
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn wait_read(&self, pending: crate::readback::Pending) -> Result<Vec<Vec<f32>>> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| match e {
-                wgpu::PollError::Timeout => Error::Readback("timed out waiting for the GPU".into()),
-                other => Error::DeviceLost(other.to_string()),
-            })?;
+        self.wait_idle()?;
         self.check_alive()?;
         pollster::block_on(pending.read())
     }
 
-    /// Runs `record` and then submits `encoder` and waits for the device, inside error scopes.
+    /// Blocks until the device has finished everything submitted.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn wait_idle(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| match e {
+                wgpu::PollError::Timeout => Error::Readback("timed out waiting for the GPU".into()),
+                other => Error::DeviceLost(other.to_string()),
+            })
+    }
+
+    /// Submits `encoder` and waits for the device, inside error scopes.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn submit_scoped(&self, label: &str, encoder: wgpu::CommandEncoder) -> Result<()> {
         self.scoped(label, || {
             self.queue.submit([encoder.finish()]);
-            self.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::DeviceLost(e.to_string()))?;
-            Ok(())
+            self.wait_idle()
         })
     }
 

@@ -277,9 +277,7 @@ impl GpuContext {
         self.leased(|| {
             let (pending, shapes) = self.scoped("download", || {
                 let submitted = self.download_submit(tensors)?;
-                self.device
-                    .poll(wgpu::PollType::wait_indefinitely())
-                    .map_err(|e| Error::DeviceLost(e.to_string()))?;
+                self.wait_idle()?;
                 Ok(submitted)
             })?;
             pollster::block_on(finish_download(pending, shapes))
@@ -390,7 +388,8 @@ impl GpuContext {
         let mut read = vec![("input", x), ("weight", w)];
         read.extend(bias.map(|b| ("bias", b)));
         self.check_operands(&[("output", y)], &read)?;
-        self.check_forward_operands(g, x, y)?;
+        expect_len(x, g.input_shape(), "input")?;
+        expect_len(y, g.output_shape(), "output")?;
         expect_len(w, g.weight_shape(), "weight")?;
         if let Some(b) = bias {
             expect_len(b, [g.oc, 1, 1, 1], "bias")?;

@@ -45,7 +45,7 @@ impl Tensor {
         let shape = shape.into();
         let len = checked_len(&shape)?;
         let mut idx = vec![0usize; shape.len()];
-        let mut data = try_zeros(0, "")?;
+        let mut data = Vec::new();
         data.try_reserve_exact(len).map_err(|_| {
             Error::HostOutOfMemory(format!(
                 "a tensor of shape {shape:?}: {} bytes do not fit",
