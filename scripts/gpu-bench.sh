@@ -11,7 +11,7 @@ ls /usr/share/vulkan/icd.d/ /etc/vulkan/icd.d/ 2>/dev/null | sed 's/^/  vulkan i
 ls /usr/lib/x86_64-linux-gnu/libEGL_nvidia.so* /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so* 2>/dev/null | sed 's/^/  nvidia gl: /'
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 bin=target/release/wgpu-conv
-[ -x "$bin" ] || cargo build --release -q || exit 1
+[ -x "$bin" ] || cargo build --release -q --features cli || exit 1
 echo "== wgpu-conv info"
 "$bin" info
 echo "== wgpu-conv bench --json, both kernel families"

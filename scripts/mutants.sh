@@ -42,7 +42,7 @@ for m in "${MUTANTS[@]}"; do
     fi
     FROM="$from" TO="$to" perl -0pi -e 's/\Q$ENV{FROM}\E/$ENV{TO}/' "$file"
     # shellcheck disable=SC2086
-    if cargo test --release -q $args >"/tmp/mutant-$name.log" 2>&1; then
+    if cargo test --release -q --features cli $args >"/tmp/mutant-$name.log" 2>&1; then
         echo "SURVIVED  $name  ($file; cargo test $args; log /tmp/mutant-$name.log)"
         survived=$((survived + 1))
     else

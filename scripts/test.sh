@@ -32,16 +32,16 @@ fi
 for backend in vulkan gl; do
     for kernels in auto gpu; do
         echo "== cargo test --release with WGPU_BACKEND=$backend WGPU_CONV_KERNELS=$kernels"
-        WGPU_BACKEND=$backend cargo run --release -q -- info 2>/dev/null | grep '^chosen' || true
-        WGPU_CONV_KERNELS=$kernels WGPU_BACKEND=$backend cargo test --release "$@"
+        WGPU_BACKEND=$backend cargo run --release -q --features cli -- info 2>/dev/null | grep '^chosen' || true
+        WGPU_CONV_KERNELS=$kernels WGPU_BACKEND=$backend cargo test --release --features cli "$@"
     done
 done
 
 if icd=$(scripts/mesa25.sh); then
     for kernels in auto gpu; do
         echo "== cargo test --release with WGPU_BACKEND=vulkan WGPU_CONV_KERNELS=$kernels on Mesa 25 lavapipe (VK_DRIVER_FILES=$icd)"
-        VK_DRIVER_FILES="$icd" WGPU_BACKEND=vulkan cargo run --release -q -- info 2>/dev/null | grep '^chosen' || true
-        VK_DRIVER_FILES="$icd" WGPU_CONV_KERNELS=$kernels WGPU_BACKEND=vulkan cargo test --release "$@"
+        VK_DRIVER_FILES="$icd" WGPU_BACKEND=vulkan cargo run --release -q --features cli -- info 2>/dev/null | grep '^chosen' || true
+        VK_DRIVER_FILES="$icd" WGPU_CONV_KERNELS=$kernels WGPU_BACKEND=vulkan cargo test --release --features cli "$@"
     done
 else
     echo "== Mesa 25 lavapipe could not be fetched from bookworm-backports: that third pass did not run"

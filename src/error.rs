@@ -104,6 +104,9 @@ pub enum Error {
     /// The context is busy with something that takes one caller at a time.
     #[error("busy: {0}")]
     Busy(String),
+    /// An image file or buffer could not be read, decoded or written (feature `image`).
+    #[error("image: {0}")]
+    Image(String),
 }
 
 /// A limit that an operation can pass (see [`Error::TooLarge`]).

@@ -200,3 +200,56 @@ pub fn corr2d_matrix(k: &Tensor, h: usize, w: usize) -> Result<Tensor> {
         }
     })
 }
+
+/// Filters an image `[H, W]` (or each plane of `[C, H, W]`, colour say) with `kernel`
+/// `(KH, KW)`, or `(OC, 1, KH, KW)` for several responses, on the GPU: a same-size output
+/// (`same` padding, `mode` filling the border), in the image's shape. Several responses are
+/// combined into their Euclidean norm per pixel (the gradient magnitude for an x/y pair, as
+/// [`sobel_x`] and [`sobel_y`] stacked give).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn apply(
+    ctx: &crate::GpuContext,
+    image: &Tensor,
+    kernel: &Tensor,
+    mode: crate::PaddingMode,
+) -> Result<Tensor> {
+    let (planes, h, w) = match *image.shape() {
+        [h, w] => (1, h, w),
+        [c, h, w] => (c, h, w),
+        ref s => {
+            return Err(Error::InvalidShape(format!(
+                "an image is [H, W] or [C, H, W], got {s:?}"
+            )))
+        }
+    };
+    let weight = match *kernel.shape() {
+        [kh, kw] => kernel.clone().reshape(vec![1, 1, kh, kw])?,
+        [_, 1, _, _] => kernel.clone(),
+        ref s => {
+            return Err(Error::InvalidShape(format!(
+                "an image kernel is (KH, KW) or (OC, 1, KH, KW), got {s:?}"
+            )))
+        }
+    };
+    let oc = weight.shape()[0];
+    // each plane is one image of a batch, so one kernel serves them all
+    let x = image.clone().reshape(vec![planes, 1, h, w])?;
+    let opts = crate::Conv2dOptions::new()
+        .padding(crate::Padding::Same)
+        .padding_mode(mode);
+    let y = ctx.conv2d(&x, &weight, None, &opts)?;
+    let y = if oc == 1 {
+        y
+    } else {
+        let plane = h * w;
+        let d = y.data();
+        Tensor::from_fn([planes, h, w], |i| {
+            let base = i[0] * oc * plane + i[1] * w + i[2];
+            (0..oc)
+                .map(|c| d[base + c * plane].powi(2))
+                .sum::<f32>()
+                .sqrt()
+        })?
+    };
+    y.reshape(image.shape().to_vec())
+}

@@ -21,6 +21,8 @@
 // In a browser (wasm32) the blocking half of the API is configured out, and with it the uses
 // of some helpers; the native build, where the lints are enforced, has them all.
 #![cfg_attr(target_arch = "wasm32", allow(unused_imports, dead_code))]
+// docs.rs labels the items a feature or platform gates
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod autotune;
 mod context;
@@ -28,6 +30,9 @@ pub mod cpu;
 mod error;
 pub mod filters;
 mod grads;
+#[cfg(feature = "image")]
+#[cfg_attr(docsrs, doc(cfg(feature = "image")))]
+pub mod images;
 mod kernels;
 mod layer;
 mod ops;

@@ -1431,3 +1431,363 @@ fn npy_files_of_small_integers_bools_and_halves_are_converted() {
     }
     assert_eq!(forward("b1.npy"), forward("b1f.npy"), "bool");
 }
+
+/// Runs the binary with `stdin` fed to it; its whole output.
+fn run_piped(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.to_vec();
+    // fed from a thread, so that a full stdout pipe cannot stall the feeding
+    let feeder = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    out
+}
+
+fn npy_of(bytes: &[u8]) -> (Vec<usize>, Vec<f32>) {
+    let f = npyz::NpyFile::new(bytes).unwrap();
+    let shape = f.shape().iter().map(|&d| d as usize).collect();
+    (shape, f.into_vec::<f32>().unwrap())
+}
+
+/// `-` is standard input or output on every file argument: a shell pipeline of `forward`
+/// gives the bytes the files give, `edges - -` the PNG of `edges IN OUT`, `filter --weight -`
+/// reads the kernel from the pipe, and `train --output-weight -` moves its report to stderr.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn a_dash_reads_standard_input_and_writes_standard_output() {
+    let d = Dir::new("stdio");
+    let p = |f: &str| arg(&d.path(f)).to_string();
+    let mut rng = Rng::new(24);
+    let (x, w) = (rng.vec(2 * 3 * 9 * 11), rng.vec(4 * 3 * 3 * 3));
+    write_npy(&d.path("x.npy"), &[2, 3, 9, 11], &x);
+    write_npy(&d.path("w.npy"), &[4, 3, 3, 3], &w);
+    let args = |input: &str, output: &str| -> Vec<String> {
+        [
+            "forward",
+            "--input",
+            input,
+            "--weight",
+            &p("w.npy"),
+            "--output",
+            output,
+            "--padding",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let files = run(&args(&p("x.npy"), &p("y.npy"))
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(
+        files.status.success(),
+        "{}",
+        String::from_utf8_lossy(&files.stderr)
+    );
+    let from_files = std::fs::read(d.path("y.npy")).unwrap();
+    // a real shell pipeline
+    let line = format!(
+        "cat '{}' | '{}' {} > '{}'",
+        p("x.npy"),
+        env!("CARGO_BIN_EXE_wgpu-conv"),
+        args("-", "-")[..].join(" "),
+        p("piped.npy")
+    );
+    let sh = Command::new("sh").arg("-c").arg(&line).output().unwrap();
+    assert!(
+        sh.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&sh.stderr)
+    );
+    assert_eq!(
+        std::fs::read(d.path("piped.npy")).unwrap(),
+        from_files,
+        "the pipe's bytes differ"
+    );
+    let (shape, y) = npy_of(&from_files);
+    assert_eq!(shape, [2, 4, 9, 11]);
+    let g = Conv2dOptions::new()
+        .padding(1)
+        .resolve([2, 3, 9, 11], [4, 3, 3, 3])
+        .unwrap();
+    assert_within(
+        &y,
+        &cpu::conv2d_forward(&g, &x, &w, None),
+        "forward through a pipe",
+    );
+    assert!(!d.path("-").exists(), "a file named - was written");
+
+    // edges - -
+    let img = image::RgbImage::from_fn(45, 31, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 8) as u8, ((x * y) % 256) as u8])
+    });
+    img.save(d.path("in.png")).unwrap();
+    let out = run(&["edges", &p("in.png"), &p("e.png")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_piped(
+        &["edges", "-", "-"],
+        &std::fs::read(d.path("in.png")).unwrap(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.stdout,
+        std::fs::read(d.path("e.png")).unwrap(),
+        "edges - - differs"
+    );
+
+    // filter --weight -
+    let mut kernel = Vec::new();
+    {
+        let mut wr = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[3, 3])
+            .writer(&mut kernel)
+            .begin_nd()
+            .unwrap();
+        wr.extend([0.0f32, 0.25, 0.0, 0.25, 0.0, 0.25, 0.0, 0.25, 0.0])
+            .unwrap();
+        wr.finish().unwrap();
+    }
+    std::fs::write(d.path("k.npy"), &kernel).unwrap();
+    let out = run(&["filter", &p("in.png"), &p("f.png"), "--weight", &p("k.npy")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_piped(
+        &["filter", &p("in.png"), &p("f2.png"), "--weight", "-"],
+        &kernel,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(d.path("f.png")).unwrap(),
+        std::fs::read(d.path("f2.png")).unwrap()
+    );
+    // two inputs cannot both be standard input
+    let out = run_piped(&["filter", "-", &p("f3.png"), "--weight", "-"], &kernel);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("standard input"),
+        "{err}"
+    );
+
+    // train --output-weight -: the learned weight on stdout, the report on stderr
+    let xe = [[1.0f32, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]; 6].concat();
+    let ye = [[0.0f32, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0]; 6].concat();
+    write_npy(&d.path("X.npy"), &[6, 8], &xe);
+    write_npy(&d.path("Y.npy"), &[6, 7], &ye);
+    let out = run(&[
+        "train",
+        "--input",
+        &p("X.npy"),
+        "--target",
+        &p("Y.npy"),
+        "--kernel-size",
+        "1,2",
+        "--output-weight",
+        "-",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("epoch 10, loss") && err.contains("learned kernel"),
+        "{err}"
+    );
+    let (shape, k) = npy_of(&out.stdout);
+    assert_eq!(shape, [1, 1, 1, 2]);
+    assert!(
+        (k[0] - 1.0).abs() < 0.3 && (k[1] + 1.0).abs() < 0.3,
+        "{k:?}"
+    );
+}
+
+/// `filter --color` filters the red, green and blue planes each: every written level is the
+/// CPU reference's, clamped and rounded, give or take one level (a rounding boundary).
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn filter_color_filters_each_plane_and_writes_colour() {
+    let d = Dir::new("color");
+    let p = |f: &str| arg(&d.path(f)).to_string();
+    let img = image::RgbImage::from_fn(33, 21, |x, y| {
+        image::Rgb([
+            (x * 7) as u8,
+            255 - (y * 11) as u8,
+            (((x / 4) ^ (y / 3)) * 40) as u8,
+        ])
+    });
+    img.save(d.path("in.png")).unwrap();
+    let k: Vec<f32> = (0..15).map(|i| (1 + i % 4) as f32 / 37.5).collect();
+    write_npy(&d.path("k.npy"), &[3, 5], &k);
+    let out = run(&[
+        "filter",
+        &p("in.png"),
+        &p("out.png"),
+        "--weight",
+        &p("k.npy"),
+        "--color",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = image::open(d.path("out.png")).unwrap();
+    assert_eq!(
+        got.color(),
+        image::ColorType::Rgb8,
+        "the output is not colour"
+    );
+    let got = got.into_rgb8();
+    let g = Conv2dOptions::new()
+        .padding(wgpu_conv::Padding::Same)
+        .padding_mode(PaddingMode::Replicate)
+        .resolve([1, 1, 21, 33], [1, 1, 3, 5])
+        .unwrap();
+    let mut differ = 0;
+    for c in 0..3 {
+        let plane: Vec<f32> = img.pixels().map(|px| f32::from(px[c]) / 255.0).collect();
+        let r = cpu::conv2d_forward(&g, &plane, &k, None);
+        for (i, v) in r.values.iter().enumerate() {
+            let want = (v.clamp(0.0, 1.0) * 255.0).round() as i32;
+            let have = i32::from(got.as_raw()[i * 3 + c]);
+            assert!(
+                (have - want).abs() <= 1,
+                "plane {c} pixel {i}: {have} vs {want}"
+            );
+            differ += usize::from(have != want);
+        }
+    }
+    assert!(differ < 20, "{differ} levels off by one");
+    // the planes differ, so a gray result would not pass
+    let gray = run(&[
+        "filter",
+        &p("in.png"),
+        &p("gray.png"),
+        "--weight",
+        &p("k.npy"),
+    ]);
+    assert!(gray.status.success());
+    assert_eq!(
+        image::open(d.path("gray.png")).unwrap().color(),
+        image::ColorType::L8
+    );
+}
+
+/// 100 images in one `edges --out-dir` call (one device, one pipeline build) give the PNGs of
+/// 100 single calls; both times are printed (`--nocapture` shows them).
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn many_images_in_one_out_dir_call_equal_single_calls() {
+    const N: usize = 100;
+    let d = Dir::new("many");
+    std::fs::create_dir_all(d.path("in")).unwrap();
+    let mut inputs = Vec::new();
+    for i in 0..N {
+        let (w, h) = (24 + (i * 7) % 41, 16 + (i * 5) % 29);
+        let img = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let v = ((x as usize * (i + 3) + y as usize * (i % 7 + 1)) % 256) as u8;
+            image::Rgb([v, v / 2, 255 - v])
+        });
+        let name = format!("img{i:03}.{}", if i % 3 == 0 { "jpg" } else { "png" });
+        img.save(d.path("in").join(&name)).unwrap();
+        inputs.push(d.path("in").join(name));
+    }
+    let t = std::time::Instant::now();
+    let mut args: Vec<String> = vec![
+        "edges".into(),
+        "--out-dir".into(),
+        arg(&d.path("out")).into(),
+        "--suffix".into(),
+        "_e".into(),
+    ];
+    args.extend(inputs.iter().map(|p| arg(p).to_string()));
+    let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let batch = t.elapsed();
+    std::fs::create_dir_all(d.path("single")).unwrap();
+    let t = std::time::Instant::now();
+    // four processes at a time: each mostly starts a device
+    std::thread::scope(|s| {
+        for part in 0..4 {
+            let (inputs, d) = (&inputs, &d);
+            s.spawn(move || {
+                for (i, input) in inputs.iter().enumerate().skip(part).step_by(4) {
+                    let single = d.path("single").join(format!("{i}.png"));
+                    let out = run(&["edges", arg(input), arg(&single)]);
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            });
+        }
+    });
+    let singles = t.elapsed();
+    for (i, input) in inputs.iter().enumerate() {
+        let stem = input.file_stem().unwrap().to_str().unwrap();
+        let batched = std::fs::read(d.path("out").join(format!("{stem}_e.png")))
+            .unwrap_or_else(|e| panic!("{stem}_e.png: {e}"));
+        let single = std::fs::read(d.path("single").join(format!("{i}.png"))).unwrap();
+        assert_eq!(batched, single, "{stem}: the --out-dir result differs");
+    }
+    assert_eq!(std::fs::read_dir(d.path("out")).unwrap().count(), N);
+    eprintln!(
+        "{N} images: one --out-dir call {:.2} s, {N} single calls (4 at a time) {:.2} s",
+        batch.as_secs_f64(),
+        singles.as_secs_f64()
+    );
+    // two inputs of one name would write one output twice: refused before any work
+    std::fs::copy(&inputs[1], d.path("img001.png")).unwrap();
+    let out = run(&[
+        "edges",
+        "--out-dir",
+        arg(&d.path("dup")),
+        arg(&inputs[1]),
+        arg(&d.path("img001.png")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("two outputs"),
+        "{err}"
+    );
+    // without --out-dir, exactly one input and one output
+    let out = run(&[
+        "edges",
+        arg(&inputs[1]),
+        arg(&inputs[2]),
+        arg(&d.path("x.png")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--out-dir"), "{err}");
+}

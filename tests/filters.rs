@@ -331,3 +331,166 @@ fn diagonal_edges_with_transposed_image_or_kernel() {
         }
     }
 }
+
+/// Images in and out of tensors (feature `image`): gray and colour planes with alpha composited
+/// over white, and `filters::apply` on each colour plane against the CPU reference.
+#[cfg(feature = "image")]
+mod images {
+    use super::common::{assert_within, ctx};
+    use wgpu_conv::images::image::{self, DynamicImage};
+    use wgpu_conv::images::{self as im, Color, Map};
+    use wgpu_conv::{cpu, filters, Conv2dOptions, Padding, PaddingMode, Tensor};
+
+    /// A 7x5 RGBA image: every pixel's colour and opacity differ.
+    fn rgba() -> image::RgbaImage {
+        image::RgbaImage::from_fn(7, 5, |x, y| {
+            image::Rgba([
+                (x * 36) as u8,
+                (y * 60) as u8,
+                (x * y * 9) as u8,
+                255 - (x + y) as u8 * 20,
+            ])
+        })
+    }
+
+    #[test]
+    fn from_rgb_and_from_luma_composite_alpha_over_white() {
+        let img = DynamicImage::ImageRgba8(rgba());
+        let rgb = Tensor::from_rgb(&img).unwrap();
+        let gray = Tensor::from_luma(&img).unwrap();
+        assert_eq!(rgb.shape(), [3, 5, 7]);
+        assert_eq!(gray.shape(), [5, 7]);
+        let plane = 35;
+        for (i, px) in rgba().pixels().enumerate() {
+            let a = f32::from(px[3]) / 255.0;
+            let over = |c: u8| f32::from(c) / 255.0 * a + (1.0 - a);
+            for k in 0..3 {
+                let want = over(px[k]);
+                assert!(
+                    (rgb.data()[k * plane + i] - want).abs() < 1e-6,
+                    "plane {k} pixel {i}"
+                );
+            }
+            let luma =
+                0.2126 * f32::from(px[0]) + 0.7152 * f32::from(px[1]) + 0.0722 * f32::from(px[2]);
+            let want = luma / 255.0 * a + (1.0 - a);
+            assert!((gray.data()[i] - want).abs() < 1e-6, "gray pixel {i}");
+        }
+        // 16-bit samples read at their own precision
+        let deep = DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(3, 2, |x, y| {
+            image::Luma([(x * 20_000 + y * 7) as u16])
+        }));
+        let t = Tensor::from_luma(&deep).unwrap();
+        assert_eq!(t.data()[2], 40_000.0 / 65_535.0);
+        assert_eq!(t.data()[5], 40_007.0 / 65_535.0);
+    }
+
+    #[test]
+    fn to_image_maps_and_round_trips() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(6, 4, |x, y| {
+            image::Rgb([(x * 40) as u8, (y * 80) as u8, 200])
+        }));
+        let t = Tensor::from_rgb(&img).unwrap();
+        assert_eq!(
+            im::to_image(&t, Map::Clamp).unwrap(),
+            img,
+            "clamp is the identity on [0, 1]"
+        );
+        let signed = Tensor::new(vec![1, 3], vec![-2.0, 0.0, 2.0])
+            .unwrap()
+            .reshape(vec![1, 3])
+            .unwrap();
+        let g = im::to_image(&signed, Map::Signed).unwrap().into_luma8();
+        assert_eq!(g.as_raw(), &[0, 128, 255]);
+        let g = im::to_image(&signed, Map::Abs).unwrap().into_luma8();
+        assert_eq!(g.as_raw(), &[255, 0, 255]);
+        assert!(
+            im::to_image(&Tensor::new(vec![2, 2, 2], vec![0.0; 8]).unwrap(), Map::Abs).is_err()
+        );
+        assert_eq!(Map::for_kernel(&filters::box_blur(3).unwrap()), Map::Clamp);
+        assert_eq!(Map::for_kernel(&filters::laplacian()), Map::Abs);
+    }
+
+    #[test]
+    fn decode_refuses_what_it_cannot_read_with_a_typed_error() {
+        let mut png = Vec::new();
+        DynamicImage::ImageRgba8(rgba())
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let t = im::decode(&png, "memory", Color::Rgb, im::DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(t.shape(), [3, 5, 7]);
+        for (bytes, what) in [
+            (&png[..png.len() / 2], "a cut PNG"),
+            (&b"GIF89a not an image"[..], "not PNG or JPEG"),
+        ] {
+            let e = im::decode(bytes, what, Color::Gray, im::DEFAULT_MAX_PIXELS).unwrap_err();
+            assert!(matches!(e, wgpu_conv::Error::Image(_)), "{what}: {e}");
+        }
+        let e = im::decode(&png, "memory", Color::Gray, 34).unwrap_err();
+        assert!(e.to_string().contains("over the limit of 34"), "{e}");
+    }
+
+    /// Each plane of a colour image filtered alone: the GPU against the CPU reference of a
+    /// one-plane image, within its bound; a two-response kernel gives the Euclidean norm.
+    #[test]
+    #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+    fn apply_filters_each_colour_plane() {
+        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(37, 23, |x, y| {
+            image::Rgba([(x * 7) as u8, (y * 11) as u8, ((x ^ y) * 5) as u8, 255])
+        }));
+        let rgb = Tensor::from_rgb(&img).unwrap();
+        for mode in [PaddingMode::Replicate, PaddingMode::Reflect] {
+            let kernel = filters::gaussian(5, 1.2).unwrap();
+            let y = filters::apply(ctx(), &rgb, &kernel, mode).unwrap();
+            assert_eq!(y.shape(), rgb.shape());
+            let g = Conv2dOptions::new()
+                .padding(Padding::Same)
+                .padding_mode(mode)
+                .resolve([1, 1, 23, 37], [1, 1, 5, 5])
+                .unwrap();
+            let plane = 23 * 37;
+            for c in 0..3 {
+                let r =
+                    cpu::conv2d_forward(&g, &rgb.data()[c * plane..][..plane], kernel.data(), None);
+                assert_within(
+                    &y.data()[c * plane..][..plane],
+                    &r,
+                    &format!("plane {c}, {mode:?}"),
+                );
+            }
+        }
+        // sobel x and y: sqrt(gx^2 + gy^2) of the gray image
+        let gray = Tensor::from_luma(&img).unwrap();
+        let mut pair = filters::sobel_x().into_data();
+        pair.extend_from_slice(filters::sobel_y().data());
+        let pair = Tensor::new(vec![2, 1, 3, 3], pair).unwrap();
+        let y = filters::apply(ctx(), &gray, &pair, PaddingMode::Replicate).unwrap();
+        let g = Conv2dOptions::new()
+            .padding(Padding::Same)
+            .padding_mode(PaddingMode::Replicate)
+            .resolve([1, 1, 23, 37], [2, 1, 3, 3])
+            .unwrap();
+        let r = cpu::conv2d_forward(&g, gray.data(), pair.data(), None);
+        let plane = 23 * 37;
+        for p in 0..plane {
+            let (gx, gy) = (r.values[p], r.values[plane + p]);
+            let want = (gx * gx + gy * gy).sqrt();
+            // |norm(a') - norm(a)| <= |a' - a| <= ex + ey, each response within its bound;
+            // squaring, adding and the square root in f32 add a few ulps of the norm
+            let unit = (r.terms + 1) as f64 * 2f64.powi(-24);
+            let err = unit * (r.magnitude[p] + r.magnitude[plane + p]) + 2f64.powi(-21) * want;
+            assert!(
+                (f64::from(y.data()[p]) - want).abs() <= err,
+                "pixel {p}: {} vs {want}",
+                y.data()[p]
+            );
+        }
+        let e = filters::apply(
+            ctx(),
+            &Tensor::new(vec![4], vec![0.0; 4]).unwrap(),
+            &pair,
+            PaddingMode::Zeros,
+        );
+        assert!(matches!(e, Err(wgpu_conv::Error::InvalidShape(_))));
+    }
+}

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use wgpu_conv::images::Color;
 use wgpu_conv::{
-    geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, DeviceProfile, Family, GpuContext, Hw,
-    Op, Padding, PaddingMode, Sgd, Tensor, Trainer, Wanted,
+    filters, geometry, Algorithm, Conv2d, Conv2dOptions, ConvMode, DeviceProfile, Family,
+    GpuContext, Hw, Op, Padding, PaddingMode, Sgd, Tensor, Trainer, Wanted,
 };
 
 /// 2-D convolution layers on any GPU (wgpu + WGSL). With no command, runs the walkthrough of
@@ -32,12 +33,12 @@ enum Command {
         #[arg(long)]
         save: Option<PathBuf>,
     },
-    /// Edge map of a PNG or JPEG image (grayscale), written as PNG.
+    /// Edge maps of PNG or JPEG images (grayscale), written as PNG or JPEG: one image, or
+    /// many with --out-dir (one GPU start for all).
+    #[command(override_usage = IMAGE_USAGE)]
     Edges {
-        /// Input image (PNG or JPEG).
-        input: PathBuf,
-        /// Output PNG.
-        output: PathBuf,
+        #[command(flatten)]
+        files: ImageFiles,
         /// Kernel: edge, edge-t, sobel (gradient magnitude), sobel-x, sobel-y, prewitt, prewitt-x,
         /// prewitt-y, laplacian, second-derivative, gaussian, box.
         #[arg(long, default_value = "sobel")]
@@ -52,19 +53,22 @@ enum Command {
         #[arg(long, default_value_t = images::DEFAULT_MAX_PIXELS)]
         max_pixels: u64,
     },
-    /// Applies any kernel (KH, KW) from a .npy file to a PNG or JPEG image.
+    /// Applies any kernel (KH, KW) from a .npy file to PNG or JPEG images: gray, or each colour
+    /// plane with --color.
+    #[command(override_usage = IMAGE_USAGE)]
     Filter {
-        /// Input image (PNG or JPEG).
-        input: PathBuf,
-        /// Output PNG.
-        output: PathBuf,
-        /// The kernel, float32 (KH, KW) or (OC, 1, KH, KW).
+        #[command(flatten)]
+        files: ImageFiles,
+        /// The kernel, (KH, KW) or (OC, 1, KH, KW) (`-`: standard input).
         #[arg(long)]
         weight: PathBuf,
+        /// Filter the red, green and blue planes each and write a colour image (gray otherwise).
+        #[arg(long)]
+        color: bool,
         /// What fills the border.
         #[arg(long, default_value = "replicate")]
         padding_mode: PaddingMode,
-        /// How responses become gray levels.
+        /// How responses become levels.
         #[arg(long, value_enum, default_value_t = images::Map::Auto)]
         map: images::Map,
         /// Largest input image, in pixels, checked before decoding.
@@ -222,6 +226,61 @@ enum Command {
     },
 }
 
+/// The two forms of the image commands.
+const IMAGE_USAGE: &str = "<INPUT> <OUTPUT> [OPTIONS]\n       <INPUT>... --out-dir <DIR> [OPTIONS]";
+
+/// The files of an image command: one input and its output, or many inputs and a folder.
+#[derive(Debug, Args)]
+struct ImageFiles {
+    /// Input image, PNG or JPEG (`-`: standard input).
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+    /// Output image, .png or .jpg (`-`: PNG on standard output); with --out-dir, more inputs.
+    #[arg(value_name = "OUTPUT", required_unless_present = "out_dir")]
+    rest: Vec<PathBuf>,
+    /// Writes each input's result into this folder (made if missing) as its file name less
+    /// the extension, the suffix and `.png`: one GPU start for all the inputs.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// With --out-dir: what is added to each file name before `.png`.
+    #[arg(long, default_value = "", requires = "out_dir")]
+    suffix: String,
+}
+
+impl ImageFiles {
+    /// Each input with its output.
+    fn pairs(&self) -> Result<Vec<(PathBuf, PathBuf)>> {
+        let Some(dir) = &self.out_dir else {
+            return match self.rest.as_slice() {
+                [out] => Ok(vec![(self.input.clone(), out.clone())]),
+                more => bail!(
+                    "give one INPUT and one OUTPUT, or many inputs with --out-dir DIR ({} paths given)",
+                    more.len() + 1
+                ),
+            };
+        };
+        if self.suffix.contains(std::path::is_separator) {
+            bail!("--suffix {:?} holds a path separator", self.suffix);
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+        std::iter::once(&self.input)
+            .chain(&self.rest)
+            .map(|input| {
+                if is_stdio(input) {
+                    bail!("standard input (-) cannot be one of the inputs of --out-dir; give INPUT OUTPUT");
+                }
+                let Some(stem) = input.file_stem() else {
+                    bail!("{} has no file name", input.display());
+                };
+                let mut name = stem.to_os_string();
+                name.push(&self.suffix);
+                name.push(".png");
+                Ok((input.clone(), dir.join(name)))
+            })
+            .collect()
+    }
+}
+
 /// The convolution options shared by forward, backward and train.
 #[derive(Debug, Args)]
 struct ConvArgs {
@@ -278,43 +337,79 @@ fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Filters every input image of `files` with `weight` on one context and writes each result.
 fn image_command(
-    input: &std::path::Path,
-    output: &std::path::Path,
+    files: &ImageFiles,
+    other_inputs: &[&Path],
     weight: &Tensor,
+    color: Color,
     mode: PaddingMode,
     map: images::Map,
     max_pixels: u64,
 ) -> Result<()> {
-    let img = images::load_gray(input, max_pixels)?;
+    let pairs = files.pairs()?;
+    let mut inputs: Vec<&Path> = pairs.iter().map(|p| p.0.as_path()).collect();
+    inputs.extend(other_inputs);
+    let outputs: Vec<&Path> = pairs.iter().map(|p| p.1.as_path()).collect();
+    check_outputs(&inputs, &outputs)?;
+    let map = map.resolve(weight);
     let ctx = context()?;
-    let spinner = if img.len() > 1 << 20 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let s = indicatif::ProgressBar::new_spinner();
-        s.set_message(format!(
-            "convolving {}x{} on the GPU",
-            img.shape()[1],
-            img.shape()[0]
-        ));
-        s.enable_steady_tick(std::time::Duration::from_millis(120));
-        s
+    let bar = if pairs.len() > 1 {
+        progress(pairs.len() as u64, "images")
     } else {
         indicatif::ProgressBar::hidden()
     };
     let t = std::time::Instant::now();
-    let y = images::apply(&ctx, &img, weight, mode)?;
-    spinner.finish_and_clear();
-    let nonneg = weight.data().iter().all(|&v| v >= 0.0);
-    images::save_gray(output, &y, map, nonneg)?;
-    eprintln!(
-        "{}x{} image, kernel {:?}, {:.1} ms on {} -> {}",
-        img.shape()[1],
-        img.shape()[0],
-        weight.shape(),
-        t.elapsed().as_secs_f64() * 1e3,
-        ctx.describe(),
-        output.display()
-    );
+    for (input, output) in &pairs {
+        let img = images::load(input, color, max_pixels)?;
+        let y = filters::apply(&ctx, &img, weight, mode)?;
+        images::save(output, &y, map)?;
+        bar.inc(1);
+        if pairs.len() == 1 {
+            let r = img.shape().len();
+            let (h, w) = (img.shape()[r - 2], img.shape()[r - 1]);
+            eprintln!(
+                "{w}x{h} image, kernel {:?}, {:.1} ms on {} -> {}",
+                weight.shape(),
+                t.elapsed().as_secs_f64() * 1e3,
+                ctx.describe(),
+                output.display()
+            );
+        }
+    }
+    bar.finish_and_clear();
+    if let (true, Some(dir)) = (pairs.len() > 1, &files.out_dir) {
+        eprintln!(
+            "{} images, kernel {:?}, {:.2} s on {} -> {}",
+            pairs.len(),
+            weight.shape(),
+            t.elapsed().as_secs_f64(),
+            ctx.describe(),
+            dir.display()
+        );
+    }
     Ok(())
+}
+
+/// Whether a file argument is `-`: standard input or output.
+pub fn is_stdio(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
+/// All of standard input.
+pub fn read_stdin() -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+        .context("cannot read standard input")?;
+    Ok(bytes)
+}
+
+/// `bytes` to standard output (a closed pipe is an error, as for a file).
+pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, bytes)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .context("cannot write to standard output")
 }
 
 fn context() -> Result<GpuContext> {
@@ -326,26 +421,34 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Walkthrough { save: None }) {
         Command::Walkthrough { save } => walkthrough::run(&context()?, save.as_deref()),
         Command::Edges {
-            input,
-            output,
+            files,
             kernel,
             padding_mode,
             map,
             max_pixels,
         } => {
             let weight = images::edge_weight(&kernel)?;
-            check_outputs(&[&input], &[&output])?;
-            image_command(&input, &output, &weight, padding_mode, map, max_pixels)
+            image_command(
+                &files,
+                &[],
+                &weight,
+                Color::Gray,
+                padding_mode,
+                map,
+                max_pixels,
+            )
         }
         Command::Filter {
-            input,
-            output,
+            files,
             weight,
+            color,
             padding_mode,
             map,
             max_pixels,
         } => {
-            check_outputs(&[&input, &weight], &[&output])?;
+            if is_stdio(&weight) && is_stdio(&files.input) {
+                bail!("only one input can be standard input (-): the image or --weight");
+            }
             let w = npy::read(&weight)?;
             let w = match w.shape() {
                 [kh, kw] => {
@@ -358,7 +461,8 @@ pub fn run(cli: Cli) -> Result<()> {
                     weight.display()
                 ),
             };
-            image_command(&input, &output, &w, padding_mode, map, max_pixels)
+            let color = if color { Color::Rgb } else { Color::Gray };
+            image_command(&files, &[&weight], &w, color, padding_mode, map, max_pixels)
         }
         Command::Forward {
             input,
@@ -453,6 +557,15 @@ pub fn run(cli: Cli) -> Result<()> {
                 .map(PathBuf::as_path)
                 .collect();
             check_outputs(&[&input, &target], &outputs)?;
+            // when standard output carries a file, the report goes to standard error
+            let to_stdout = !outputs.iter().any(|p| is_stdio(p));
+            let say = |line: String| {
+                if to_stdout {
+                    println!("{line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            };
             let x = npy::read(&input)?;
             let y = npy::read(&target)?;
             if !lr.is_finite() || !momentum.is_finite() || !weight_decay.is_finite() {
@@ -494,7 +607,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
                 points.push((i + 1, loss));
                 if log {
-                    bar.suspend(|| println!("epoch {}, loss {loss:.3}", i + 1));
+                    bar.suspend(|| say(format!("epoch {}, loss {loss:.3}", i + 1)));
                 }
                 bar.inc(1);
             }
@@ -505,19 +618,21 @@ pub fn run(cli: Cli) -> Result<()> {
                     None => format!("training loss, lr {lr}"),
                 };
                 plot::loss_svg(p, &points, diverged.map(|d| d.0), &title)?;
-                eprintln!("loss curve written to {}", p.display());
+                if !is_stdio(p) {
+                    eprintln!("loss curve written to {}", p.display());
+                }
             }
             if let Some((step, loss)) = diverged {
                 bail!("training diverged: the loss is {loss} at step {step} (try a smaller --lr)");
             }
             let learned = trainer.layer()?;
-            println!(
+            say(format!(
                 "learned kernel {:?}: {:?}",
                 learned.weight().shape(),
                 learned.weight().data()
-            );
+            ));
             if let Some(b) = learned.bias() {
-                println!("learned bias: {:?}", b.data());
+                say(format!("learned bias: {:?}", b.data()));
             }
             if let Some(p) = output_weight {
                 npy::write(&p, learned.weight())?;
@@ -648,6 +763,12 @@ fn check_outputs(inputs: &[&Path], outputs: &[&Path]) -> Result<()> {
         .iter()
         .filter_map(|p| p.canonicalize().ok())
         .collect();
+    if inputs.iter().filter(|p| is_stdio(p)).count() > 1 {
+        bail!("only one input can be standard input (-)");
+    }
+    if outputs.iter().filter(|p| is_stdio(p)).count() > 1 {
+        bail!("only one output can be standard output (-)");
+    }
     let mut seen: Vec<PathBuf> = Vec::new();
     for &out in outputs {
         if out == Path::new("-") {

@@ -34,14 +34,11 @@ pub struct Header {
 
 /// Checks the magic string, the version and the header length (at most [`MAX_HEADER`]), and
 /// parses the header dict with [`parse_header`]: a file cannot make this take long.
-fn check_header(path: &Path, file: &mut File) -> Result<Header> {
+fn check_header<R: Read + Seek>(name: &str, file: &mut R) -> Result<Header> {
     let mut start = [0u8; 12];
     let n = file.read(&mut start)?;
     if n < 10 || &start[..6] != b"\x93NUMPY" {
-        bail!(
-            "{} is not a .npy file (no \\x93NUMPY magic string)",
-            path.display()
-        );
+        bail!("{} is not a .npy file (no \\x93NUMPY magic string)", name);
     }
     let (len, at) = match start[6] {
         1 => (usize::from(u16::from_le_bytes([start[8], start[9]])), 10),
@@ -49,23 +46,20 @@ fn check_header(path: &Path, file: &mut File) -> Result<Header> {
             u32::from_le_bytes([start[8], start[9], start[10], start[11]]) as usize,
             12,
         ),
-        v => bail!(
-            "{}: .npy format version {v} is not supported",
-            path.display()
-        ),
+        v => bail!("{}: .npy format version {v} is not supported", name),
     };
     if len > MAX_HEADER {
         bail!(
             "{}: the .npy header is {len} bytes, over the {MAX_HEADER} numpy itself accepts",
-            path.display()
+            name
         );
     }
     file.seek(SeekFrom::Start(at))?;
     let mut text = vec![0u8; len];
     file.read_exact(&mut text)
-        .with_context(|| format!("{}: the .npy header is cut short", path.display()))?;
+        .with_context(|| format!("{}: the .npy header is cut short", name))?;
     let text = String::from_utf8_lossy(&text);
-    parse_header(&text).map_err(|e| anyhow::anyhow!("{}: bad .npy header: {e}", path.display()))
+    parse_header(&text).map_err(|e| anyhow::anyhow!("{}: bad .npy header: {e}", name))
 }
 
 /// Parses a `.npy` header, `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`, in one
@@ -190,14 +184,24 @@ pub fn parse_header(text: &str) -> std::result::Result<Header, String> {
 /// error);
 /// Fortran-order arrays are reordered to row-major. The header is checked first by
 /// [`check_header`], so no file can stall the reader.
+/// `-` is standard input.
 pub fn read(path: &Path) -> Result<Tensor> {
-    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    check_header(path, &mut file)?;
+    if super::is_stdio(path) {
+        let bytes = super::read_stdin()?;
+        return read_from(std::io::Cursor::new(bytes), "standard input");
+    }
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    read_from(BufReader::new(file), &path.display().to_string())
+}
+
+/// [`read`] from any source; `name` says what it is in errors.
+fn read_from<R: Read + Seek>(mut file: R, name: &str) -> Result<Tensor> {
+    check_header(name, &mut file)?;
     file.seek(SeekFrom::Start(0))?;
-    let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| {
+    let npy = npyz::NpyFile::new(file).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a valid .npy file: {}",
-            path.display(),
+            name,
             clip(&e.to_string())
         )
     })?;
@@ -207,31 +211,31 @@ pub fn read(path: &Path) -> Result<Tensor> {
     let npyz::DType::Plain(ts) = &dtype else {
         bail!(
             "{}: structured or array dtypes are not supported, need float32",
-            path.display()
+            name
         );
     };
     let desc = ts.to_string();
     if shape.is_empty() {
         bail!(
             "{}: a 0-d (scalar) array is not a tensor; give it at least one dimension",
-            path.display()
+            name
         );
     }
     if shape.len() > 4 {
         bail!(
             "{}: rank {} is not supported (shape {shape:?}); expected rank 1 to 4",
-            path.display(),
+            name,
             shape.len()
         );
     }
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     if count.is_none_or(|c| c > u32::MAX as usize) {
-        bail!("{}: shape {shape:?} has too many elements", path.display());
+        bail!("{}: shape {shape:?} has too many elements", name);
     }
     let ctx = || {
         format!(
             "{}: data could not be read as {desc} (truncated file?)",
-            path.display()
+            name
         )
     };
     let data: Vec<f32> = match (ts.type_char(), ts.size_field()) {
@@ -239,7 +243,7 @@ pub fn read(path: &Path) -> Result<Tensor> {
         (TypeChar::Float, 8) => {
             let wide = npy.into_vec::<f64>().with_context(ctx)?;
             if let Some((i, v)) = wide.iter().enumerate().find(|(_, v)| v.is_finite() && (**v as f32).is_infinite()) {
-                bail!("{}: element {i} ({v:e}) is beyond float32's range", path.display());
+                bail!("{}: element {i} ({v:e}) is beyond float32's range", name);
             }
             wide.into_iter().map(|v| v as f32).collect()
         }
@@ -253,12 +257,12 @@ pub fn read(path: &Path) -> Result<Tensor> {
         (TypeChar::Uint, 4) => npy.into_vec::<u32>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
         (TypeChar::Uint, 8) => npy.into_vec::<u64>().with_context(ctx)?.into_iter().map(|v| v as f32).collect(),
         (TypeChar::Bool, 1) => npy.into_vec::<bool>().with_context(ctx)?.into_iter().map(|v| f32::from(u8::from(v))).collect(),
-        _ => bail!("{}: dtype {desc} is not supported; use float32 (float16/64, bool and 1- to 8-byte integers are converted)", path.display()),
+        _ => bail!("{}: dtype {desc} is not supported; use float32 (float16/64, bool and 1- to 8-byte integers are converted)", name),
     };
     if data.len() != count.unwrap_or(0) {
         bail!(
             "{}: expected {} elements for shape {shape:?}, read {}",
-            path.display(),
+            name,
             count.unwrap_or(0),
             data.len()
         );
@@ -282,24 +286,33 @@ fn fortran_to_c(shape: &[usize], data: &[f32]) -> wgpu_conv::Result<Vec<f32>> {
     Ok(t.into_data())
 }
 
-/// Writes a float32 `.npy` file (through a temporary file renamed into place).
+/// Writes a float32 `.npy` file (through a temporary file renamed into place); `-` is
+/// standard output.
 pub fn write(path: &Path, t: &Tensor) -> Result<()> {
+    if super::is_stdio(path) {
+        let mut bytes = Vec::new();
+        encode(&mut std::io::Cursor::new(&mut bytes), t).context("cannot encode the .npy")?;
+        return super::write_stdout(&bytes);
+    }
     super::write_atomic(path, |tmp| {
         let file =
             File::create(tmp).with_context(|| format!("cannot create {}", path.display()))?;
-        let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(BufWriter::new(file))
-            .begin_nd()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        w.extend(t.data().iter().copied())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        w.finish()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
+        let mut out = BufWriter::new(file);
+        encode(&mut out, t).with_context(|| format!("cannot write {}", path.display()))?;
+        std::io::Write::flush(&mut out).with_context(|| format!("cannot write {}", path.display()))
     })
+}
+
+/// `t` as a float32 `.npy` into `out`.
+fn encode<W: std::io::Write>(out: W, t: &Tensor) -> std::io::Result<()> {
+    let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(out)
+        .begin_nd()?;
+    w.extend(t.data().iter().copied())?;
+    w.finish()
 }
 
 #[cfg(test)]

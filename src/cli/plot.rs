@@ -13,7 +13,7 @@ pub fn loss_svg(
     diverged_at: Option<usize>,
     title: &str,
 ) -> Result<()> {
-    if path.extension().and_then(|e| e.to_str()) != Some("svg") {
+    if !super::is_stdio(path) && path.extension().and_then(|e| e.to_str()) != Some("svg") {
         bail!(
             "--plot writes SVG: give a path ending in .svg, got {}",
             path.display()
@@ -35,6 +35,11 @@ pub fn loss_svg(
         .filter(|v| v.is_finite())
         .fold(0f32, f32::max);
     let max_y = if max_y > 0.0 { max_y * 1.05 } else { 1.0 };
+    if super::is_stdio(path) {
+        let tmp = tempfile::Builder::new().suffix(".svg").tempfile()?;
+        draw(tmp.path(), path, points, diverged_at, title, (max_x, max_y))?;
+        return super::write_stdout(&std::fs::read(tmp.path())?);
+    }
     super::write_atomic(path, |tmp| {
         draw(tmp, path, points, diverged_at, title, (max_x, max_y))
     })

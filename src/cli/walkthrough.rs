@@ -9,7 +9,8 @@ use wgpu_conv::{
     GpuContext, Sequential, Sgd, Tensor, Trainer, Wanted,
 };
 
-use super::images::{save_gray, upscale, Map};
+use super::images::upscale;
+use wgpu_conv::images::Map;
 
 struct Report {
     checks: usize,
@@ -54,7 +55,7 @@ pub fn run(ctx: &GpuContext, save: Option<&Path>) -> Result<()> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let path = dir.join(name);
-            save_gray(&path, &upscale(t, 24)?, map, false)?;
+            super::images::save(&path, &upscale(t, 24)?, map)?;
             saved.push(path);
         }
         Ok(())
