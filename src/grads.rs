@@ -2,7 +2,7 @@
 
 use crate::tensor::Tensor;
 
-/// Which gradients [`GpuContext::conv2d_backward`] computes.
+/// Which gradients [`crate::GpuContext::conv2d_backward`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wanted {
     /// dL/dW.

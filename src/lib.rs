@@ -3,20 +3,61 @@
 //! 2-D convolution layers on any GPU through [wgpu] and WGSL compute shaders: the forward
 //! cross-correlation, the weight, input and bias gradients, and training by gradient descent,
 //! with PyTorch's `nn.Conv2d` semantics (batches, channels, stride, padding and padding modes,
-//! dilation, groups, bias). Every kernel has a CPU twin in [`cpu`] that the tests check it
-//! against with a stated error bound.
+//! dilation, groups, bias). It is one layer done thoroughly, not a framework: it runs on a
+//! device of its own or on yours, into your command encoder, on your buffers.
 //!
 //! ```no_run
-//! use wgpu_conv::{GpuContext, Tensor};
+//! use wgpu_conv::{Conv2d, Conv2dOptions, GpuContext, Tensor};
 //!
 //! # fn main() -> Result<(), wgpu_conv::Error> {
 //! let ctx = GpuContext::new()?; // WGPU_BACKEND / WGPU_ADAPTER_NAME are honoured
 //! let x = Tensor::from_rows(&[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]);
 //! let k = Tensor::from_rows(&[[0.0, 1.0], [2.0, 3.0]]);
-//! let y = ctx.corr2d(&x, &k)?;
-//! assert_eq!(y.data(), &[19.0, 25.0, 37.0, 43.0]);
+//! assert_eq!(ctx.corr2d(&x, &k)?.data(), &[19.0, 25.0, 37.0, 43.0]);
+//!
+//! let layer = Conv2d::new(3, 8, 3, true, Conv2dOptions::new().padding(1), 42)?;
+//! let y = layer.forward(&ctx, &Tensor::zeros([2, 3, 16, 16])?)?;
+//! assert_eq!(y.shape(), &[2, 8, 16, 16]);
 //! # Ok(()) }
 //! ```
+//!
+//! ## The pieces
+//!
+//! - [`GpuContext`]: an adapter and device ([`GpuContext::new`], or
+//!   [`GpuContext::from_device`] for yours), its buffer pool and pipelines. Its calls:
+//!   [`conv2d`](GpuContext::conv2d), [`conv2d_backward`](GpuContext::conv2d_backward) (any of
+//!   the weight, input and bias gradients, [`Wanted`]), [`corr2d`](GpuContext::corr2d);
+//!   [`upload`](GpuContext::upload) / [`download`](GpuContext::download) between [`Tensor`]
+//!   (host, row-major `f32`) and [`GpuTensor`] (a device buffer, or one of yours through
+//!   [`GpuTensor::from_buffer`]); `record_forward` and `record_backward` into your own encoder.
+//! - [`Conv2dOptions`]: stride, [`Padding`], [`PaddingMode`], dilation, groups and
+//!   [`ConvMode`] (cross-correlation, or strict convolution); resolved against shapes into a
+//!   [`Conv2dGeometry`].
+//! - [`Conv2d`] (a layer: weight, optional bias, seeded init, resident on the device once used),
+//!   [`Sequential`] (layers stacked, backpropagated through), [`Trainer`] (a training step,
+//!   squared error and [`Sgd`], as one submission).
+//! - [`plan_forward`] and its siblings: what a call will run, as a [`Plan`] you can print and
+//!   [`validate`](Plan::validate) against a [`DeviceProfile`], with no GPU at all.
+//! - [`filters`]: the chapter's hand-made kernels and [`filters::apply`] on images;
+//!   `images` (feature `image`): PNG and JPEG in and out of tensors.
+//! - [`cpu`]: the CPU reference of every kernel, accumulating in `f64` and returning each
+//!   element's error bound, `(L + 1) * 2^-24 * sum |a*b|` for a sum of `L` products.
+//! - [`Error`]: one error type; misuse (shapes, options, another context's tensor, aliased
+//!   operands, sizes past the device's limits) is an error, never a wrong result or a panic.
+//!
+//! ## Features and platforms
+//!
+//! | feature | gives | adds |
+//! |---|---|---|
+//! | (none) | the library | wgpu, bytemuck, pollster, futures-intrusive, thiserror, log |
+//! | `image` | `images`, `Tensor::from_luma` / `from_rgb` | image (PNG, JPEG) |
+//! | `cli` | the `wgpu-conv` command (`cargo install wgpu-conv --features cli`) | clap, npyz, plotters, indicatif, ... |
+//!
+//! Natively every call exists in a blocking form and an async one (`conv2d_async`,
+//! `download_async`, ...: futures that any executor drives). On `wasm32` in a browser only the
+//! async half exists, as a browser cannot block; the items that need a blocking wait are
+//! marked on docs.rs. Operands past the device's largest storage binding are split into pieces
+//! that fit (the blocking calls), or refused with [`Error::TooLarge`].
 
 // In a browser (wasm32) the blocking half of the API is configured out, and with it the uses
 // of some helpers; the native build, where the lints are enforced, has them all.

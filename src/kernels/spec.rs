@@ -138,7 +138,7 @@ pub(crate) const SPECS: &[&KernelSpec] = &[
 ];
 
 /// The name of every kernel entry point (as [`crate::Pass::kernel`] and `plan` name them), in
-/// the order of [`SPECS`].
+/// the order of `SPECS`.
 pub fn kernel_names() -> Vec<&'static str> {
     SPECS.iter().map(|s| s.name).collect()
 }
