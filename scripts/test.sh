@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on the Vulkan software adapter (Mesa's lavapipe, or whatever Vulkan
-# adapter is present) and on the GL adapter (Mesa's llvmpipe); then, where Debian's
-# bookworm-backports can be reached, once more on Mesa 25's lavapipe, unpacked privately (a
-# second driver version: results that differ between drivers are bugs to find). Each driver runs
-# the suite twice: with the kernel family its device type gets (the CPU family on software
-# adapters) and with the GPU family forced (WGPU_CONV_KERNELS=gpu). On a machine
-# with no Vulkan driver it installs Mesa's software drivers first when it can (root and
-# apt-get), and says so; otherwise it stops and says what to install.
+# The test suite.
+#
+#   scripts/test.sh [CARGO TEST ARGS]        once, on the default adapter (Mesa's lavapipe on a
+#                                            machine with no GPU), with the kernel family that
+#                                            adapter gets (the test table runs every case with
+#                                            the GPU family too); then every example. About
+#                                            9 minutes from a fresh clone on 2 cores.
+#   scripts/test.sh --all [CARGO TEST ARGS]  the full matrix: lavapipe (Vulkan) and llvmpipe (GL),
+#                                            then, where Debian's bookworm-backports can be
+#                                            reached, Mesa 25's lavapipe unpacked privately (a
+#                                            second driver version: results that differ between
+#                                            drivers are bugs to find), each with both kernel
+#                                            families; the examples on each driver; the package
+#                                            as a user gets it (scripts/package-check.sh); the
+#                                            browser (scripts/web.sh: wasm32, headless Chromium)
+#
+# On a machine with no Vulkan driver it installs Mesa's software drivers first when it can (root
+# and apt-get), and says so; otherwise it stops and says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+all=0
+if [ "${1:-}" = --all ]; then
+    all=1
+    shift
+fi
 
 have_vulkan_icd() {
     compgen -G "/usr/share/vulkan/icd.d/*.json" >/dev/null || compgen -G "/etc/vulkan/icd.d/*.json" >/dev/null
@@ -29,20 +45,56 @@ if ! have_vulkan_icd || ! have_egl_mesa; then
     fi
 fi
 
+# Every test binary needs the `cli` feature (the CLI's tests would otherwise be left out).
+features=(--features cli)
+
+# One pass of the suite under the environment given as NAME=VALUE arguments before `--`.
+pass() {
+    local envs=()
+    while [ "$1" != -- ]; do
+        envs+=("$1")
+        shift
+    done
+    shift
+    echo "== cargo test --release ${envs[*]}"
+    env "${envs[@]}" cargo run --release -q "${features[@]}" -- info 2>/dev/null | grep '^chosen' || true
+    env "${envs[@]}" cargo test --release "${features[@]}" "$@"
+}
+
+# Every example, each run to its end (each checks its own results).
+examples() {
+    for f in examples/*.rs; do
+        name=$(basename "$f" .rs)
+        echo "== example $name $*"
+        env "$@" cargo run --release -q "${features[@]}" --example "$name" 2>&1 | grep -v XDG_RUNTIME_DIR
+    done
+}
+
+if [ "$all" = 0 ]; then
+    pass WGPU_CONV_KERNELS=auto -- "$@"
+    examples WGPU_CONV_KERNELS=auto
+    echo "== the suite passed once on the default adapter; scripts/test.sh --all runs the full matrix"
+    exit 0
+fi
+
 for backend in vulkan gl; do
     for kernels in auto gpu; do
-        echo "== cargo test --release with WGPU_BACKEND=$backend WGPU_CONV_KERNELS=$kernels"
-        WGPU_BACKEND=$backend cargo run --release -q --features cli -- info 2>/dev/null | grep '^chosen' || true
-        WGPU_CONV_KERNELS=$kernels WGPU_BACKEND=$backend cargo test --release --features cli "$@"
+        pass WGPU_BACKEND=$backend WGPU_CONV_KERNELS=$kernels -- "$@"
     done
+    examples WGPU_BACKEND=$backend
 done
 
 if icd=$(scripts/mesa25.sh); then
     for kernels in auto gpu; do
-        echo "== cargo test --release with WGPU_BACKEND=vulkan WGPU_CONV_KERNELS=$kernels on Mesa 25 lavapipe (VK_DRIVER_FILES=$icd)"
-        VK_DRIVER_FILES="$icd" WGPU_BACKEND=vulkan cargo run --release -q --features cli -- info 2>/dev/null | grep '^chosen' || true
-        VK_DRIVER_FILES="$icd" WGPU_CONV_KERNELS=$kernels WGPU_BACKEND=vulkan cargo test --release --features cli "$@"
+        pass VK_DRIVER_FILES="$icd" WGPU_BACKEND=vulkan WGPU_CONV_KERNELS=$kernels -- "$@"
     done
+    examples VK_DRIVER_FILES="$icd" WGPU_BACKEND=vulkan
 else
     echo "== Mesa 25 lavapipe could not be fetched from bookworm-backports: that third pass did not run"
 fi
+
+scripts/package-check.sh
+# The browser: the wasm32 build, tests/web.rs and the page's own checks in headless Chromium on
+# its WebGPU (SwiftShader).
+scripts/web.sh setup
+scripts/web.sh test
