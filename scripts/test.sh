@@ -45,8 +45,8 @@ if ! have_vulkan_icd || ! have_egl_mesa; then
     fi
 fi
 
-# Every test binary needs the `cli` feature (the CLI's tests would otherwise be left out).
-features=(--features cli)
+# Every feature: the CLI's tests and the image and ndarray tests would otherwise be left out.
+features=(--all-features)
 
 # One pass of the suite under the environment given as NAME=VALUE arguments before `--`.
 pass() {

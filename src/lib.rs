@@ -51,6 +51,7 @@
 //! |---|---|---|
 //! | (none) | the library | wgpu, bytemuck, pollster, futures-intrusive, thiserror, log |
 //! | `image` | `images`, `Tensor::from_luma` / `from_rgb` | image (PNG, JPEG) |
+//! | `ndarray` | `Tensor::try_from(&array)`, `ArrayD::from(tensor)` | ndarray |
 //! | `cli` | the `wgpu-conv` command (`cargo install wgpu-conv --features cli`) | clap, npyz, plotters, indicatif, ... |
 //!
 //! Natively every call exists in a blocking form and an async one (`conv2d_async`,

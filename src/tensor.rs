@@ -175,3 +175,40 @@ pub(crate) fn try_zeros(len: usize, what: &str) -> crate::error::Result<Vec<f32>
     v.resize(len, 0.0);
     Ok(v)
 }
+
+/// Conversions with ndarray (feature `ndarray`): an array of rank 1 to 4 becomes a tensor of
+/// its shape (in logical, row-major order, whatever the array's strides); a tensor becomes an
+/// owned dynamic-rank array.
+#[cfg(feature = "ndarray")]
+mod ndarray_conversions {
+    use super::Tensor;
+    use crate::error::{Error, Result};
+    use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn};
+
+    impl<S: Data<Elem = f32>, D: Dimension> TryFrom<&ArrayBase<S, D>> for Tensor {
+        type Error = Error;
+
+        fn try_from(a: &ArrayBase<S, D>) -> Result<Tensor> {
+            let data = match a.as_slice() {
+                Some(s) => s.to_vec(),
+                None => a.iter().copied().collect(),
+            };
+            Tensor::new(a.shape().to_vec(), data)
+        }
+    }
+
+    impl From<&Tensor> for ArrayD<f32> {
+        fn from(t: &Tensor) -> ArrayD<f32> {
+            ArrayD::from_shape_vec(IxDyn(t.shape()), t.data().to_vec())
+                .expect("a tensor's shape holds its data")
+        }
+    }
+
+    impl From<Tensor> for ArrayD<f32> {
+        fn from(t: Tensor) -> ArrayD<f32> {
+            let shape = t.shape().to_vec();
+            ArrayD::from_shape_vec(IxDyn(&shape), t.into_data())
+                .expect("a tensor's shape holds its data")
+        }
+    }
+}

@@ -494,3 +494,39 @@ mod images {
         assert!(matches!(e, Err(wgpu_conv::Error::InvalidShape(_))));
     }
 }
+
+/// Tensors to and from ndarray (feature `ndarray`): the logical order of a transposed view is
+/// kept, ranks past 4 are refused, and a convolution of a converted array equals the CPU
+/// reference.
+#[cfg(feature = "ndarray")]
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn ndarray_arrays_convert_both_ways() {
+    use ndarray::{Array, ArrayD, IxDyn};
+    let a = Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f32);
+    let t = Tensor::try_from(&a.t()).unwrap();
+    assert_eq!(t.shape(), [4, 3]);
+    assert_eq!(&t.data()[..4], &[0.0, 4.0, 8.0, 1.0]);
+    let back: ArrayD<f32> = (&t).into();
+    assert_eq!(back, a.t().into_dyn());
+    let five = ArrayD::<f32>::zeros(IxDyn(&[1, 1, 1, 1, 2]));
+    assert!(matches!(
+        Tensor::try_from(&five),
+        Err(wgpu_conv::Error::InvalidShape(_))
+    ));
+    let x = Array::from_shape_fn((3, 3), |(i, j)| (i * 3 + j) as f32);
+    let k = Array::from_shape_vec((2, 2), vec![0.0f32, 1.0, 2.0, 3.0]).unwrap();
+    let y = ctx()
+        .corr2d(
+            &Tensor::try_from(&x).unwrap(),
+            &Tensor::try_from(&k).unwrap(),
+        )
+        .unwrap();
+    let y: ArrayD<f32> = y.into();
+    assert_eq!(
+        y,
+        Array::from_shape_vec((2, 2), vec![19.0f32, 25.0, 37.0, 43.0])
+            .unwrap()
+            .into_dyn()
+    );
+}
