@@ -13,7 +13,9 @@
 #                                            drivers are bugs to find), each with both kernel
 #                                            families; the examples on each driver; the package
 #                                            as a user gets it (scripts/package-check.sh); the
-#                                            browser (scripts/web.sh: wasm32, headless Chromium)
+#                                            Python package in a fresh venv and its pytest suite
+#                                            (scripts/python-test.sh); the browser
+#                                            (scripts/web.sh: wasm32, headless Chromium)
 #
 # On a machine with no Vulkan driver it installs Mesa's software drivers first when it can (root
 # and apt-get), and says so; otherwise it stops and says what to install.
@@ -94,6 +96,8 @@ else
 fi
 
 scripts/package-check.sh
+# Python: the package installed into a fresh venv, its pytest suite
+scripts/python-test.sh
 # The browser: the wasm32 build, tests/web.rs and the page's own checks in headless Chromium on
 # its WebGPU (SwiftShader).
 scripts/web.sh setup

@@ -133,6 +133,13 @@ pub fn geometry(
             )))
         }
     };
+    if x_shape.len() == 2 && w4[0] != 1 {
+        // the output would be rank 2 too, which holds one channel
+        return Err(Error::shape(format!(
+            "a rank-2 input (H, W) gives a rank-2 output, so its weight has one output channel, \
+             (KH, KW) or (1, 1, KH, KW), got {w_shape:?}; give the input as (1, H, W) for more"
+        )));
+    }
     let g = opts.resolve(x4, w4)?;
     if let Some(b) = bias_len {
         if b != g.oc {

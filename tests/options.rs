@@ -248,3 +248,23 @@ fn compare_flags_errors_beyond_the_bound() {
     assert!(!cpu::compare(&[19.0, f32::NAN, 37.0, 43.0], &r).ok());
     assert!(!cpu::compare(&[19.0, 25.0, 37.0], &r).ok());
 }
+
+/// A rank-2 input gives a rank-2 output, which holds one channel: a weight with more output
+/// channels is refused by name (it once reached the output's allocation and failed there with
+/// an element count).
+#[test]
+fn a_rank_two_input_takes_a_one_channel_weight() {
+    let opts = Conv2dOptions::new();
+    for w in [&[2usize, 1, 3, 3][..], &[4, 1, 1, 1]] {
+        let e = wgpu_conv::geometry(&[5, 5], w, None, &opts).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidShape(m) if m.contains("rank-2 input")),
+            "{w:?}: {e}"
+        );
+    }
+    for w in [&[3usize, 3][..], &[1, 1, 3, 3]] {
+        let g = wgpu_conv::geometry(&[5, 5], w, None, &opts).unwrap();
+        assert_eq!((g.oc, g.oh, g.ow), (1, 3, 3));
+    }
+    assert!(wgpu_conv::geometry(&[1, 5, 5], &[2, 1, 3, 3], None, &opts).is_ok());
+}
