@@ -1,7 +1,7 @@
 """Times, in one process on this machine's default adapter: the first import and the first
 call (device start and pipeline builds included), then wgpu_conv.conv2d against
 scipy.ndimage.correlate on a 4096x4096 image with a 5x5 kernel (medians of --runs), checking
-that the two agree within the float32 bound first. `python python/bench.py [--runs N]`."""
+that the two agree within the float32 bound first. `python python/benchmarks/vs_scipy.py [--runs N]`."""
 
 import argparse
 import time
