@@ -27,9 +27,7 @@ fn main() -> Result<(), wgpu_conv::Error> {
         .unwrap_or_else(|| std::env::temp_dir().join("wgpu-conv-edges.png"));
     let ctx = GpuContext::new()?;
     // x and y responses in one two-channel convolution, combined into their magnitude
-    let mut pair = filters::sobel_x().into_data();
-    pair.extend_from_slice(filters::sobel_y().data());
-    let sobel = Tensor::new(vec![2, 1, 3, 3], pair)?;
+    let sobel = filters::edge_kernel("sobel")?;
     let edges = filters::apply(&ctx, &image, &sobel, PaddingMode::Replicate)?;
     images::to_image(&edges, Map::Abs)?
         .save(&out)

@@ -8,11 +8,24 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Error {
-    /// No GPU adapter (hardware or software) could be found.
-    #[error(
-        "no GPU adapter found{detail}: install a software adapter with \
-         `apt-get install mesa-vulkan-drivers` (Vulkan, lavapipe) or Mesa's GL driver, \
-         or set WGPU_BACKEND=vulkan|gl|metal|dx12 to pick a backend"
+    /// No GPU adapter (hardware or software) could be found; in a browser, no WebGPU.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        error(
+            "no GPU adapter found{detail}: install a software adapter with \
+             `apt-get install mesa-vulkan-drivers` (Vulkan, lavapipe) or Mesa's GL driver, \
+             or set WGPU_BACKEND=vulkan|gl|metal|dx12 to pick a backend"
+        )
+    )]
+    #[cfg_attr(
+        target_arch = "wasm32",
+        error(
+            "this browser gave no WebGPU adapter{detail}. WebGPU is on by default in Chrome \
+             and Edge 113+ on Windows, macOS and ChromeOS (121+ on Android), Safari 26 and \
+             Firefox 141+ on Windows; on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu \
+             (or --enable-unsafe-webgpu on its command line), and Firefox needs dom.webgpu.enabled \
+             in about:config"
+        )
     )]
     NoAdapter {
         /// What was asked for (backend or adapter name), empty if nothing.

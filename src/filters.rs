@@ -201,11 +201,31 @@ pub fn corr2d_matrix(k: &Tensor, h: usize, w: usize) -> Result<Tensor> {
     })
 }
 
+/// The weight `(OC, 1, KH, KW)` for an edge-map kernel name, as the CLI's `edges --kernel`
+/// takes it: the x/y pair (two responses, combined into the gradient magnitude by [`apply`])
+/// for `sobel` and `prewitt`, else the one kernel of [`by_name`].
+pub fn edge_kernel(name: &str) -> Result<Tensor> {
+    let pair = |a: Tensor, b: Tensor| {
+        let mut d = a.into_data();
+        d.extend_from_slice(b.data());
+        Tensor::new(vec![2, 1, 3, 3], d)
+    };
+    match name {
+        "sobel" => pair(sobel_x(), sobel_y()),
+        "prewitt" => pair(prewitt_x(), prewitt_y()),
+        other => {
+            let k = by_name(other)?;
+            let (kh, kw) = (k.shape()[0], k.shape()[1]);
+            k.reshape(vec![1, 1, kh, kw])
+        }
+    }
+}
+
 /// Filters an image `[H, W]` (or each plane of `[C, H, W]`, colour say) with `kernel`
 /// `(KH, KW)`, or `(OC, 1, KH, KW)` for several responses, on the GPU: a same-size output
 /// (`same` padding, `mode` filling the border), in the image's shape. Several responses are
 /// combined into their Euclidean norm per pixel (the gradient magnitude for an x/y pair, as
-/// [`sobel_x`] and [`sobel_y`] stacked give).
+/// [`sobel_x`] and [`sobel_y`] stacked give). Blocking; see [`apply_async`].
 #[cfg(not(target_arch = "wasm32"))]
 pub fn apply(
     ctx: &crate::GpuContext,
@@ -213,43 +233,83 @@ pub fn apply(
     kernel: &Tensor,
     mode: crate::PaddingMode,
 ) -> Result<Tensor> {
-    let (planes, h, w) = match *image.shape() {
-        [h, w] => (1, h, w),
-        [c, h, w] => (c, h, w),
-        ref s => {
-            return Err(Error::InvalidShape(format!(
-                "an image is [H, W] or [C, H, W], got {s:?}"
-            )))
-        }
-    };
-    let weight = match *kernel.shape() {
-        [kh, kw] => kernel.clone().reshape(vec![1, 1, kh, kw])?,
-        [_, 1, _, _] => kernel.clone(),
-        ref s => {
-            return Err(Error::InvalidShape(format!(
-                "an image kernel is (KH, KW) or (OC, 1, KH, KW), got {s:?}"
-            )))
-        }
-    };
-    let oc = weight.shape()[0];
-    // each plane is one image of a batch, so one kernel serves them all
-    let x = image.clone().reshape(vec![planes, 1, h, w])?;
-    let opts = crate::Conv2dOptions::new()
-        .padding(crate::Padding::Same)
-        .padding_mode(mode);
-    let y = ctx.conv2d(&x, &weight, None, &opts)?;
-    let y = if oc == 1 {
-        y
-    } else {
-        let plane = h * w;
-        let d = y.data();
-        Tensor::from_fn([planes, h, w], |i| {
-            let base = i[0] * oc * plane + i[1] * w + i[2];
-            (0..oc)
-                .map(|c| d[base + c * plane].powi(2))
-                .sum::<f32>()
-                .sqrt()
-        })?
-    };
-    y.reshape(image.shape().to_vec())
+    let job = Filtering::new(image, kernel, mode)?;
+    let y = ctx.conv2d(&job.x, &job.weight, None, &job.options)?;
+    job.finish(y)
+}
+
+/// [`apply`] without blocking (in a browser, the way to call it).
+pub async fn apply_async(
+    ctx: &crate::GpuContext,
+    image: &Tensor,
+    kernel: &Tensor,
+    mode: crate::PaddingMode,
+) -> Result<Tensor> {
+    let job = Filtering::new(image, kernel, mode)?;
+    let y = ctx
+        .conv2d_async(&job.x, &job.weight, None, &job.options)
+        .await?;
+    job.finish(y)
+}
+
+/// An image filtering as one convolution: the planes as a batch, the responses as channels.
+struct Filtering {
+    x: Tensor,
+    weight: Tensor,
+    options: crate::Conv2dOptions,
+    shape: Vec<usize>,
+}
+
+impl Filtering {
+    fn new(image: &Tensor, kernel: &Tensor, mode: crate::PaddingMode) -> Result<Self> {
+        let (planes, h, w) = match *image.shape() {
+            [h, w] => (1, h, w),
+            [c, h, w] => (c, h, w),
+            ref s => {
+                return Err(Error::InvalidShape(format!(
+                    "an image is [H, W] or [C, H, W], got {s:?}"
+                )))
+            }
+        };
+        let weight = match *kernel.shape() {
+            [kh, kw] => kernel.clone().reshape(vec![1, 1, kh, kw])?,
+            [_, 1, _, _] => kernel.clone(),
+            ref s => {
+                return Err(Error::InvalidShape(format!(
+                    "an image kernel is (KH, KW) or (OC, 1, KH, KW), got {s:?}"
+                )))
+            }
+        };
+        // each plane is one image of a batch, so one kernel serves them all
+        Ok(Self {
+            x: image.clone().reshape(vec![planes, 1, h, w])?,
+            weight,
+            options: crate::Conv2dOptions::new()
+                .padding(crate::Padding::Same)
+                .padding_mode(mode),
+            shape: image.shape().to_vec(),
+        })
+    }
+
+    /// The convolution's output `[planes, OC, H, W]` as the image's shape: several responses
+    /// combined into their norm.
+    fn finish(self, y: Tensor) -> Result<Tensor> {
+        let [planes, oc, h, w] = *y.shape() else {
+            return Err(Error::Internal("a filter's output is 4-D".into()));
+        };
+        let y = if oc == 1 {
+            y
+        } else {
+            let plane = h * w;
+            let d = y.data();
+            Tensor::from_fn([planes, h, w], |i| {
+                let base = i[0] * oc * plane + i[1] * w + i[2];
+                (0..oc)
+                    .map(|c| d[base + c * plane].powi(2))
+                    .sum::<f32>()
+                    .sqrt()
+            })?
+        };
+        y.reshape(self.shape)
+    }
 }

@@ -27,9 +27,8 @@ use crate::tensor::Tensor;
 /// image), about 1 GiB of work at the most a filter needs per pixel.
 pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
 
-/// What transparent pixels are composited over: white (1.0), so that a transparent shape on
-/// an opaque dark ground has an edge.
-pub const BACKGROUND: f32 = 1.0;
+use crate::pixels::{luma, over};
+pub use crate::pixels::{Map, BACKGROUND};
 
 /// The tensor an image becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,31 +37,6 @@ pub enum Color {
     Gray,
     /// `[3, H, W]`: the red, green and blue planes.
     Rgb,
-}
-
-/// How a response becomes 8-bit levels ([`to_image`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Map {
-    /// `|r|` scaled so the 99.5th percentile of `|r|` is white: edges white on black.
-    Abs,
-    /// Zero is mid-gray, positive lighter, negative darker, scaled by the 99.5th percentile
-    /// of `|r|`.
-    Signed,
-    /// `r` clamped to `[0, 1]` (the input's range): for blurs and other kernels with no
-    /// negative weight.
-    Clamp,
-}
-
-impl Map {
-    /// [`Map::Clamp`] for a kernel with no negative weight (it keeps the input's range),
-    /// [`Map::Abs`] otherwise.
-    pub fn for_kernel(kernel: &Tensor) -> Map {
-        if kernel.data().iter().all(|&v| v >= 0.0) {
-            Map::Clamp
-        } else {
-            Map::Abs
-        }
-    }
 }
 
 /// An [`Error::Image`] from the image crate's error.
@@ -122,7 +96,6 @@ fn fill<T: Copy + Into<f32>>(
     max: f32,
     color: Color,
 ) {
-    let luma = |[r, g, b]: [f32; 3]| 0.2126 * r + 0.7152 * g + 0.0722 * b;
     let plane = out.len() / if color == Color::Rgb { 3 } else { 1 };
     for (p, px) in samples.chunks_exact(channels).enumerate() {
         let v = |k: usize| px[k].into() / max;
@@ -133,12 +106,12 @@ fn fill<T: Copy + Into<f32>>(
             3 => ([v(0), v(1), v(2)], None, 1.0),
             _ => ([v(0), v(1), v(2)], None, v(3)),
         };
-        let over = |c: f32| c * alpha + BACKGROUND * (1.0 - alpha);
+        let composite = |c: f32| over(c, alpha);
         match color {
-            Color::Gray => out[p] = over(gray.unwrap_or_else(|| luma(rgb))),
+            Color::Gray => out[p] = composite(gray.unwrap_or_else(|| luma(rgb))),
             Color::Rgb => {
                 for (k, c) in rgb.into_iter().enumerate() {
-                    out[k * plane + p] = over(c);
+                    out[k * plane + p] = composite(c);
                 }
             }
         }
@@ -273,71 +246,20 @@ pub fn jpeg_complete(bytes: &[u8]) -> bool {
     }
 }
 
-/// The 99.5th percentile of `|v|` over the finite values (their largest if that is 0; 1 if
-/// all are 0): the scale [`Map::Abs`] and [`Map::Signed`] divide by.
-fn scale_of(values: &[f32]) -> f32 {
-    let mut mags: Vec<f32> = values
-        .iter()
-        .map(|v| v.abs())
-        .filter(|v| v.is_finite())
-        .collect();
-    if mags.is_empty() {
-        return 1.0;
-    }
-    let k = ((mags.len() - 1) as f64 * 0.995) as usize;
-    let (_, q, _) = mags.select_nth_unstable_by(k, f32::total_cmp);
-    let q = *q;
-    if q > 0.0 {
-        q
-    } else {
-        let m = mags.iter().copied().fold(0.0, f32::max);
-        if m > 0.0 {
-            m
-        } else {
-            1.0
-        }
-    }
-}
-
 /// A response `[H, W]` (or `[3, H, W]`) as an 8-bit gray (or RGB) image, each value mapped by
-/// `map` (one scale for all planes).
+/// `map` (one scale for all planes): [`crate::pixels::levels`].
 pub fn to_image(t: &Tensor, map: Map) -> Result<DynamicImage> {
-    let (planes, h, w) = match *t.shape() {
-        [h, w] => (1, h, w),
-        [3, h, w] => (3, h, w),
-        ref s => {
-            return Err(Error::InvalidShape(format!(
-                "an image is [H, W] or [3, H, W], got {s:?}"
-            )))
-        }
-    };
-    let (Ok(w32), Ok(h32)) = (u32::try_from(w), u32::try_from(h)) else {
+    let l = crate::pixels::levels(t, map)?;
+    let (Ok(w32), Ok(h32)) = (u32::try_from(l.width), u32::try_from(l.height)) else {
         return Err(Error::InvalidShape(format!(
-            "{w}x{h} is too large for an image"
+            "{}x{} is too large for an image",
+            l.width, l.height
         )));
     };
-    let s = match map {
-        Map::Clamp => 1.0,
-        _ => scale_of(t.data()),
-    };
-    let to_u8 = |v: f32| {
-        let v = match map {
-            Map::Abs => v.abs() / s,
-            Map::Signed => 0.5 + 0.5 * v / s,
-            Map::Clamp => v,
-        };
-        // NaN maps to 0, as `as u8` does
-        (v.clamp(0.0, 1.0) * 255.0).round() as u8
-    };
-    let d = t.data();
-    let plane = h * w;
-    let pixels: Vec<u8> = (0..plane * planes)
-        .map(|i| to_u8(d[(i % planes) * plane + i / planes]))
-        .collect();
-    let img = if planes == 1 {
-        image::GrayImage::from_raw(w32, h32, pixels).map(DynamicImage::ImageLuma8)
+    let img = if l.planes == 1 {
+        image::GrayImage::from_raw(w32, h32, l.data).map(DynamicImage::ImageLuma8)
     } else {
-        image::RgbImage::from_raw(w32, h32, pixels).map(DynamicImage::ImageRgb8)
+        image::RgbImage::from_raw(w32, h32, l.data).map(DynamicImage::ImageRgb8)
     };
     img.ok_or_else(|| Error::Internal("image buffer size".into()))
 }

@@ -79,6 +79,7 @@ mod kernels;
 mod layer;
 mod ops;
 mod options;
+pub mod pixels;
 mod planning;
 mod pool;
 mod readback;

@@ -2,6 +2,7 @@
 //! in one submission) and, as a reference, on the CPU.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crate::context::GpuContext;
 use crate::cpu;
@@ -44,6 +45,16 @@ pub struct Trainer<'a> {
     /// Steps taken but not yet submitted (they go with the next read, [`Trainer::flush`] or
     /// [`Trainer::layer`], or once [`MAX_PENDING_STEPS`] have gathered).
     pending: AtomicUsize,
+    /// Each step's loss, kept on the device once [`Trainer::keep_losses`] was called.
+    log: Mutex<Option<LossLog>>,
+}
+
+/// The losses of the steps taken since the last read, on the device: slot `i` is copied from
+/// the loss buffer after the `i`-th step.
+struct LossLog {
+    buffer: GpuTensor,
+    /// Slots recorded (steps submitted since the last read).
+    len: usize,
 }
 
 /// Steps a trainer gathers, unread, before it submits them (in one compute pass).
@@ -118,6 +129,7 @@ impl<'a> Trainer<'a> {
                 layer: layer.clone(),
                 step,
                 pending: AtomicUsize::new(0),
+                log: Mutex::new(None),
             })
         })
     }
@@ -228,6 +240,13 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// Gathers one step without reading its loss, as `step(false)` does, on every target
+    /// (nothing here waits): the steps go with the next read or once [`MAX_PENDING_STEPS`]
+    /// have gathered.
+    pub fn step_unread(&mut self) -> Result<()> {
+        self.submit_step(false).map(|_| ())
+    }
+
     /// [`Trainer::step`] without blocking: the future resolves to the loss (when `read_loss`)
     /// once the device has finished.
     pub fn step_async(
@@ -252,7 +271,7 @@ impl<'a> Trainer<'a> {
         }
         let ctx = self.ctx;
         ctx.scoped("train step", || {
-            let enc = self.record_pending(steps);
+            let enc = self.record_pending(steps)?;
             if read_loss {
                 Ok(Some(ctx.submit_for_read(enc, &[self.loss.buffer()])))
             } else {
@@ -269,18 +288,92 @@ impl<'a> Trainer<'a> {
             return Ok(());
         }
         self.ctx.scoped("train steps", || {
-            let enc = self.record_pending(steps);
+            let enc = self.record_pending(steps)?;
             self.ctx.queue.submit([enc.finish()]);
             Ok(())
         })
     }
 
-    /// An encoder holding `steps` steps; nothing is pending after it.
-    fn record_pending(&self, steps: usize) -> wgpu::CommandEncoder {
+    /// An encoder holding `steps` steps; nothing is pending after it. With a loss log, each
+    /// step's pass is followed by the copy of its loss into the log.
+    fn record_pending(&self, steps: usize) -> Result<wgpu::CommandEncoder> {
         self.pending.store(0, Ordering::Relaxed);
         let mut enc = self.ctx.encoder("train steps");
-        kernels::encode_repeated(self.ctx, &mut enc, &self.step, steps);
-        enc
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(log) = log.as_mut() else {
+            kernels::encode_repeated(self.ctx, &mut enc, &self.step, steps);
+            return Ok(enc);
+        };
+        let need = log.len + steps;
+        if need > log.buffer.len() {
+            // grows by doubling; the slots recorded so far move with it
+            let bigger = self
+                .ctx
+                .empty(&[need.max(2 * log.buffer.len())], "train: loss log")?;
+            let used = (log.len * std::mem::size_of::<f32>()) as u64;
+            if used > 0 {
+                enc.copy_buffer_to_buffer(log.buffer.buffer(), 0, bigger.buffer(), 0, used);
+            }
+            log.buffer = bigger;
+        }
+        let f32_size = std::mem::size_of::<f32>() as u64;
+        for _ in 0..steps {
+            kernels::encode_repeated(self.ctx, &mut enc, &self.step, 1);
+            let at = log.len as u64 * f32_size;
+            enc.copy_buffer_to_buffer(self.loss.buffer(), 0, log.buffer.buffer(), at, f32_size);
+            log.len += 1;
+        }
+        Ok(enc)
+    }
+
+    /// Keeps every step's loss on the device from now on, so that [`Trainer::losses`] reads
+    /// the losses of many steps at once (each step then has its own compute pass and a 4-byte
+    /// copy). Steps gathered but not yet submitted are logged too.
+    pub fn keep_losses(&self) -> Result<()> {
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.is_none() {
+            let buffer = self.ctx.empty(&[MAX_PENDING_STEPS], "train: loss log")?;
+            *log = Some(LossLog { buffer, len: 0 });
+        }
+        Ok(())
+    }
+
+    /// The losses of the steps taken since [`Trainer::keep_losses`] or the previous read, in
+    /// order, in one submission and one read; the log is then empty. Blocking; see
+    /// [`Trainer::losses_async`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn losses(&self) -> Result<Vec<f32>> {
+        match self.take_log(|log| self.ctx.download(&[log]))? {
+            Some((read, len)) => Ok(logged(read?, len)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// [`Trainer::losses`] without blocking.
+    pub fn losses_async(&self) -> impl std::future::Future<Output = Result<Vec<f32>>> + 'static {
+        let read = self.take_log(|log| self.ctx.download_async(&[log]));
+        async move {
+            match read? {
+                Some((read, len)) => Ok(logged(read.await?, len)),
+                None => Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// Submits the gathered steps into the log, starts `read` of its buffer and empties it:
+    /// what `read` gave and how many slots were recorded (`None` when none were).
+    fn take_log<R>(&self, read: impl FnOnce(&GpuTensor) -> R) -> Result<Option<(R, usize)>> {
+        self.flush()?;
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(log) = log.as_mut() else {
+            return Err(Error::InvalidOption(
+                "the trainer keeps no losses: call keep_losses before the steps".into(),
+            ));
+        };
+        Ok(match std::mem::take(&mut log.len) {
+            0 => None,
+            len => Some((read(&log.buffer), len)),
+        })
     }
 
     /// The layer with its current (trained) weight and bias, read back from the device
@@ -358,6 +451,17 @@ impl Params {
         }
         Ok(layer)
     }
+}
+
+/// The first `len` values of the loss log read back.
+fn logged(read: Vec<Tensor>, len: usize) -> Vec<f32> {
+    let mut values = read
+        .into_iter()
+        .next()
+        .map(Tensor::into_data)
+        .unwrap_or_default();
+    values.truncate(len);
+    values
 }
 
 /// The first value read back (the loss).

@@ -314,3 +314,42 @@ fn unread_steps_gather_and_all_of_them_run() {
         assert!((f64::from(l) - c).abs() <= 1e-4 * (1.0 + c), "{l} vs {c}");
     }
 }
+
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn kept_losses_are_every_steps_loss_read_at_once() {
+    // more steps than the log's first size (it grows while steps are recorded), read in two
+    // parts, against the CPU reference's loss of every step; both step kinds
+    let (x, y) = chapter_data();
+    let init = Conv2d::new(1, 1, (1, 2), false, Conv2dOptions::new(), 5).unwrap();
+    let sgd = Sgd::new(1e-2).momentum(0.5);
+    let (first, second) = (3 * wgpu_conv::MAX_PENDING_STEPS + 7, 11);
+    let (_, cpu_losses) = train_cpu(&init, &x, &y, sgd, first + second).unwrap();
+    for algorithm in [Algorithm::Auto, Algorithm::Direct] {
+        let mut t = Trainer::new_with(ctx(), &init, &x, &y, sgd, algorithm).unwrap();
+        assert!(
+            t.losses().is_err(),
+            "{algorithm:?}: losses without keep_losses is an error"
+        );
+        t.keep_losses().unwrap();
+        assert_eq!(t.losses().unwrap(), Vec::<f32>::new(), "no step yet");
+        for _ in 0..first {
+            t.step(false).unwrap();
+        }
+        let mut got = t.losses().unwrap();
+        assert_eq!(got.len(), first, "{algorithm:?}: one loss per step");
+        for i in 0..second {
+            // a read step in between is logged as well
+            t.step(i == 4).unwrap();
+        }
+        got.extend(t.losses().unwrap());
+        assert_eq!(got.len(), first + second);
+        for (i, (&g, &c)) in got.iter().zip(&cpu_losses).enumerate() {
+            assert!(
+                (f64::from(g) - c).abs() <= 1e-4 * (1.0 + c),
+                "{algorithm:?} step {i}: {g} vs {c}"
+            );
+        }
+        assert!(t.losses().unwrap().is_empty(), "a read empties the log");
+    }
+}

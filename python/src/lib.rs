@@ -183,21 +183,6 @@ fn conv2d_backward<'py>(
     grads(py, g)
 }
 
-/// The weight of an `edges` kernel name: the x/y pair for `sobel` and `prewitt` (their
-/// magnitude), else one of the library's named kernels.
-fn edge_kernel(name: &str) -> Result<Tensor, Error> {
-    let pair = |a: Tensor, b: Tensor| {
-        let mut d = a.into_data();
-        d.extend_from_slice(b.data());
-        Tensor::new(vec![2, 1, 3, 3], d)
-    };
-    match name {
-        "sobel" => pair(filters::sobel_x(), filters::sobel_y()),
-        "prewitt" => pair(filters::prewitt_x(), filters::prewitt_y()),
-        other => filters::by_name(other),
-    }
-}
-
 /// Filters a gray `[H, W]` float32 image, or an `[H, W, C]` uint8 one (gray, gray and alpha,
 /// RGB, RGBA: converted to gray as the library's images are), with a named kernel.
 #[pyfunction]
@@ -210,7 +195,7 @@ fn edges<'py>(
     padding_mode: &str,
 ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
     let mode: PaddingMode = padding_mode.parse().map_err(py_err)?;
-    let k = edge_kernel(kernel).map_err(py_err)?;
+    let k = filters::edge_kernel(kernel).map_err(py_err)?;
     let img = if let Ok(a) = image.extract::<PyReadonlyArrayDyn<'py, u8>>() {
         let [h, w, c] = *a.shape() else {
             return Err(PyValueError::new_err(format!(

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use wgpu_conv::images::{self, Color};
-use wgpu_conv::{filters, Tensor};
+use wgpu_conv::Tensor;
 
 pub use wgpu_conv::images::DEFAULT_MAX_PIXELS;
 
@@ -98,23 +98,4 @@ pub fn upscale(t: &Tensor, f: usize) -> wgpu_conv::Result<Tensor> {
     };
     let w = *w;
     Tensor::from_fn([h * f, w * f], |i| t.data()[(i[0] / f) * w + i[1] / f])
-}
-
-/// The weight for an `edges --kernel` name: one output channel, or two (x and y) for the
-/// gradient-magnitude kernels `sobel` and `prewitt`.
-pub fn edge_weight(name: &str) -> Result<Tensor> {
-    let pair = |a: Tensor, b: Tensor| -> Result<Tensor> {
-        let mut d = a.into_data();
-        d.extend_from_slice(b.data());
-        Ok(Tensor::new(vec![2, 1, 3, 3], d)?)
-    };
-    match name {
-        "sobel" => pair(filters::sobel_x(), filters::sobel_y()),
-        "prewitt" => pair(filters::prewitt_x(), filters::prewitt_y()),
-        other => {
-            let k = filters::by_name(other)?;
-            let (kh, kw) = (k.shape()[0], k.shape()[1]);
-            Ok(k.reshape(vec![1, 1, kh, kw])?)
-        }
-    }
 }

@@ -427,7 +427,7 @@ pub fn run(cli: Cli) -> Result<()> {
             map,
             max_pixels,
         } => {
-            let weight = images::edge_weight(&kernel)?;
+            let weight = wgpu_conv::filters::edge_kernel(&kernel)?;
             image_command(
                 &files,
                 &[],
