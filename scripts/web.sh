@@ -7,17 +7,21 @@
 #   scripts/web.sh build       builds the package and the page into target/web/
 #   scripts/web.sh test        the wasm-bindgen-test suite (tests/web.rs) in headless Chromium,
 #                              then the page and the package driven by Playwright (web/tests/)
+#   scripts/web.sh lint        rustfmt and clippy (warnings denied) on the wasm crate web/
 #   scripts/web.sh serve [P]   serves target/web/ on 127.0.0.1:P (default 8000)
-#   scripts/web.sh screenshot  loads the page headless and saves target/web/screenshot.png
+#   scripts/web.sh screenshot  loads the page headless, uploads docs/cups.jpg, and saves
+#                              target/web/screenshot.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 WASM_BINDGEN_VERSION=0.2.130
 
 # rustup's wasm32 target where it is installed; else Debian's rustc-web, by path (rustup's
-# proxies come first on PATH), which builds std from source
+# proxies come first on PATH), which builds std from source. WEB_TOOLCHAIN=debian picks the
+# second where both are there.
 rustup_wasm() {
-    command -v rustup >/dev/null && rustup target list --installed 2>/dev/null |
+    [ "${WEB_TOOLCHAIN:-}" != debian ] && command -v rustup >/dev/null &&
+        rustup target list --installed 2>/dev/null |
         grep -qx wasm32-unknown-unknown
 }
 wasm_cargo() {
@@ -97,6 +101,9 @@ page_tests() {
 case "${1:-}" in
     setup) setup ;;
     build) build ;;
+    lint)
+        (cd web && cargo fmt --check && wasm_cargo clippy -- -D warnings)
+        ;;
     test)
         CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
             WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900} \

@@ -353,6 +353,37 @@ mod images {
         })
     }
 
+    /// The browser's path (RGBA bytes of a canvas, `pixels`) gives the levels the file path
+    /// (`from_luma`, `to_image`) gives: the same formulas, bit for bit.
+    #[test]
+    fn canvas_pixels_and_image_files_give_the_same_levels() {
+        let img = rgba();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let from_bytes = wgpu_conv::pixels::gray_from_rgba8(img.as_raw(), w, h).unwrap();
+        let from_file = Tensor::from_luma(&DynamicImage::ImageRgba8(img.clone())).unwrap();
+        assert_eq!(from_bytes.shape(), [h, w]);
+        assert_eq!(from_bytes.data(), from_file.data());
+        let signed =
+            Tensor::from_fn([h, w], |i| (i[0] as f32 - 2.0) * (i[1] as f32 - 3.0)).unwrap();
+        for map in [Map::Abs, Map::Signed, Map::Clamp] {
+            let levels = wgpu_conv::pixels::levels(&signed, map).unwrap();
+            let image = im::to_image(&signed, map).unwrap();
+            assert_eq!(levels.data, image.to_luma8().into_raw(), "{map:?}");
+            let rgba = levels.to_rgba8();
+            assert!(rgba
+                .chunks(4)
+                .zip(&levels.data)
+                .all(|(p, &g)| p == [g, g, g, 255]));
+        }
+        assert!(wgpu_conv::pixels::gray_from_rgba8(&[0; 15], 2, 2).is_err());
+        assert_eq!(
+            filters::edge_kernel("edge").unwrap().shape(),
+            [1, 1, 1, 2],
+            "one kernel is one response"
+        );
+        assert!(filters::edge_kernel("nope").is_err());
+    }
+
     #[test]
     fn from_rgb_and_from_luma_composite_alpha_over_white() {
         let img = DynamicImage::ImageRgba8(rgba());
@@ -461,10 +492,20 @@ mod images {
         }
         // sobel x and y: sqrt(gx^2 + gy^2) of the gray image
         let gray = Tensor::from_luma(&img).unwrap();
-        let mut pair = filters::sobel_x().into_data();
-        pair.extend_from_slice(filters::sobel_y().data());
-        let pair = Tensor::new(vec![2, 1, 3, 3], pair).unwrap();
+        let pair = filters::edge_kernel("sobel").unwrap();
+        assert_eq!(pair.shape(), [2, 1, 3, 3]);
+        assert_eq!(&pair.data()[..9], filters::sobel_x().data());
+        assert_eq!(&pair.data()[9..], filters::sobel_y().data());
         let y = filters::apply(ctx(), &gray, &pair, PaddingMode::Replicate).unwrap();
+        // the async call (the browser's) is the same computation
+        let y_async = pollster::block_on(filters::apply_async(
+            ctx(),
+            &gray,
+            &pair,
+            PaddingMode::Replicate,
+        ))
+        .unwrap();
+        assert_eq!(y.data(), y_async.data());
         let g = Conv2dOptions::new()
             .padding(Padding::Same)
             .padding_mode(PaddingMode::Replicate)

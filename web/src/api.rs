@@ -126,22 +126,26 @@ impl Context {
         o.into()
     }
 
-    /// One line naming the adapter: vendor, architecture, and the library's description.
+    /// One line naming the adapter: vendor, architecture and description from
+    /// `GPUAdapter.info`, and whether it is a software fallback.
     pub fn describe(&self) -> String {
         let i = &self.info;
-        let mut parts: Vec<&str> = [i.vendor.as_str(), i.architecture.as_str()]
+        let name: Vec<&str> = [&i.vendor, &i.architecture, &i.device, &i.description]
             .into_iter()
+            .map(String::as_str)
             .filter(|s| !s.is_empty())
             .collect();
-        if i.fallback {
-            parts.push("software fallback");
-        }
-        let name = if parts.is_empty() {
-            "an unnamed adapter".to_string()
+        let name = if name.is_empty() {
+            "an adapter the browser does not name".to_string()
         } else {
-            parts.join(" ")
+            name.join(" ")
         };
-        format!("{name}, {}", self.ctx.describe())
+        let kind = if i.fallback {
+            ", software fallback"
+        } else {
+            ""
+        };
+        format!("{name} (WebGPU{kind})")
     }
 
     /// `conv2d(x, w, bias, stride, padding, dilation, groups)` as PyTorch's: `x` `(N, C, H,
@@ -320,9 +324,9 @@ fn gray_of(image: &JsValue) -> Result<Tensor, JsValue> {
 /// the last read at once.
 #[wasm_bindgen]
 pub struct Trainer {
-    // declared before `ctx`, so dropped first: it borrows the context `ctx` keeps alive
+    // declared before `_ctx`, so dropped first: it borrows the context `_ctx` keeps alive
     trainer: wgpu_conv::Trainer<'static>,
-    ctx: Rc<GpuContext>,
+    _ctx: Rc<GpuContext>,
 }
 
 #[wasm_bindgen]
@@ -353,7 +357,7 @@ impl Trainer {
         let ctx_ref: &'static GpuContext = unsafe { &*Rc::as_ptr(&ctx) };
         let trainer = wgpu_conv::Trainer::new(ctx_ref, &layer, &x, &target, sgd).map_err(err)?;
         trainer.keep_losses().map_err(err)?;
-        Ok(Trainer { trainer, ctx })
+        Ok(Trainer { trainer, _ctx: ctx })
     }
 
     /// Records `steps` steps (default 1), submitted as they gather; nothing is read.
@@ -389,11 +393,6 @@ impl Trainer {
             }
             Ok(o.into())
         })
-    }
-
-    /// The adapter this trainer runs on.
-    pub fn describe(&self) -> String {
-        self.ctx.describe()
     }
 }
 
