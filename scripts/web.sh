@@ -24,13 +24,17 @@ rustup_wasm() {
         rustup target list --installed 2>/dev/null |
         grep -qx wasm32-unknown-unknown
 }
+# wasm_cargo SUBCOMMAND ARGS...: cargo for wasm32 (the target right after the subcommand, so
+# that arguments after `--` stay the tool's)
 wasm_cargo() {
+    local sub=$1
+    shift
     if rustup_wasm; then
-        CARGO_TARGET_DIR="$root/target/wasm" cargo "$@" --target wasm32-unknown-unknown
+        CARGO_TARGET_DIR="$root/target/wasm" cargo "$sub" --target wasm32-unknown-unknown "$@"
     else
         RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-            CARGO_TARGET_DIR="$root/target/wasm" /usr/bin/cargo "$@" \
-            --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
+            CARGO_TARGET_DIR="$root/target/wasm" /usr/bin/cargo "$sub" \
+            --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort "$@"
     fi
 }
 bindgen_dir="$root/target/wasm-bindgen-cli"
