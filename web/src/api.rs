@@ -249,8 +249,8 @@ impl Context {
     }
 
     /// The edge map of a picture as `wgpu-conv edges` draws it: gray levels by Rec. 709 luma,
-    /// the kernel (`options.kernel`, default `"sobel"`, the gradient magnitude; any name of
-    /// `wgpu-conv edges --kernel`), same-size output with `options.paddingMode` at the
+    /// the kernel (`options`, or `options.kernel`: default `"sobel"`, the gradient magnitude;
+    /// any name of `wgpu-conv edges --kernel`), same-size output with `options.paddingMode` at the
     /// border (default `"replicate"`), and `options.map` (`"auto"`, `"abs"`, `"signed"`,
     /// `"clamp"`) to levels. Resolves to an opaque gray `ImageData` of the picture's size.
     #[wasm_bindgen(unchecked_return_type = "Promise<ImageData>")]
@@ -260,8 +260,17 @@ impl Context {
         options: Option<EdgeOptionsJs>,
     ) -> Result<Promise, JsValue> {
         let gray = gray_of(&image)?;
-        let mut f = Fields::new(&given(options), "edges option")?;
-        let kernel = f.string("kernel")?.unwrap_or_else(|| "sobel".into());
+        let options = given(options);
+        // a kernel name alone, or the options object
+        let (name, options) = match options.as_string() {
+            Some(name) => (Some(name), JsValue::UNDEFINED),
+            None => (None, options),
+        };
+        let mut f = Fields::new(&options, "edges option")?;
+        let kernel = match name {
+            Some(n) => n,
+            None => f.string("kernel")?.unwrap_or_else(|| "sobel".into()),
+        };
         let mode = match f.string("paddingMode")? {
             Some(m) => m.parse::<PaddingMode>().map_err(err)?,
             None => PaddingMode::Replicate,

@@ -14,8 +14,8 @@ extern "C" {
     /// An options object of `conv2dBackward`.
     #[wasm_bindgen(typescript_type = "BackwardOptions")]
     pub type BackwardOptionsJs;
-    /// An options object of `edges`.
-    #[wasm_bindgen(typescript_type = "EdgeOptions")]
+    /// A kernel name or an options object of `edges`.
+    #[wasm_bindgen(typescript_type = "EdgeKernel | EdgeOptions")]
     pub type EdgeOptionsJs;
 }
 

@@ -48,10 +48,12 @@ export interface BackwardOptions extends Omit<Conv2dOptions, "bias"> {
 }
 /** The gradients asked for, each shaped like its operand. */
 export interface Gradients { input?: Output; weight?: Output; bias?: Output; }
-/** `edges`: a kernel name of `wgpu-conv edges --kernel`, the border, the mapping to levels. */
+/** The kernel names of `wgpu-conv edges --kernel`. */
+export type EdgeKernel = "sobel" | "prewitt" | "edge" | "edge-t" | "sobel-x" | "sobel-y"
+  | "prewitt-x" | "prewitt-y" | "laplacian" | "second-derivative" | "gaussian" | "box";
+/** `edges`: the kernel, the border, the mapping to levels. */
 export interface EdgeOptions {
-  kernel?: "sobel" | "prewitt" | "edge" | "edge-t" | "sobel-x" | "sobel-y" | "prewitt-x"
-    | "prewitt-y" | "laplacian" | "second-derivative" | "gaussian" | "box";
+  kernel?: EdgeKernel;
   paddingMode?: "zeros" | "reflect" | "replicate" | "circular";
   map?: "auto" | "abs" | "signed" | "clamp";
 }
