@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use wgpu_conv::images::{self, Color};
-use wgpu_conv::Tensor;
+use wgpu_conv::{filters, PaddingMode, Tensor};
+
+use super::{check_outputs, context, is_stdio, npy, progress, EdgesArgs, FilterArgs, ImageFiles};
 
 pub use wgpu_conv::images::DEFAULT_MAX_PIXELS;
 
@@ -46,7 +48,7 @@ pub fn load(path: &Path, color: Color, max_pixels: u64) -> Result<Tensor> {
             anyhow::Error::from(e)
         }
     };
-    if super::is_stdio(path) {
+    if is_stdio(path) {
         let bytes = super::read_stdin()?;
         return images::decode(&bytes, "standard input", color, max_pixels).map_err(hint);
     }
@@ -58,7 +60,7 @@ pub fn load(path: &Path, color: Color, max_pixels: u64) -> Result<Tensor> {
 pub fn save(path: &Path, t: &Tensor, map: images::Map) -> Result<()> {
     let img = images::to_image(t, map)?;
     let format = output_format(path)?;
-    if super::is_stdio(path) {
+    if is_stdio(path) {
         let mut png = Vec::new();
         img.write_to(&mut std::io::Cursor::new(&mut png), format)?;
         return super::write_stdout(&png);
@@ -74,7 +76,7 @@ pub fn save(path: &Path, t: &Tensor, map: images::Map) -> Result<()> {
 /// output, is PNG.)
 pub fn output_format(path: &Path) -> Result<images::image::ImageFormat> {
     use images::image::ImageFormat;
-    if super::is_stdio(path) {
+    if is_stdio(path) {
         return Ok(ImageFormat::Png);
     }
     let ext = path
@@ -98,4 +100,108 @@ pub fn upscale(t: &Tensor, f: usize) -> wgpu_conv::Result<Tensor> {
     };
     let w = *w;
     Tensor::from_fn([h * f, w * f], |i| t.data()[(i[0] / f) * w + i[1] / f])
+}
+
+/// Filters every input image of `files` with `weight` on one context and writes each result.
+fn image_command(
+    files: &ImageFiles,
+    other_inputs: &[&Path],
+    weight: &Tensor,
+    color: Color,
+    mode: PaddingMode,
+    map: Map,
+    max_pixels: u64,
+) -> Result<()> {
+    let pairs = files.pairs()?;
+    let mut inputs: Vec<&Path> = pairs.iter().map(|p| p.0.as_path()).collect();
+    inputs.extend(other_inputs);
+    let outputs: Vec<&Path> = pairs.iter().map(|p| p.1.as_path()).collect();
+    check_outputs(&inputs, &outputs)?;
+    let map = map.resolve(weight);
+    let ctx = context()?;
+    let bar = if pairs.len() > 1 {
+        progress(pairs.len() as u64, "images")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let t = std::time::Instant::now();
+    for (input, output) in &pairs {
+        let img = load(input, color, max_pixels)?;
+        let y = filters::apply(&ctx, &img, weight, mode)?;
+        save(output, &y, map)?;
+        bar.inc(1);
+        if pairs.len() == 1 {
+            let r = img.shape().len();
+            let (h, w) = (img.shape()[r - 2], img.shape()[r - 1]);
+            eprintln!(
+                "{w}x{h} image, kernel {:?}, {:.1} ms on {} -> {}",
+                weight.shape(),
+                t.elapsed().as_secs_f64() * 1e3,
+                ctx.describe(),
+                output.display()
+            );
+        }
+    }
+    bar.finish_and_clear();
+    if let (true, Some(dir)) = (pairs.len() > 1, &files.out_dir) {
+        eprintln!(
+            "{} images, kernel {:?}, {:.2} s on {} -> {}",
+            pairs.len(),
+            weight.shape(),
+            t.elapsed().as_secs_f64(),
+            ctx.describe(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `wgpu-conv edges`.
+pub fn edges(args: EdgesArgs) -> Result<()> {
+    let EdgesArgs {
+        files,
+        kernel,
+        padding_mode,
+        map,
+        max_pixels,
+    } = args;
+    let weight = wgpu_conv::filters::edge_kernel(&kernel)?;
+    image_command(
+        &files,
+        &[],
+        &weight,
+        Color::Gray,
+        padding_mode,
+        map,
+        max_pixels,
+    )
+}
+
+/// `wgpu-conv filter`.
+pub fn filter(args: FilterArgs) -> Result<()> {
+    let FilterArgs {
+        files,
+        weight,
+        color,
+        padding_mode,
+        map,
+        max_pixels,
+    } = args;
+    if is_stdio(&weight) && is_stdio(&files.input) {
+        bail!("only one input can be standard input (-): the image or --weight");
+    }
+    let w = npy::read(&weight)?;
+    let w = match w.shape() {
+        [kh, kw] => {
+            let (kh, kw) = (*kh, *kw);
+            w.reshape(vec![1, 1, kh, kw])?
+        }
+        [_, 1, _, _] => w,
+        s => bail!(
+            "{}: a kernel is (KH, KW) or (OC, 1, KH, KW), got {s:?}",
+            weight.display()
+        ),
+    };
+    let color = if color { Color::Rgb } else { Color::Gray };
+    image_command(&files, &[&weight], &w, color, padding_mode, map, max_pixels)
 }
