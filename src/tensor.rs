@@ -1,6 +1,7 @@
 //! A plain host tensor: a shape and row-major `f32` data.
 
 use crate::error::{Error, Limit, Result};
+use crate::ops::MIN_BINDING_BYTES;
 
 /// A row-major `f32` array of rank 1 to 4 (NCHW for images, OIHW for weights).
 #[derive(Debug, Clone, PartialEq)]
@@ -210,5 +211,92 @@ mod ndarray_conversions {
             ArrayD::from_shape_vec(IxDyn(&shape), t.into_data())
                 .expect("a tensor's shape holds its data")
         }
+    }
+}
+
+/// A tensor living in a GPU storage buffer.
+#[derive(Debug)]
+pub struct GpuTensor {
+    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) shape: Vec<usize>,
+    /// The [`GpuContext::uid`](crate::GpuContext::uid) of the context that made it; 0 for a wrapped buffer of the
+    /// caller's ([`GpuTensor::from_buffer`]), which any context takes.
+    pub(crate) ctx: u64,
+}
+
+impl GpuTensor {
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// True when it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The storage buffer (`f32`, row-major).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Another handle to the same buffer.
+    pub(crate) fn handle(&self) -> GpuTensor {
+        GpuTensor {
+            buffer: self.buffer.clone(),
+            shape: self.shape.clone(),
+            ctx: self.ctx,
+        }
+    }
+
+    /// Whether the two name one buffer.
+    pub(crate) fn aliases(&self, other: &GpuTensor) -> bool {
+        self.buffer == other.buffer
+    }
+
+    /// Wraps a buffer the caller already has (made on the same device as the context it is
+    /// used with), so that a wgpu program can run this crate's kernels on its data without a
+    /// trip through the CPU: the `record_*` API reads and writes it in the caller's own
+    /// encoder. It must have `STORAGE` usage (and `COPY_SRC` for [`GpuContext::download`](crate::GpuContext::download)) and
+    /// hold at least the shape's `f32`s and at least 16 bytes; anything else is
+    /// [`Error::UnusableBuffer`].
+    ///
+    /// What the caller guarantees: the buffer was made on the device of every context it is
+    /// used with. wgpu cannot tell which device a buffer belongs to, so a wrapped buffer is not
+    /// checked as the crate's own tensors are (those carry their context's id, and a call on
+    /// another context is [`Error::WrongContext`]); a buffer of another device names an
+    /// unrelated resource there.
+    pub fn from_buffer(buffer: wgpu::Buffer, shape: &[usize]) -> Result<Self> {
+        let usage = buffer.usage();
+        if !usage.contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::UnusableBuffer(format!(
+                "its usage {usage:?} lacks STORAGE, which the kernels bind"
+            )));
+        }
+        let elements = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| Error::shape(format!("shape {shape:?} overflows")))?;
+        let need = (elements as u64).saturating_mul(4);
+        if buffer.size() < need {
+            return Err(Error::UnusableBuffer(format!(
+                "{} bytes hold fewer than the {elements} f32s of shape {shape:?} ({need} bytes)",
+                buffer.size()
+            )));
+        }
+        if buffer.size() < MIN_BINDING_BYTES {
+            return Err(Error::UnusableBuffer(format!(
+                "{} bytes are fewer than the {MIN_BINDING_BYTES} the kernels bind at least \
+                 (one vec4); make the buffer at least {MIN_BINDING_BYTES} bytes",
+                buffer.size()
+            )));
+        }
+        Ok(GpuTensor {
+            buffer,
+            shape: shape.to_vec(),
+            ctx: 0,
+        })
     }
 }
