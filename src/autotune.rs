@@ -367,26 +367,12 @@ impl GpuContext {
         bias: bool,
         algorithm: Algorithm,
     ) -> Result<kernels::Plan> {
-        let profile = self.profile();
-        match op {
-            Op::Forward => {
-                let a = self.tuned_algorithm(op, g, bias, algorithm)?;
-                crate::planning::plan_forward(g, bias, &profile, a)
-            }
-            Op::WeightGrad => {
-                let a = self.tuned_algorithm(op, g, false, algorithm)?;
-                crate::planning::plan_weight_grad(g, &profile, a)
-            }
-            Op::InputGrad => {
-                let a = self.tuned_algorithm(op, g, false, algorithm)?;
-                crate::planning::plan_input_grad(g, &profile, a)
-            }
-            Op::BiasGrad => crate::planning::plan_bias_grad(g, &profile),
-            other => Err(Error::InvalidOption(format!(
-                "no plan of {} for a convolution",
-                other.name()
-            ))),
-        }
+        let a = match op {
+            Op::Forward => self.tuned_algorithm(op, g, bias, algorithm)?,
+            Op::WeightGrad | Op::InputGrad => self.tuned_algorithm(op, g, false, algorithm)?,
+            _ => algorithm,
+        };
+        crate::planner::plan(op, g, bias, &self.profile(), a)
     }
 
     /// `algorithm`, or where it is `Auto` and autotuning is on, the tuned one.
@@ -476,9 +462,9 @@ impl GpuContext {
         let mut times = Vec::new();
         for a in candidates {
             let plan = match op {
-                Op::Forward => kernels::plan_forward(g, bias, &profile, a)?,
-                Op::WeightGrad => kernels::plan_weight_grad(g, &profile, a)?,
-                _ => kernels::plan_input_grad(g, &profile, a)?,
+                Op::Forward => crate::planner::forward_piece(g, bias, &profile, a)?,
+                Op::WeightGrad => crate::planner::weight_grad_piece(g, &profile, a)?,
+                _ => crate::planner::input_grad_piece(g, &profile, a)?,
             };
             let shape = (
                 plan.kernels(),

@@ -49,6 +49,8 @@ pub struct GpuContext {
     pub(crate) pool: crate::pool::Pool,
     /// Small plans bound to the pooled buffers of earlier blocking calls.
     pub(crate) prepared_cache: crate::kernels::PreparedCache,
+    /// Copies of the plans bound since [`GpuContext::keep_recorded_plans`], while it is on.
+    pub(crate) plan_log: Mutex<Option<Vec<crate::kernels::Plan>>>,
     /// This context's number in the process: a layer's resident weights belong to one.
     pub(crate) uid: u64,
     /// In a browser, the instance and adapter the device came from, kept alive with it.
@@ -377,6 +379,7 @@ impl GpuContext {
             tuner: crate::autotune::Autotuner::from_env()?,
             pool: crate::pool::Pool::default(),
             prepared_cache: Default::default(),
+            plan_log: Mutex::new(None),
             uid: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
             origin: None,
             info,
@@ -391,6 +394,20 @@ impl GpuContext {
     /// One line: adapter name, backend, device type, driver.
     pub fn describe(&self) -> String {
         describe_adapter(&self.info)
+    }
+
+    /// Keeps (`true`) or stops keeping a copy of every plan this context binds to buffers
+    /// from now on, each op of every call in the order recorded: what [`GpuContext::plan`]
+    /// and `wgpu-conv plan` show can be checked against what ran.
+    pub fn keep_recorded_plans(&self, on: bool) {
+        *self.plan_log.lock().unwrap_or_else(|e| e.into_inner()) = on.then(Vec::new);
+    }
+
+    /// The plans recorded since [`GpuContext::keep_recorded_plans`] or the last call of this
+    /// (the log is then empty); none while it is off.
+    pub fn recorded_plans(&self) -> Vec<crate::kernels::Plan> {
+        let mut log = self.plan_log.lock().unwrap_or_else(|e| e.into_inner());
+        log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The device.

@@ -80,7 +80,7 @@ mod layer;
 mod ops;
 mod options;
 pub mod pixels;
-mod planning;
+mod planner;
 mod pool;
 mod readback;
 mod receptive_field;
@@ -104,7 +104,9 @@ pub use kernels::{
 pub use layer::{Conv2d, Sequential, SequentialGrads};
 pub use ops::{geometry, GpuTensor};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
-pub use planning::{plan_bias_grad, plan_forward, plan_input_grad, plan_weight_grad};
+pub use planner::{
+    candidates, plan, plan_bias_grad, plan_forward, plan_input_grad, plan_weight_grad,
+};
 pub use pool::{PoolStats, MAX_IDLE_BYTES};
 pub use receptive_field::{receptive_field, Field};
 pub use shapes::{bench_shapes, BenchShape};

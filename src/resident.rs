@@ -140,7 +140,7 @@ impl ResidentCache {
             None => {
                 let has_bias = r.bias.is_some();
                 let algorithm = ctx.tuned_algorithm(Op::Forward, g, has_bias, Algorithm::Auto)?;
-                let plan = kernels::plan_forward(g, has_bias, &ctx.profile(), algorithm)?;
+                let plan = crate::planner::forward_piece(g, has_bias, &ctx.profile(), algorithm)?;
                 let packed = kernels::weight_packs(&plan)
                     .into_iter()
                     .map(|(s, _)| {

@@ -1,14 +1,16 @@
-//! CPU-only: the plans of every case of the test table and of limit-stressing cases, computed
-//! from device profiles with no adapter, are valid for the profile's limits (no grid dimension
-//! over the limit, no scratch buffer over the binding limit, no kernel binding more storage
-//! buffers than allowed, no invocation over the loop budget) and use the kernels the rules say.
+//! The plans of every case of the test table and of limit-stressing cases, computed from device
+//! profiles with no adapter, are valid for the profile's limits (no grid dimension over the
+//! limit, no scratch buffer over the binding limit, no kernel binding more storage buffers than
+//! allowed, no invocation over the loop budget) and use the kernels the rules say; the order of
+//! choice is pinned; and (on the GPU) every plan shown is the plan the call records.
 
 mod common;
 
-use common::{cases, PLANES_MAX_KERNEL, PLANES_PER_LANE_FROM};
+use common::{case_data, cases, ctx, Rng, PLANES_MAX_KERNEL, PLANES_PER_LANE_FROM};
 use wgpu_conv::{
-    plan_bias_grad, plan_forward, plan_input_grad, plan_weight_grad, Algorithm, Conv2dGeometry,
-    Conv2dOptions, DeviceProfile, Family, Hw, PaddingMode, Plan, AUTO_BLOCKED_FROM,
+    candidates, plan_bias_grad, plan_forward, plan_input_grad, plan_weight_grad, Algorithm,
+    Conv2dGeometry, Conv2dOptions, DeviceProfile, Family, Hw, Op, PaddingMode, Plan, Tensor,
+    Wanted, AUTO_BLOCKED_FROM,
 };
 
 /// A software adapter's limits as this crate asks for them (128 MiB bindings, storage buffers
@@ -492,4 +494,94 @@ fn planes_read_in_place_and_the_table_covers_every_read() {
             "no table case reads {want:?}; seen: {seen:?}"
         );
     }
+}
+
+/// The order in which each op's candidates are asked, and the algorithms that may take each:
+/// printed as a table and pinned (a new kernel is one line in a list, and one line here).
+#[test]
+fn the_order_of_choice_is_pinned() {
+    let table: String = [Op::Forward, Op::WeightGrad, Op::InputGrad]
+        .into_iter()
+        .map(|op| {
+            let row: Vec<String> = candidates(op)
+                .iter()
+                .map(|(name, algorithms)| {
+                    let a: Vec<&str> = algorithms.iter().map(|a| a.name()).collect();
+                    format!("{name} ({})", a.join(" "))
+                })
+                .collect();
+            format!("{:<12} {}\n", op.name(), row.join(" > "))
+        })
+        .collect();
+    println!("{table}");
+    assert_eq!(
+        table,
+        "forward      planes (gemm gpu) > mm (gpu) > gemm (gemm gpu) > rows (tiled gemm gpu) > \
+         tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n\
+         weight_grad  planes (gemm gpu) > mm (gpu) > gemm (gemm gpu) > tiled (tiled gemm gpu) > \
+         direct (direct tiled gemm gpu)\n\
+         input_grad   as forward (tiled gemm gpu) > mm (gpu) > gemm (gemm gpu) > \
+         tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n"
+    );
+    assert!(candidates(Op::BiasGrad).is_empty());
+}
+
+/// For every table case and algorithm, the plan `GpuContext::plan` shows (what `wgpu-conv
+/// plan` prints) is, text for text, the plan the call binds and records: one forward plan for
+/// `conv2d`, the three gradients' for `conv2d_backward`.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn every_shown_plan_is_the_plan_the_call_records() {
+    let ctx = ctx();
+    for case in cases() {
+        let g = case.opts.resolve(case.x, case.w).unwrap();
+        let (x, w, b) = case_data(&case, 3);
+        let x = Tensor::new(case.x.to_vec(), x).unwrap();
+        let w = Tensor::new(case.w.to_vec(), w).unwrap();
+        let b = b.map(|b| Tensor::new(vec![case.w[0]], b).unwrap());
+        let out = g.output_shape();
+        let gy = Tensor::new(out.to_vec(), Rng::new(4).vec(out.iter().product())).unwrap();
+        for a in [
+            Algorithm::Auto,
+            Algorithm::Direct,
+            Algorithm::Tiled,
+            Algorithm::Gemm,
+            Algorithm::Gpu,
+        ] {
+            let label = format!("{} {a:?}", case.name);
+            ctx.keep_recorded_plans(true);
+            ctx.conv2d_with(&x, &w, b.as_ref(), &case.opts, a).unwrap();
+            let recorded = ctx.recorded_plans();
+            let shown = ctx.plan(Op::Forward, &g, case.bias, a).unwrap();
+            assert_eq!(
+                recorded.len(),
+                1,
+                "{label}: {} forward plans recorded",
+                recorded.len()
+            );
+            assert_eq!(
+                recorded[0].to_string(),
+                shown.to_string(),
+                "{label} forward"
+            );
+            ctx.keep_recorded_plans(true);
+            ctx.conv2d_backward_with(&x, &w, &gy, &case.opts, Wanted::ALL, a)
+                .unwrap();
+            let recorded: Vec<String> = ctx.recorded_plans().iter().map(Plan::to_string).collect();
+            assert_eq!(
+                recorded.len(),
+                3,
+                "{label}: backward recorded {recorded:#?}"
+            );
+            for op in [Op::WeightGrad, Op::InputGrad, Op::BiasGrad] {
+                let shown = ctx.plan(op, &g, false, a).unwrap().to_string();
+                assert!(
+                    recorded.contains(&shown),
+                    "{label} {}: shown\n{shown}\nrecorded {recorded:#?}",
+                    op.name()
+                );
+            }
+        }
+    }
+    ctx.keep_recorded_plans(false);
 }

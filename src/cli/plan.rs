@@ -78,12 +78,7 @@ pub fn run(args: PlanArgs) -> Result<()> {
     }
     let plan = match &ctx {
         Some(c) => c.plan(op, &g, bias, algorithm)?,
-        None => match op {
-            Op::Forward => wgpu_conv::plan_forward(&g, bias, &profile, algorithm)?,
-            Op::WeightGrad => wgpu_conv::plan_weight_grad(&g, &profile, algorithm)?,
-            Op::InputGrad => wgpu_conv::plan_input_grad(&g, &profile, algorithm)?,
-            _ => wgpu_conv::plan_bias_grad(&g, &profile)?,
-        },
+        None => wgpu_conv::plan(op, &g, bias, &profile, algorithm)?,
     };
     println!("{plan}");
     Ok(())

@@ -5,56 +5,49 @@
 //! - One module per kernel entry point (`conv2d_forward`, ..., `sgd_step`): its `SPEC` and
 //!   the function that builds its pass (dispatches, uniforms, loop-iteration worst case) for a
 //!   geometry.
-//! - The planners, which choose the kernels of an operation for a geometry and a
-//!   [`DeviceProfile`] and say why: [`plan_forward`], [`plan_weight_grad`],
-//!   [`plan_input_grad`] (and the bias gradient, loss and SGD step in their modules).
+//! - The bias gradient, loss and SGD step plan themselves in their modules; the convolution's
+//!   three ops are chosen among candidates by `crate::planner`.
 //! - [`record()`]: records a [`Plan`] into a command encoder.
 //! - [`budget`]: the loop budget every pass keeps to.
 
 pub(crate) mod budget;
 mod pipelines;
-mod plan;
-mod plan_forward;
-mod plan_input_grad;
-mod plan_weight_grad;
-mod profile;
+pub(crate) mod plan;
+pub(crate) mod profile;
 mod record;
-mod spec;
-mod uniforms;
+pub(crate) mod spec;
+pub(crate) mod uniforms;
 
 pub(crate) mod conv2d_bias_grad;
-mod conv2d_forward;
-mod conv2d_forward_gemm;
-mod conv2d_forward_mm;
+pub(crate) mod conv2d_forward;
+pub(crate) mod conv2d_forward_gemm;
+pub(crate) mod conv2d_forward_mm;
 pub(crate) mod conv2d_forward_planes;
-mod conv2d_forward_rows;
-mod conv2d_forward_tiled;
-mod conv2d_input_grad;
-mod conv2d_input_grad_tiled;
-mod conv2d_pack_chunks;
-mod conv2d_pack_planes;
-mod conv2d_pad_copies;
-mod conv2d_unpad_output;
+pub(crate) mod conv2d_forward_rows;
+pub(crate) mod conv2d_forward_tiled;
+pub(crate) mod conv2d_input_grad;
+pub(crate) mod conv2d_input_grad_tiled;
+pub(crate) mod conv2d_pack_chunks;
+pub(crate) mod conv2d_pack_planes;
+pub(crate) mod conv2d_pad_copies;
+pub(crate) mod conv2d_unpad_output;
 pub(crate) mod conv2d_weight_grad;
-mod conv2d_weight_grad_gemm;
-mod conv2d_weight_grad_mm;
-mod conv2d_weight_grad_planes;
-mod conv2d_weight_grad_tiled;
+pub(crate) mod conv2d_weight_grad_gemm;
+pub(crate) mod conv2d_weight_grad_mm;
+pub(crate) mod conv2d_weight_grad_planes;
+pub(crate) mod conv2d_weight_grad_tiled;
 pub(crate) mod mse_loss;
-mod reduce_partials;
+pub(crate) mod reduce_partials;
 pub(crate) mod sgd_step;
 pub(crate) mod train_step_small;
 
 use spec::{shader, Access, KernelSpec, Uniform};
 #[cfg(test)]
 use uniforms::ConvShape;
-use uniforms::{ConvParams, GemmParams};
+pub(crate) use uniforms::{ConvParams, GemmParams};
 
 pub(crate) use pipelines::Pipelines;
 pub use plan::{Op, Pass, Plan, MAX_DISPATCHES};
-pub(crate) use plan_forward::plan_forward;
-pub(crate) use plan_input_grad::plan_input_grad;
-pub(crate) use plan_weight_grad::plan_weight_grad;
 pub use profile::{DeviceProfile, Family};
 pub(crate) use record::{
     encode_repeated, prepare, record, scratch_size, scratch_usage, weight_packs, Prepared,
@@ -147,7 +140,7 @@ impl Algorithm {
 }
 
 /// Where `Auto` was resolved, the plan says so.
-fn resolved(
+pub(crate) fn resolved(
     plan: &mut plan::Plan,
     g: &Conv2dGeometry,
     profile: &DeviceProfile,

@@ -93,6 +93,14 @@ pub(crate) fn prepare(
     operands: &[&wgpu::Buffer],
     resident: &[(usize, &wgpu::Buffer, bool)],
 ) -> Result<Prepared> {
+    if let Some(log) = ctx
+        .plan_log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_mut()
+    {
+        log.push(plan.clone());
+    }
     // A blocking call's operands are pooled buffers, leased to this thread alone until its
     // submission is done; a small plan bound to them is kept and bound again when the pool
     // hands out the same buffers for the same plan.

@@ -80,14 +80,14 @@ impl GpuContext {
         if let Some(gw) = gw {
             expect_len(gw, g.weight_shape(), "grad_weight")?;
             let algorithm = self.tuned_algorithm(Op::WeightGrad, g, false, algorithm)?;
-            let plan = kernels::plan_weight_grad(g, &self.profile(), algorithm)?;
+            let plan = crate::planner::weight_grad_piece(g, &self.profile(), algorithm)?;
             let io = [&x.buffer, &gy.buffer, &gw.buffer];
             prepared.push(kernels::prepare(self, &plan, &io, &[])?);
         }
         if let Some(gx) = gx {
             expect_len(gx, g.input_shape(), "grad_input")?;
             let algorithm = self.tuned_algorithm(Op::InputGrad, g, false, algorithm)?;
-            let plan = kernels::plan_input_grad(g, &self.profile(), algorithm)?;
+            let plan = crate::planner::input_grad_piece(g, &self.profile(), algorithm)?;
             let io = [&w.buffer, &gy.buffer, &gx.buffer];
             prepared.push(kernels::prepare(self, &plan, &io, &[])?);
         }

@@ -61,7 +61,7 @@ impl GpuContext {
             expect_len(b, [g.oc, 1, 1, 1], "bias")?;
         }
         let algorithm = self.tuned_algorithm(Op::Forward, g, bias.is_some(), algorithm)?;
-        let plan = kernels::plan_forward(g, bias.is_some(), &self.profile(), algorithm)?;
+        let plan = crate::planner::forward_piece(g, bias.is_some(), &self.profile(), algorithm)?;
         let bias = bias.map_or(&self.pipelines.zeros, |b| &b.buffer);
         kernels::prepare(self, &plan, &[&x.buffer, &w.buffer, bias, &y.buffer], &[])
     }

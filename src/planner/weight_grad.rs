@@ -1,10 +1,64 @@
-//! Which kernels run the weight gradient, and why.
+//! Which kernels run the weight gradient, and why: the candidates in their order of choice.
 
-use super::conv2d_forward_gemm::CHUNK_TAPS;
-use super::plan::{Buf, Op, Pass, Plan};
-use super::profile::DeviceProfile;
-use super::*;
+use super::candidates::{choose, Candidate, Outcome, BLOCKED, EVERY, GEMM_FAMILY, GPU_FAMILY};
 use crate::error::Result;
+use crate::kernels::conv2d_forward_gemm::CHUNK_TAPS;
+use crate::kernels::plan::{Buf, Op, Pass, Plan};
+use crate::kernels::{
+    conv2d_forward_planes, conv2d_pad_copies, conv2d_weight_grad, conv2d_weight_grad_gemm,
+    conv2d_weight_grad_mm, conv2d_weight_grad_planes, conv2d_weight_grad_tiled, reduce_partials,
+    resolved, Algorithm, DeviceProfile, GemmParams,
+};
+use crate::options::Conv2dGeometry;
+
+/// What a weight-gradient candidate plans for, over operands `[x, gy, gw]`.
+pub(crate) struct WeightGrad {
+    g: Conv2dGeometry,
+    profile: DeviceProfile,
+}
+
+/// The weight gradient's candidates, in their order of choice.
+pub(crate) const CANDIDATES: &[Candidate<WeightGrad>] = &[
+    Candidate {
+        name: "planes",
+        algorithms: GEMM_FAMILY,
+        try_plan: |w| Ok(planes(&w.g, &w.profile)?.into()),
+    },
+    Candidate {
+        name: "mm",
+        algorithms: GPU_FAMILY,
+        try_plan: |w| Ok(mm(&w.g, &w.profile)?.into()),
+    },
+    Candidate {
+        name: "gemm",
+        algorithms: GEMM_FAMILY,
+        try_plan: |w| {
+            if w.g.ocpg() > 1 {
+                Ok(gemm(&w.g, &w.profile)?.into())
+            } else {
+                Ok(Outcome::Declined("one output channel per group".into()))
+            }
+        },
+    },
+    Candidate {
+        name: "tiled",
+        algorithms: BLOCKED,
+        try_plan: |w| {
+            if conv2d_weight_grad_tiled::applies(&w.g, &w.profile) {
+                Ok(Outcome::Taken(sliced(&w.g, &w.profile, true)?))
+            } else {
+                Ok(Outcome::Declined(
+                    "its grid passes the dispatch limit".into(),
+                ))
+            }
+        },
+    },
+    Candidate {
+        name: "direct",
+        algorithms: EVERY,
+        try_plan: |w| Ok(Outcome::Taken(sliced(&w.g, &w.profile, false)?)),
+    },
+];
 
 /// The plan of the weight gradient of `g` (of `sum(y * gy)`) on `profile`, over operands
 /// `[x, gy, gw]`: partial sums per slice of the reduction, then their fixed-order sum.
@@ -15,46 +69,22 @@ pub(crate) fn plan_weight_grad(
 ) -> Result<Plan> {
     let mut plan = Plan::new(Op::WeightGrad);
     let a = resolved(&mut plan, g, profile, algorithm);
-    let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
-    if blocked {
-        match planes(g, profile)? {
-            Ok(p) => {
-                plan.append(p);
-                return Ok(plan);
-            }
-            Err(why) => plan.reason(format!("planes: not used: {why}")),
-        }
-    }
-    if a == Algorithm::Gpu {
-        match mm(g, profile)? {
-            Ok(p) => {
-                plan.append(p);
-                return Ok(plan);
-            }
-            Err(why) => plan.reason(format!("mm: not used: {why}")),
-        }
-    }
-    if blocked {
-        if g.ocpg() > 1 {
-            match gemm(g, profile)? {
-                Ok(p) => {
-                    plan.append(p);
-                    return Ok(plan);
-                }
-                Err(why) => plan.reason(format!("gemm: not used: {why}")),
-            }
-        } else {
-            plan.reason("gemm: not used: one output channel per group");
-        }
-    }
+    let input = WeightGrad {
+        g: *g,
+        profile: profile.clone(),
+    };
+    choose(&mut plan, a, CANDIDATES, &input)?;
+    Ok(plan)
+}
+
+/// The tiled (`tiled`) or direct kernel over slices of the reduction, then the sum of the
+/// slices' partials (none where the direct kernel has one slice).
+fn sliced(g: &Conv2dGeometry, profile: &DeviceProfile, tiled: bool) -> Result<Plan> {
+    let mut plan = Plan::new(Op::WeightGrad);
     let elements: usize = g.weight_shape().iter().product();
-    let tiled = a != Algorithm::Direct && conv2d_weight_grad_tiled::applies(g, profile);
     let slicing = if tiled {
         conv2d_weight_grad_tiled::slicing(g, profile)?
     } else {
-        if a != Algorithm::Direct {
-            plan.reason("tiled: not used: its grid passes the dispatch limit");
-        }
         conv2d_weight_grad::slicing(profile, elements, g.n * g.oh * g.ow)?
     };
     // the direct kernel writes `partials[element * slices + slice]`: with one slice, that is

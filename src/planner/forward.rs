@@ -1,11 +1,16 @@
-//! Which kernels run the forward pass, and why.
+//! Which kernels run the forward pass, and why: the candidates in their order of choice.
 
-use super::conv2d_forward_gemm::{CHUNK_BYTES, CHUNK_TAPS};
-use super::plan::{fits, Buf, Op, Plan};
-use super::profile::DeviceProfile;
-use super::*;
+use super::candidates::{choose, Candidate, Outcome, BLOCKED, EVERY, GEMM_FAMILY, GPU_FAMILY};
 use crate::error::Result;
-use crate::options::Hw;
+use crate::kernels::conv2d_forward_gemm::{CHUNK_BYTES, CHUNK_TAPS};
+use crate::kernels::plan::{fits, Buf, Op, Plan};
+use crate::kernels::{
+    conv2d_forward, conv2d_forward_gemm, conv2d_forward_mm, conv2d_forward_planes,
+    conv2d_forward_rows, conv2d_forward_tiled, conv2d_pack_chunks, conv2d_pack_planes,
+    conv2d_pad_copies, conv2d_unpad_output, resolved, uniforms, Algorithm, DeviceProfile,
+    GemmParams,
+};
+use crate::options::{Conv2dGeometry, Hw};
 
 /// Output channels per group from which the GPU family's tiled GEMM (64 channels a tile) is
 /// worth its idle lanes; fewer go to the kernels that block pixels instead.
@@ -36,6 +41,64 @@ impl ForwardIo {
     }
 }
 
+/// What a forward candidate plans for (owned, so that the list is a plain `const`).
+pub(crate) struct Forward {
+    g: Conv2dGeometry,
+    io: ForwardIo,
+    profile: DeviceProfile,
+}
+
+/// The forward pass's candidates, in their order of choice.
+pub(crate) const CANDIDATES: &[Candidate<Forward>] = &[
+    Candidate {
+        name: "planes",
+        algorithms: GEMM_FAMILY,
+        try_plan: |f| Ok(planes(&f.g, f.io, &f.profile)?.into()),
+    },
+    Candidate {
+        name: "mm",
+        algorithms: GPU_FAMILY,
+        try_plan: mm,
+    },
+    Candidate {
+        name: "gemm",
+        algorithms: GEMM_FAMILY,
+        try_plan: |f| {
+            if f.g.ocpg() > 1 {
+                Ok(gemm(&f.g, f.io, &f.profile, false, Hw::new(1, 1))?.into())
+            } else {
+                Ok(Outcome::Declined("one output channel per group".into()))
+            }
+        },
+    },
+    Candidate {
+        name: "rows",
+        algorithms: BLOCKED,
+        try_plan: rows,
+    },
+    Candidate {
+        name: "tiled",
+        algorithms: BLOCKED,
+        try_plan: tiled,
+    },
+    Candidate {
+        name: "direct",
+        algorithms: EVERY,
+        try_plan: |f| {
+            let mut plan = Plan::new(Op::Forward);
+            plan.reason("direct: one invocation per output element");
+            let has_bias = f.io.bias.is_some();
+            plan.passes.push(conv2d_forward::pass(
+                &f.g,
+                f.io.all(),
+                has_bias,
+                &f.profile,
+            )?);
+            Ok(Outcome::Taken(plan))
+        },
+    },
+];
+
 /// The plan of the forward convolution of `g` (with a bias where `bias`) on `profile`, over
 /// operands `[x, w, bias, y]`.
 pub(crate) fn plan_forward(
@@ -58,80 +121,86 @@ pub(crate) fn forward_into(
     algorithm: Algorithm,
 ) -> Result<()> {
     let a = resolved(plan, g, profile, algorithm);
-    let has_bias = io.bias.is_some();
-    let blocked = matches!(a, Algorithm::Gemm | Algorithm::Gpu);
-    if blocked {
-        match planes(g, io, profile)? {
-            Ok(p) => {
-                plan.append(p);
-                return Ok(());
-            }
-            Err(why) => plan.reason(format!("planes: not used: {why}")),
-        }
+    let input = Forward {
+        g: *g,
+        io,
+        profile: profile.clone(),
+    };
+    choose(plan, a, CANDIDATES, &input)
+}
+
+/// The GPU family's one implicit GEMM, or why not.
+fn mm(f: &Forward) -> Result<Outcome> {
+    let (g, profile) = (&f.g, &f.profile);
+    if g.ocpg() < MM_MIN_CHANNELS {
+        return Ok(Outcome::Declined(format!(
+            "{} output channels per group (< {MM_MIN_CHANNELS}) would leave most of a tile idle",
+            g.ocpg()
+        )));
     }
-    if a == Algorithm::Gpu {
-        let why = if g.ocpg() < MM_MIN_CHANNELS {
-            Err(format!(
-                "{} output channels per group (< {MM_MIN_CHANNELS}) would leave most of a tile idle",
-                g.ocpg()
-            ))
-        } else {
-            conv2d_forward_mm::applies(g, profile)
-        };
-        match why {
-            Ok(()) => {
-                plan.reason(format!(
-                    "mm: one implicit GEMM, tiles of {} channels x {} pixels x {} taps in \
-                     workgroup memory, the input gathered in place",
-                    conv2d_forward_mm::TILE_M,
-                    conv2d_forward_mm::TILE_N,
-                    conv2d_forward_mm::TILE_K
-                ));
-                plan.passes
-                    .push(conv2d_forward_mm::pass(g, io.all(), has_bias, profile)?);
-                return Ok(());
-            }
-            Err(why) => plan.reason(format!("mm: not used: {why}")),
-        }
+    if let Err(why) = conv2d_forward_mm::applies(g, profile) {
+        return Ok(Outcome::Declined(why));
     }
-    if blocked {
-        if g.ocpg() > 1 {
-            match gemm(g, io, profile, false, Hw::new(1, 1))? {
-                Ok(p) => {
-                    plan.append(p);
-                    return Ok(());
-                }
-                Err(why) => plan.reason(format!("gemm: not used: {why}")),
-            }
-        } else {
-            plan.reason("gemm: not used: one output channel per group");
-        }
-    }
-    if a != Algorithm::Direct {
-        if conv2d_forward_rows::applies(g, profile) {
-            plan.reason(
-                "rows: one output channel per group: 16 pixels of a channel per invocation",
-            );
-            plan.passes
-                .push(conv2d_forward_rows::pass(g, io.all(), has_bias, profile)?);
-            return Ok(());
-        }
-        if conv2d_forward_tiled::applies(g, profile) {
-            plan.reason("tiled: 8 output channels x 4 pixels per invocation");
-            plan.passes
-                .push(conv2d_forward_tiled::pass(g, io.all(), has_bias, profile)?);
-            return Ok(());
-        }
-        plan.reason(format!(
-            "tiled: not used: grid {:?} past {} workgroups per dimension",
-            &conv2d_forward_tiled::grid(g)[..2],
-            profile.max_workgroups_per_dimension
-        ));
-    }
-    plan.reason("direct: one invocation per output element");
+    let mut plan = Plan::new(Op::Forward);
+    plan.reason(format!(
+        "mm: one implicit GEMM, tiles of {} channels x {} pixels x {} taps in \
+         workgroup memory, the input gathered in place",
+        conv2d_forward_mm::TILE_M,
+        conv2d_forward_mm::TILE_N,
+        conv2d_forward_mm::TILE_K
+    ));
+    let has_bias = f.io.bias.is_some();
     plan.passes
-        .push(conv2d_forward::pass(g, io.all(), has_bias, profile)?);
-    Ok(())
+        .push(conv2d_forward_mm::pass(g, f.io.all(), has_bias, profile)?);
+    Ok(Outcome::Taken(plan))
+}
+
+/// 16 pixels of one output channel per invocation, or why not.
+fn rows(f: &Forward) -> Result<Outcome> {
+    if f.g.ocpg() != 1 {
+        return Ok(Outcome::Declined(format!(
+            "{} output channels per group: it computes one",
+            f.g.ocpg()
+        )));
+    }
+    if !conv2d_forward_rows::applies(&f.g, &f.profile) {
+        return Ok(Outcome::Declined(format!(
+            "grid {:?} past {} workgroups per dimension",
+            &conv2d_forward_rows::grid(&f.g)[..2],
+            f.profile.max_workgroups_per_dimension
+        )));
+    }
+    let mut plan = Plan::new(Op::Forward);
+    plan.reason("rows: one output channel per group: 16 pixels of a channel per invocation");
+    let has_bias = f.io.bias.is_some();
+    plan.passes.push(conv2d_forward_rows::pass(
+        &f.g,
+        f.io.all(),
+        has_bias,
+        &f.profile,
+    )?);
+    Ok(Outcome::Taken(plan))
+}
+
+/// 8 output channels x 4 pixels per invocation, or why not.
+fn tiled(f: &Forward) -> Result<Outcome> {
+    if !conv2d_forward_tiled::applies(&f.g, &f.profile) {
+        return Ok(Outcome::Declined(format!(
+            "grid {:?} past {} workgroups per dimension",
+            &conv2d_forward_tiled::grid(&f.g)[..2],
+            f.profile.max_workgroups_per_dimension
+        )));
+    }
+    let mut plan = Plan::new(Op::Forward);
+    plan.reason("tiled: 8 output channels x 4 pixels per invocation");
+    let has_bias = f.io.bias.is_some();
+    plan.passes.push(conv2d_forward_tiled::pass(
+        &f.g,
+        f.io.all(),
+        has_bias,
+        &f.profile,
+    )?);
+    Ok(Outcome::Taken(plan))
 }
 
 /// The planes kernels, or why not.

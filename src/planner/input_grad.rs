@@ -1,0 +1,242 @@
+//! Which kernels run the input gradient, and why: the candidates in their order of choice.
+//! Where the input gradient is itself a forward convolution (zero padding), the first three
+//! run it as one, over the output gradient with the weight transposed and flipped.
+
+use super::candidates::{choose, Candidate, Outcome, BLOCKED, EVERY, GEMM_FAMILY, GPU_FAMILY};
+use super::forward::{forward_into, gemm, ForwardIo};
+use crate::error::Result;
+use crate::kernels::plan::{Buf, Op, Plan};
+use crate::kernels::{
+    conv2d_forward_mm, conv2d_input_grad, conv2d_input_grad_tiled, resolved, Algorithm,
+    DeviceProfile,
+};
+use crate::options::{Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
+
+/// Input channels per group (the transposed pass's output channels) from which the GPU
+/// family's tiled GEMM is worth its idle lanes.
+const MM_MIN_CHANNELS: usize = 4;
+
+/// What an input-gradient candidate plans for, over operands `[w, gy, gx]`.
+pub(crate) struct InputGrad {
+    g: Conv2dGeometry,
+    profile: DeviceProfile,
+    /// The algorithm the plan resolved to (the forward pass it may become takes it too).
+    algorithm: Algorithm,
+    /// The input gradient as a forward convolution, and the zero insertion it reads gy with.
+    as_forward: Option<(Conv2dGeometry, Hw)>,
+}
+
+const W: Buf = Buf::Operand(0);
+const GY: Buf = Buf::Operand(1);
+const GX: Buf = Buf::Operand(2);
+
+/// The input gradient's candidates, in their order of choice.
+pub(crate) const CANDIDATES: &[Candidate<InputGrad>] = &[
+    Candidate {
+        name: "as forward",
+        algorithms: BLOCKED,
+        try_plan: as_forward_plain,
+    },
+    Candidate {
+        name: "mm",
+        algorithms: GPU_FAMILY,
+        try_plan: mm,
+    },
+    Candidate {
+        name: "gemm",
+        algorithms: GEMM_FAMILY,
+        try_plan: gemm_upsampled,
+    },
+    Candidate {
+        name: "tiled",
+        algorithms: BLOCKED,
+        try_plan: |i| {
+            if !conv2d_input_grad_tiled::applies(&i.g, &i.profile) {
+                return Ok(Outcome::Declined(
+                    "its grid passes the dispatch limit".into(),
+                ));
+            }
+            let mut plan = Plan::new(Op::InputGrad);
+            plan.reason("tiled: 4 input channels of a pixel per invocation");
+            plan.passes.push(conv2d_input_grad_tiled::pass(
+                &i.g,
+                [W, GY, GX],
+                &i.profile,
+            )?);
+            Ok(Outcome::Taken(plan))
+        },
+    },
+    Candidate {
+        name: "direct",
+        algorithms: EVERY,
+        try_plan: |i| {
+            let mut plan = Plan::new(Op::InputGrad);
+            plan.reason("direct: one invocation per input element");
+            plan.passes
+                .push(conv2d_input_grad::pass(&i.g, [W, GY, GX], &i.profile)?);
+            Ok(Outcome::Taken(plan))
+        },
+    },
+];
+
+/// The plan of the input gradient of `g` (of `sum(y * gy)`) on `profile`, over operands
+/// `[w, gy, gx]`.
+pub(crate) fn plan_input_grad(
+    g: &Conv2dGeometry,
+    profile: &DeviceProfile,
+    algorithm: Algorithm,
+) -> Result<Plan> {
+    let mut plan = Plan::new(Op::InputGrad);
+    let a = resolved(&mut plan, g, profile, algorithm);
+    let input = InputGrad {
+        g: *g,
+        profile: profile.clone(),
+        algorithm: a,
+        as_forward: as_forward(g),
+    };
+    choose(&mut plan, a, CANDIDATES, &input)?;
+    Ok(plan)
+}
+
+/// Why the input gradient is no forward convolution.
+fn no_forward(g: &Conv2dGeometry) -> Outcome {
+    Outcome::Declined(format!(
+        "{} padding, or padding wider than the dilated kernel",
+        g.padding_mode.name()
+    ))
+}
+
+/// One channel in and out per group, stride 1: the forward convolution of gy with the flipped
+/// kernel, by the forward pass's own candidates.
+fn as_forward_plain(i: &InputGrad) -> Result<Outcome> {
+    let Some((t, up)) = &i.as_forward else {
+        return Ok(no_forward(&i.g));
+    };
+    if *up != Hw::new(1, 1) || i.g.cpg() != 1 || i.g.ocpg() != 1 {
+        return Ok(Outcome::Declined(format!(
+            "{} channel{} per group, stride {}x{}",
+            i.g.ocpg(),
+            if i.g.ocpg() == 1 { "" } else { "s" },
+            up.h,
+            up.w
+        )));
+    }
+    let mut plan = Plan::new(Op::InputGrad);
+    plan.reason(
+        "as forward: one channel in and out per group, stride 1, zero padding: the forward \
+         convolution of gy with the flipped kernel",
+    );
+    let io = ForwardIo {
+        x: GY,
+        w: W,
+        bias: None,
+        y: GX,
+    };
+    forward_into(&mut plan, t, io, &i.profile, i.algorithm)?;
+    Ok(Outcome::Taken(plan))
+}
+
+/// The GPU family's implicit GEMM over gy read with zero insertion in place, or why not.
+fn mm(i: &InputGrad) -> Result<Outcome> {
+    let Some((t, up)) = &i.as_forward else {
+        return Ok(no_forward(&i.g));
+    };
+    if t.ocpg() < MM_MIN_CHANNELS {
+        return Ok(Outcome::Declined(format!(
+            "{} input channels per group (< {MM_MIN_CHANNELS}) would leave most of a tile idle",
+            t.ocpg()
+        )));
+    }
+    if let Err(why) = conv2d_forward_mm::applies(t, &i.profile) {
+        return Ok(Outcome::Declined(why));
+    }
+    let mut plan = Plan::new(Op::InputGrad);
+    plan.reason(format!(
+        "mm: as forward, one implicit GEMM over gy read with zero insertion {}x{} in place \
+         (no upsampled copy), the weight read transposed and flipped",
+        up.h, up.w
+    ));
+    let io = [GY, W, Buf::Zeros, GX];
+    plan.passes.push(conv2d_forward_mm::pass_as(
+        t,
+        io,
+        false,
+        Some(*up),
+        &i.profile,
+    )?);
+    Ok(Outcome::Taken(plan))
+}
+
+/// The CPU family's implicit GEMM over gy upsampled by the stride, or why not. The GPU family
+/// leaves strided layers' zero-inserted copies out (3/4 of their reads and scratch are zeros):
+/// the tiled kernel reads gy as it is.
+fn gemm_upsampled(i: &InputGrad) -> Result<Outcome> {
+    let Some((t, up)) = &i.as_forward else {
+        return Ok(no_forward(&i.g));
+    };
+    let plain = *up == Hw::new(1, 1);
+    if i.algorithm == Algorithm::Gpu && !plain {
+        return Ok(Outcome::Declined(format!(
+            "stride {}x{} would need zero-inserted copies of gy",
+            up.h, up.w
+        )));
+    }
+    if t.ocpg() <= 1 {
+        return Ok(Outcome::Declined("one input channel per group".into()));
+    }
+    let io = ForwardIo {
+        x: GY,
+        w: W,
+        bias: None,
+        y: GX,
+    };
+    match gemm(t, io, &i.profile, true, *up)? {
+        Ok(p) => {
+            let mut plan = Plan::new(Op::InputGrad);
+            plan.reason(format!(
+                "as forward: gy upsampled by the stride {}x{}, the weight transposed and flipped",
+                up.h, up.w
+            ));
+            plan.append(p);
+            Ok(Outcome::Taken(plan))
+        }
+        Err(why) => Ok(Outcome::Declined(why)),
+    }
+}
+
+/// Where the input gradient is itself a forward convolution (zero padding no wider than the
+/// dilated kernel): its geometry and the zero insertion it reads `gy` `[N, OC, OH, OW]` with
+/// (the stride: `gy` upsampled to `(OH - 1) * stride + 1` rows, and so on), the weight flipped
+/// and transposed (`[C, OC/groups, KH, KW]`; with one channel in and out per group, the weight
+/// as it is), writing `[N, C, H, W]`.
+fn as_forward(g: &Conv2dGeometry) -> Option<(Conv2dGeometry, Hw)> {
+    if g.padding_mode != PaddingMode::Zeros {
+        return None;
+    }
+    let (eh, ew) = (g.dilation.h * (g.kh - 1), g.dilation.w * (g.kw - 1));
+    let (hu, wu) = ((g.oh - 1) * g.stride.h + 1, (g.ow - 1) * g.stride.w + 1);
+    // padding before: the dilated kernel's reach less the layer's; after: whatever makes the
+    // output H x W again
+    let before = |p: usize, e: usize| e.checked_sub(p);
+    let after = |size: usize, up: usize, p: usize| (size + p).checked_sub(up);
+    let opts = Conv2dOptions {
+        stride: Hw::new(1, 1),
+        padding: Padding::Explicit {
+            top: before(g.pad_top, eh)?,
+            left: before(g.pad_left, ew)?,
+            bottom: after(g.h, hu, g.pad_top)?,
+            right: after(g.w, wu, g.pad_left)?,
+        },
+        dilation: g.dilation,
+        groups: g.groups,
+        padding_mode: PaddingMode::Zeros,
+        mode: match g.mode {
+            ConvMode::CrossCorrelation => ConvMode::Convolution,
+            ConvMode::Convolution => ConvMode::CrossCorrelation,
+        },
+    };
+    let t = opts
+        .resolve([g.n, g.oc, hu, wu], [g.c, g.ocpg(), g.kh, g.kw])
+        .ok()?;
+    (t.output_shape() == g.input_shape()).then_some((t, g.stride))
+}
