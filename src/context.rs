@@ -33,7 +33,7 @@ pub struct GpuContext {
     /// (wgpu runs a failed submission's completion callbacks too).
     errors: Arc<AtomicU64>,
     binding_cap: AtomicU64,
-    /// The kernel family asked for (`WGPU_CONV_KERNELS`, or [`GpuContext::set_kernels`]).
+    /// The kernel family asked for (`WGPU_CONV_KERNELS`, or [`GpuContext::set_family`]).
     family: Mutex<Family>,
     /// Held for the whole of each call on backends that cannot take calls from several threads
     /// at once (wgpu's GL backend shares one GL context and panics when it waits on it too
@@ -447,18 +447,33 @@ impl GpuContext {
     pub fn profile(&self) -> DeviceProfile {
         DeviceProfile::new(&self.info, &self.limits, self.device.features())
             .with_binding_limit(self.binding_limit())
-            .with_family(self.kernels())
+            .with_family(self.family())
     }
 
     /// The kernel family asked for: `WGPU_CONV_KERNELS` (auto, cpu or gpu) when the context was
-    /// made, or what [`GpuContext::set_kernels`] set.
-    pub fn kernels(&self) -> Family {
+    /// made, or what [`GpuContext::set_family`] set.
+    pub fn family(&self) -> Family {
         *self.family.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks for a kernel family (`Auto`: by device type, CPU adapters get the CPU family).
-    pub fn set_kernels(&self, family: Family) {
+    pub fn set_family(&self, family: Family) {
         *self.family.lock().unwrap_or_else(|e| e.into_inner()) = family;
+    }
+
+    /// The old name of [`GpuContext::family`].
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `family` (`Algorithm::Gpu` and `Family::Gpu` read alike)"
+    )]
+    pub fn kernels(&self) -> Family {
+        self.family()
+    }
+
+    /// The old name of [`GpuContext::set_family`].
+    #[deprecated(since = "0.1.0", note = "renamed `set_family`")]
+    pub fn set_kernels(&self, family: Family) {
+        self.set_family(family);
     }
 
     /// On backends that need it, waits for this thread's turn; the guard ends it. A thread

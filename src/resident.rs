@@ -134,7 +134,7 @@ impl ResidentCache {
     ) -> Result<()> {
         let mut slot = self.lock();
         let r = Self::on(&mut slot, ctx, weight, bias)?;
-        let family = ctx.kernels();
+        let family = ctx.family();
         let at = match r.plans.iter().position(|p| p.g == *g && p.family == family) {
             Some(at) => at,
             None => {

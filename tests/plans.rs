@@ -83,7 +83,7 @@ fn expected_forward(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -
         Algorithm::Auto if g.output_shape().iter().product::<usize>() < AUTO_BLOCKED_FROM => {
             Algorithm::Direct
         }
-        Algorithm::Auto if profile.kernels() == Family::Cpu => Algorithm::Gemm,
+        Algorithm::Auto if profile.resolved_family() == Family::Cpu => Algorithm::Gemm,
         Algorithm::Auto => Algorithm::Gpu,
         a => a,
     };
@@ -112,7 +112,7 @@ fn expected_weight_grad(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfil
         Algorithm::Auto if g.output_shape().iter().product::<usize>() < AUTO_BLOCKED_FROM => {
             Algorithm::Direct
         }
-        Algorithm::Auto if profile.kernels() == Family::Cpu => Algorithm::Gemm,
+        Algorithm::Auto if profile.resolved_family() == Family::Cpu => Algorithm::Gemm,
         Algorithm::Auto => Algorithm::Gpu,
         a => a,
     };

@@ -34,7 +34,7 @@ fn long_passes_are_cut_into_bounded_dispatches() {
     // every algorithm's forward and input-gradient plans cut their main kernel into several
     // dispatches (the weight gradients cut the reduction into slices instead)
     let own = GpuContext::new().unwrap();
-    own.set_kernels(Family::Cpu);
+    own.set_family(Family::Cpu);
     let ctx = || &own;
     let profile = ctx().profile();
     for a in Algorithm::ALL {

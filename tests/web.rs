@@ -24,7 +24,7 @@ thread_local! {
 
 async fn context() -> std::rc::Rc<GpuContext> {
     if let Some(ctx) = CONTEXT.with(|c| c.borrow().clone()) {
-        ctx.set_kernels(Family::Auto);
+        ctx.set_family(Family::Auto);
         return ctx;
     }
     let ctx = GpuContext::new_async()
@@ -161,7 +161,7 @@ async fn check_case(
     let w = rng.tensor(&ws);
     let b = bias.then(|| rng.tensor(&[ws[0]]));
     let gy = rng.tensor(&g.output_shape());
-    let what = format!("{xs:?} {ws:?} {opts:?} family {:?}", ctx.kernels());
+    let what = format!("{xs:?} {ws:?} {opts:?} family {:?}", ctx.family());
     web_sys_log(&format!("case {what}"));
 
     let y = ctx.conv2d_async(&x, &w, b.as_ref(), &opts).await.unwrap();
@@ -249,7 +249,7 @@ async fn the_table_in_both_kernel_families() {
     let ctx = context().await;
     let mut rng = Lcg(11);
     for family in [Family::Cpu, Family::Gpu] {
-        ctx.set_kernels(family);
+        ctx.set_family(family);
         for (xs, ws, bias, opts) in table_cases() {
             check_case(&ctx, &mut rng, xs, ws, bias, opts).await;
         }
@@ -270,7 +270,7 @@ async fn a_long_reduction_is_exact_on_small_integers() {
     let g = opts.resolve(xs, [1, 1, 1, 1]).unwrap();
     let reference = cpu::conv2d_weight_grad(&g, x.data(), gy.data());
     for family in [Family::Cpu, Family::Gpu] {
-        ctx.set_kernels(family);
+        ctx.set_family(family);
         let wanted = Wanted {
             weight: true,
             input: false,
@@ -307,7 +307,7 @@ async fn the_weight_gradient_is_deterministic() {
         bias: false,
     };
     for family in [Family::Cpu, Family::Gpu] {
-        ctx.set_kernels(family);
+        ctx.set_family(family);
         let a = ctx.conv2d_backward_async(&x, &w, &gy, &opts, wanted);
         let a = a.await.unwrap().weight.unwrap();
         let b = ctx.conv2d_backward_async(&x, &w, &gy, &opts, wanted);
@@ -326,7 +326,7 @@ async fn one_channel_per_group_in_both_kernel_families() {
     let ctx = context().await;
     let mut rng = Lcg(14);
     for family in [Family::Cpu, Family::Gpu] {
-        ctx.set_kernels(family);
+        ctx.set_family(family);
         for (xs, ws, bias, opts) in one_channel_cases() {
             check_case(&ctx, &mut rng, xs, ws, bias, opts).await;
         }
@@ -427,14 +427,14 @@ async fn every_kernel_runs_in_the_browser() {
         .collect();
     let mut ran = std::collections::BTreeSet::new();
     for family in [Family::Cpu, Family::Gpu] {
-        ctx.set_kernels(family);
+        ctx.set_family(family);
         for &case in &cases {
             for algorithm in [Algorithm::Auto].into_iter().chain(Algorithm::ALL) {
                 ran.extend(check_with(&ctx, &mut rng, case, algorithm).await);
             }
         }
     }
-    ctx.set_kernels(Family::Auto);
+    ctx.set_family(Family::Auto);
 
     // training, a step as one kernel and as separate operations, against the CPU
     let x = rng.tensor(&[1, 1, 6, 8]);

@@ -105,7 +105,7 @@ impl Context {
 
     /// The kernel family `auto` resolves to on this device: `cpu` or `gpu`.
     fn family(&self) -> String {
-        self.ctx.profile().kernels().name().to_string()
+        self.ctx.profile().resolved_family().name().to_string()
     }
 }
 

@@ -119,7 +119,7 @@ impl Algorithm {
             Algorithm::Auto if g.output_shape().iter().product::<usize>() < AUTO_BLOCKED_FROM => {
                 Algorithm::Direct
             }
-            Algorithm::Auto => match profile.kernels() {
+            Algorithm::Auto => match profile.resolved_family() {
                 profile::Family::Cpu => Algorithm::Gemm,
                 _ => Algorithm::Gpu,
             },
@@ -153,7 +153,7 @@ pub(crate) fn resolved(
             "auto -> {}: {outputs} output elements {} {AUTO_BLOCKED_FROM}, {} family ({})",
             a.name(),
             if a == Algorithm::Direct { "<" } else { ">=" },
-            profile.kernels().name(),
+            profile.resolved_family().name(),
             if profile.family == profile::Family::Auto {
                 format!("{:?} device", profile.device_type)
             } else {

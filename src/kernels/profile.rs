@@ -144,14 +144,14 @@ impl DeviceProfile {
     }
 
     fn family_dispatch_flops(&self) -> f64 {
-        match self.kernels() {
+        match self.resolved_family() {
             Family::Cpu => CPU_DISPATCH_FLOPS,
             _ => GPU_DISPATCH_FLOPS,
         }
     }
 
     /// The family plans use: the one asked for, or by device type.
-    pub fn kernels(&self) -> Family {
+    pub fn resolved_family(&self) -> Family {
         match (self.family, self.device_type) {
             (Family::Auto, wgpu::DeviceType::Cpu) => Family::Cpu,
             (Family::Auto, _) => Family::Gpu,
@@ -161,7 +161,7 @@ impl DeviceProfile {
 
     /// Invocations a reduction's slicing aims for with this profile's family.
     pub fn target_invocations(&self) -> usize {
-        match self.kernels() {
+        match self.resolved_family() {
             Family::Cpu => CPU_TARGET_INVOCATIONS,
             _ => GPU_TARGET_INVOCATIONS,
         }

@@ -324,7 +324,7 @@ pub fn run(
     let driver = format!("{} {}", info.driver, info.driver_info)
         .trim()
         .to_string();
-    let family = ctx.profile().kernels().name();
+    let family = ctx.profile().resolved_family().name();
     if !json {
         let stamps = if ctx.has_timestamps() {
             "GPU time from timestamp queries"
@@ -496,12 +496,12 @@ pub fn command(args: BenchArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let ctx = context()?;
     let families = if family.is_empty() {
-        vec![ctx.kernels()]
+        vec![ctx.family()]
     } else {
         family
     };
     for f in families {
-        ctx.set_kernels(f);
+        ctx.set_family(f);
         run(&ctx, &shapes, &ops, runs, json, direct)?;
     }
     Ok(())
