@@ -1,7 +1,8 @@
 //! `conv2d_bias_grad`: the bias gradient `gb[o] = sum gy[:, o, :, :]`, the same two-pass
 //! reduction as the direct weight gradient.
 
-use super::plan::{runs, Buf, Op, Pass, Plan};
+use super::grid::runs;
+use super::plan::{Buf, Op, Pass, Plan};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

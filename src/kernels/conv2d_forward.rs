@@ -1,7 +1,8 @@
 //! `conv2d_forward`: one invocation per output element, the reference forward kernel.
 
 use super::budget;
-use super::plan::{runs, Buf, Pass};
+use super::grid::runs;
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::uniforms::to_u32;
 use super::*;

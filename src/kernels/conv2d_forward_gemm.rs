@@ -2,7 +2,8 @@
 //! 8 output channels x 4 pixels per invocation, the weights of one chunk of taps in a uniform
 //! block (see `shaders/conv2d_forward_gemm.wgsl`).
 
-use super::plan::{runs, Bind, Buf, Pass};
+use super::grid::runs;
+use super::plan::{Bind, Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::{Error, Result};

@@ -3,7 +3,8 @@
 //! slices of 16, gathered from the input on the fly (see its shader).
 
 use super::budget;
-use super::plan::{fits, runs, Buf, Pass};
+use super::grid::{fits, runs};
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::uniforms::to_u32;
 use super::*;

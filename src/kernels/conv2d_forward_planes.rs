@@ -2,7 +2,8 @@
 //! filters, depthwise layers) at stride 1 and dilation 1: 4 x 4 output pixels of one plane per
 //! invocation, the kernel size fixed per pipeline by override constants.
 
-use super::plan::{runs, Bind, Buf, Pass};
+use super::grid::runs;
+use super::plan::{Bind, Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;
@@ -233,7 +234,7 @@ pub(crate) fn pass(
 /// Whether the grid's x and y fit.
 pub(crate) fn fits_grid(g: &Conv2dGeometry, profile: &DeviceProfile) -> bool {
     let (tx, ty) = (SPEC.workgroup[0] as usize, SPEC.workgroup[1] as usize);
-    super::plan::fits(
+    super::grid::fits(
         &[
             g.ow.div_ceil(COLUMNS).div_ceil(tx),
             g.oh.div_ceil(ROWS).div_ceil(ty),

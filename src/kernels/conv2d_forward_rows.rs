@@ -1,7 +1,8 @@
 //! `conv2d_forward_rows`: 16 pixels of one output channel per invocation, for layers with one
 //! output channel per group, on a 3-D grid (columns, rows, batch x channels).
 
-use super::plan::{fits, Buf, Pass};
+use super::grid::fits;
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

@@ -2,7 +2,8 @@
 //! rows, batch x channel blocks).
 
 use super::budget;
-use super::plan::{fits, runs, Buf, Pass};
+use super::grid::{fits, runs};
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

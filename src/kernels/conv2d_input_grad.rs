@@ -2,7 +2,8 @@
 //! (every padding mode: it scans the padded positions that may read its pixel).
 
 use super::budget;
-use super::plan::{runs, Buf, Pass};
+use super::grid::runs;
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::uniforms::to_u32;
 use super::*;

@@ -2,7 +2,8 @@
 //! chunk: [`conv2d_forward_gemm::CHUNK_TAPS`] taps of one block of 8 output channels, with the
 //! taps' offsets into the padded copies).
 
-use super::plan::{spread, Buf, Pass};
+use super::grid::spread;
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

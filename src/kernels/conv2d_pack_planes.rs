@@ -1,7 +1,8 @@
 //! `conv2d_pack_planes`: packs a weight into the per-channel uniform blocks of
 //! `conv2d_forward_planes`.
 
-use super::plan::{spread, Buf, Pass};
+use super::grid::spread;
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

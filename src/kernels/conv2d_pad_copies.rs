@@ -1,7 +1,8 @@
 //! `conv2d_pad_copies`: the padded copies of an input that the GEMM and planes kernels read
 //! (see `shaders/conv2d_gemm_common.wgsl`).
 
-use super::plan::{fits, runs, Buf, Pass, Plan};
+use super::grid::{fits, runs};
+use super::plan::{Buf, Pass, Plan};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

@@ -1,7 +1,8 @@
 //! `conv2d_unpad_output`: copies an output whose rows were padded to whole vec4s into the
 //! output.
 
-use super::plan::{runs, Buf, Pass};
+use super::grid::runs;
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

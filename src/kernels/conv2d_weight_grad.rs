@@ -3,7 +3,8 @@
 //! Also the slicing every direct reduction (weight and bias gradients, the loss) shares.
 
 use super::budget::{self, LOOP_BUDGET};
-use super::plan::{runs, Buf, Pass};
+use super::grid::runs;
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::{Error, Limit, Result};

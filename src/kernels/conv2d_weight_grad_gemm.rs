@@ -3,7 +3,8 @@
 //! `N*OH` output rows each (see `shaders/conv2d_weight_grad_gemm.wgsl`).
 
 use super::budget::{self, LOOP_BUDGET};
-use super::plan::{fits, runs, Buf, Pass};
+use super::grid::{fits, runs};
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

@@ -3,7 +3,8 @@
 //! slice of the output pixels each, 16 pixels a step (see its shader); then `reduce_partials`.
 
 use super::budget::{self, LOOP_BUDGET};
-use super::plan::{fits, runs, Buf, Pass};
+use super::grid::{fits, runs};
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

@@ -4,7 +4,8 @@
 
 use super::budget::{self, LOOP_BUDGET};
 use super::conv2d_forward_planes::Read;
-use super::plan::{fits, runs, Buf, Pass};
+use super::grid::{fits, runs};
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

@@ -2,7 +2,8 @@
 //! reduction per invocation, on a grid (slices, tap blocks, channel blocks).
 
 use super::budget::{self, LOOP_BUDGET};
-use super::plan::{fits, runs, Buf, Pass};
+use super::grid::{fits, runs};
+use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

@@ -11,6 +11,7 @@
 //! - [`budget`]: the loop budget every pass keeps to.
 
 pub(crate) mod budget;
+pub(crate) mod grid;
 mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod profile;

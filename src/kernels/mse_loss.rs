@@ -1,7 +1,8 @@
 //! `mse_loss`: `loss = scale * sum (pred - target)^2` and its gradient
 //! `grad = 2 * scale * (pred - target)`, one workgroup per slice, then the sum of the slices.
 
-use super::plan::{spread, Buf, Op, Pass, Plan};
+use super::grid::spread;
+use super::plan::{Buf, Op, Pass, Plan};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

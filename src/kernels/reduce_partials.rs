@@ -1,7 +1,8 @@
 //! `reduce_partials`: the fixed-order sums of the partial sums the reductions write.
 
 use super::budget::LOOP_BUDGET;
-use super::plan::{spread, Buf, Pass, Plan};
+use super::grid::spread;
+use super::plan::{Buf, Pass, Plan};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

@@ -1,6 +1,7 @@
 //! `sgd_step`: one step of SGD (with momentum and weight decay) on a parameter tensor.
 
-use super::plan::{spread, Buf, Op, Pass, Plan};
+use super::grid::spread;
+use super::plan::{Buf, Op, Pass, Plan};
 use super::profile::DeviceProfile;
 use super::*;
 use crate::error::Result;

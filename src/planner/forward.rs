@@ -3,7 +3,8 @@
 use super::candidates::{choose, Candidate, Outcome, BLOCKED, EVERY, GEMM_FAMILY, GPU_FAMILY};
 use crate::error::Result;
 use crate::kernels::conv2d_forward_gemm::{CHUNK_BYTES, CHUNK_TAPS};
-use crate::kernels::plan::{fits, Buf, Op, Plan};
+use crate::kernels::grid::fits;
+use crate::kernels::plan::{Buf, Op, Plan};
 use crate::kernels::{
     conv2d_forward, conv2d_forward_gemm, conv2d_forward_mm, conv2d_forward_planes,
     conv2d_forward_rows, conv2d_forward_tiled, conv2d_pack_chunks, conv2d_pack_planes,
