@@ -4,8 +4,11 @@
 use super::grid::runs;
 use super::plan::{Buf, Op, Pass, Plan};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::ConvParams;
+use super::{conv2d_weight_grad, reduce_partials};
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_bias_grad",

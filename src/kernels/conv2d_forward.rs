@@ -4,9 +4,11 @@ use super::budget;
 use super::grid::runs;
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
+use super::spec::{shader, Access, KernelSpec, Uniform};
 use super::uniforms::to_u32;
-use super::*;
+use super::uniforms::ConvParams;
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_forward",

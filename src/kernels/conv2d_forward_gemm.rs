@@ -5,8 +5,10 @@
 use super::grid::runs;
 use super::plan::{Bind, Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::GemmParams;
 use crate::error::{Error, Result};
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_forward_gemm",

@@ -2,11 +2,14 @@
 //! filters, depthwise layers) at stride 1 and dilation 1: 4 x 4 output pixels of one plane per
 //! invocation, the kernel size fixed per pipeline by override constants.
 
+use super::conv2d_forward_gemm;
 use super::grid::runs;
 use super::plan::{Bind, Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::GemmParams;
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_forward_planes",

@@ -1,11 +1,13 @@
 //! `conv2d_forward_rows`: 16 pixels of one output channel per invocation, for layers with one
 //! output channel per group, on a 3-D grid (columns, rows, batch x channels).
 
+use super::conv2d_forward_tiled;
 use super::grid::fits;
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_forward_rows",

@@ -5,8 +5,10 @@ use super::budget;
 use super::grid::{fits, runs};
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::ConvParams;
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_forward_tiled",

@@ -2,11 +2,14 @@
 //! (columns, rows, batch x channel blocks); every padding mode.
 
 use super::budget;
+use super::conv2d_input_grad;
 use super::grid::{fits, runs};
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::ConvParams;
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_input_grad_tiled",

@@ -5,7 +5,8 @@
 use super::grid::spread;
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::GemmParams;
 use crate::error::Result;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {

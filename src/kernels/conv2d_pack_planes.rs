@@ -1,11 +1,14 @@
 //! `conv2d_pack_planes`: packs a weight into the per-channel uniform blocks of
 //! `conv2d_forward_planes`.
 
+use super::conv2d_forward_planes;
 use super::grid::spread;
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::GemmParams;
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_pack_planes",

@@ -4,7 +4,9 @@
 use super::grid::{fits, runs};
 use super::plan::{Buf, Pass, Plan};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms;
+use super::uniforms::GemmParams;
 use crate::error::Result;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {

@@ -4,8 +4,10 @@
 use super::grid::runs;
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::GemmParams;
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_unpad_output",

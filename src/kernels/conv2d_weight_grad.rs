@@ -6,8 +6,11 @@ use super::budget::{self, LOOP_BUDGET};
 use super::grid::runs;
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms;
+use super::uniforms::ConvParams;
 use crate::error::{Error, Limit, Result};
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_weight_grad",

@@ -3,11 +3,14 @@
 //! slice of the output pixels each, 16 pixels a step (see its shader); then `reduce_partials`.
 
 use super::budget::{self, LOOP_BUDGET};
+use super::conv2d_weight_grad;
 use super::grid::{fits, runs};
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::ConvParams;
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_weight_grad_mm",

@@ -2,11 +2,14 @@
 //! reduction per invocation, on a grid (slices, tap blocks, channel blocks).
 
 use super::budget::{self, LOOP_BUDGET};
+use super::conv2d_weight_grad;
 use super::grid::{fits, runs};
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::ConvParams;
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_weight_grad_tiled",

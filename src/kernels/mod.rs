@@ -42,10 +42,7 @@ pub(crate) mod reduce_partials;
 pub(crate) mod sgd_step;
 pub(crate) mod train_step_small;
 
-use spec::{shader, Access, KernelSpec, Uniform};
-#[cfg(test)]
-use uniforms::ConvShape;
-pub(crate) use uniforms::{ConvParams, GemmParams};
+pub(crate) use uniforms::GemmParams;
 
 pub(crate) use pipelines::Pipelines;
 pub use plan::{Op, Pass, Plan, MAX_DISPATCHES};

@@ -4,7 +4,8 @@
 use super::grid::spread;
 use super::plan::{Buf, Op, Pass, Plan};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::{conv2d_weight_grad, reduce_partials, uniforms};
 use crate::error::Result;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {

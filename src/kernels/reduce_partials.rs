@@ -4,7 +4,8 @@ use super::budget::LOOP_BUDGET;
 use super::grid::spread;
 use super::plan::{Buf, Pass, Plan};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms;
 use crate::error::Result;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {

@@ -3,7 +3,8 @@
 use super::grid::spread;
 use super::plan::{Buf, Op, Pass, Plan};
 use super::profile::DeviceProfile;
-use super::*;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms;
 use crate::error::Result;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {

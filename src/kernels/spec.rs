@@ -3,7 +3,15 @@
 //! `SPEC`, and [`SPECS`] lists them all: pipeline creation, the naga tests and the device's
 //! storage-buffer requirement all read this list.
 
-use super::*;
+use super::uniforms::{ConvParams, GemmParams};
+use super::{
+    conv2d_bias_grad, conv2d_forward, conv2d_forward_gemm, conv2d_forward_mm,
+    conv2d_forward_planes, conv2d_forward_rows, conv2d_forward_tiled, conv2d_input_grad,
+    conv2d_input_grad_tiled, conv2d_pack_chunks, conv2d_pack_planes, conv2d_pad_copies,
+    conv2d_unpad_output, conv2d_weight_grad, conv2d_weight_grad_gemm, conv2d_weight_grad_mm,
+    conv2d_weight_grad_planes, conv2d_weight_grad_tiled, mse_loss, reduce_partials, sgd_step,
+    train_step_small,
+};
 
 /// The complete source of a kernel: the `shaders/*.wgsl` files named, in order (WGSL has no
 /// includes, so the shared preludes are prepended).
@@ -176,6 +184,7 @@ mod tests {
     //! bindings and uniform layout its spec and the Rust structs say.
 
     use super::*;
+    use crate::kernels::uniforms::ConvShape;
 
     const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
 

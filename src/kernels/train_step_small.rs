@@ -6,9 +6,11 @@
 use super::budget::{nest_iterations, LOOP_BUDGET};
 use super::plan::{Buf, Op, Pass, Plan};
 use super::profile::DeviceProfile;
+use super::sgd_step::Sgd;
+use super::spec::{shader, Access, KernelSpec, Uniform};
 use super::uniforms::{to_u32, ConvShape};
-use super::*;
 use crate::error::Result;
+use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "train_step_small",
