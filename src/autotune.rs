@@ -483,7 +483,7 @@ impl GpuContext {
                     if bias {
                         &bg.buffer()
                     } else {
-                        &self.pipelines.zeros
+                        &self.rt.pipelines.zeros
                     },
                     &out.buffer(),
                 ],
@@ -492,7 +492,13 @@ impl GpuContext {
             };
             let run = |read: bool| -> Result<(Duration, Option<Vec<f32>>)> {
                 let mut encoder = self.encoder("wgpu-conv: autotune");
-                kernels::record(self, &mut encoder, &plan, &operands)?;
+                crate::runtime::encode::record(
+                    &self.rt,
+                    &self.profile(),
+                    &mut encoder,
+                    &plan,
+                    &operands,
+                )?;
                 let t = Instant::now();
                 if read {
                     let got = self.submit_and_read(encoder, &[out.buffer()])?.remove(0);

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::kernels::{required_storage_buffers, DeviceProfile, Family, Pipelines};
+use crate::kernels::{required_storage_buffers, DeviceProfile, Family};
 
 /// What a context runs on.
 pub use wgpu::AdapterInfo;
@@ -19,12 +19,9 @@ pub use wgpu::AdapterInfo;
 /// # Ok(()) }
 /// ```
 pub struct GpuContext {
-    pub(crate) device: wgpu::Device,
-    pub(crate) queue: wgpu::Queue,
+    /// The device, its queue and what runs on them.
+    pub(crate) rt: crate::runtime::Runtime,
     info: AdapterInfo,
-    pub(crate) limits: wgpu::Limits,
-    pub(crate) pipelines: Pipelines,
-    lost: Arc<Mutex<Option<String>>>,
     /// An error that escaped every error scope (the uncaptured-error handler's catch; wgpu's
     /// own handler would panic): the next call returns it.
     uncaptured: Arc<Mutex<Option<Error>>>,
@@ -39,18 +36,8 @@ pub struct GpuContext {
     /// at once (wgpu's GL backend shares one GL context and panics when it waits on it too
     /// long); `None` elsewhere.
     serial: Option<Mutex<()>>,
-    /// The open GPU-time measurement ([`GpuContext::time_on_gpu`]), if any.
-    pub(crate) stamps: Mutex<Option<crate::timing::Stamps>>,
-    /// Signalled when a measurement closes.
-    pub(crate) stamps_free: std::sync::Condvar,
     /// Autotuning's switch and cache.
     pub(crate) tuner: crate::autotune::Autotuner,
-    /// Idle buffers for blocking calls to reuse.
-    pub(crate) pool: crate::pool::Pool,
-    /// Small plans bound to the pooled buffers of earlier blocking calls.
-    pub(crate) prepared_cache: crate::kernels::PreparedCache,
-    /// Copies of the plans bound since [`GpuContext::keep_recorded_plans`], while it is on.
-    pub(crate) plan_log: Mutex<Option<Vec<crate::kernels::Plan>>>,
     /// This context's number in the process: a layer's resident weights belong to one.
     pub(crate) uid: u64,
     /// In a browser, the instance and adapter the device came from, kept alive with it.
@@ -362,24 +349,14 @@ impl GpuContext {
                 }
             }));
         }
-        let pipelines = Pipelines::new(&device);
         Ok(Self {
-            device,
-            queue,
-            limits,
-            pipelines,
-            lost,
+            rt: crate::runtime::Runtime::new(device, queue, limits, lost),
             uncaptured,
             errors,
             binding_cap: AtomicU64::new(u64::MAX),
             family: Mutex::new(Family::from_env()?),
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
-            stamps: Mutex::new(None),
-            stamps_free: std::sync::Condvar::new(),
             tuner: crate::autotune::Autotuner::from_env()?,
-            pool: crate::pool::Pool::default(),
-            prepared_cache: Default::default(),
-            plan_log: Mutex::new(None),
             uid: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
             origin: None,
             info,
@@ -400,33 +377,45 @@ impl GpuContext {
     /// from now on, each op of every call in the order recorded: what [`GpuContext::plan`]
     /// and `wgpu-conv plan` show can be checked against what ran.
     pub fn keep_recorded_plans(&self, on: bool) {
-        *self.plan_log.lock().unwrap_or_else(|e| e.into_inner()) = on.then(Vec::new);
+        *self.rt.plan_log.lock().unwrap_or_else(|e| e.into_inner()) = on.then(Vec::new);
     }
 
     /// The plans recorded since [`GpuContext::keep_recorded_plans`] or the last call of this
     /// (the log is then empty); none while it is off.
     pub fn recorded_plans(&self) -> Vec<crate::kernels::Plan> {
-        let mut log = self.plan_log.lock().unwrap_or_else(|e| e.into_inner());
+        let mut log = self.rt.plan_log.lock().unwrap_or_else(|e| e.into_inner());
         log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// How the buffer pool has served this context: buffers created and reused, idle bytes,
+    /// uploads and weight packs.
+    pub fn pool_stats(&self) -> crate::PoolStats {
+        self.rt.pool_stats()
+    }
+
+    /// Frees every idle buffer of the pool (and the plans bound to them).
+    pub fn trim(&self) {
+        self.rt.trim();
     }
 
     /// The device.
     pub fn device(&self) -> &wgpu::Device {
-        &self.device
+        &self.rt.device
     }
 
     /// The queue.
     pub fn queue(&self) -> &wgpu::Queue {
-        &self.queue
+        &self.rt.queue
     }
 
     /// The largest storage binding this context uses: the device's limit, or less after
     /// [`GpuContext::set_binding_limit`]. Larger operands are split into pieces that fit.
     pub fn binding_limit(&self) -> u64 {
         let device = self
+            .rt
             .limits
             .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+            .min(self.rt.limits.max_buffer_size);
         device.min(self.binding_cap.load(Ordering::Relaxed))
     }
 
@@ -439,13 +428,13 @@ impl GpuContext {
 
     /// The device's limits.
     pub fn limits(&self) -> &wgpu::Limits {
-        &self.limits
+        &self.rt.limits
     }
 
     /// What plans are made for: this device's type, vendor, limits and features, with the
     /// binding limit of [`GpuContext::binding_limit`].
     pub fn profile(&self) -> DeviceProfile {
-        DeviceProfile::new(&self.info, &self.limits, self.device.features())
+        DeviceProfile::new(&self.info, &self.rt.limits, self.rt.device.features())
             .with_binding_limit(self.binding_limit())
             .with_family(self.family())
     }
@@ -499,7 +488,7 @@ impl GpuContext {
     /// An error if the device has been lost, or if an error escaped every error scope since
     /// the last call (that one is returned once).
     pub(crate) fn check_alive(&self) -> Result<()> {
-        if let Some(reason) = self.lost.lock().ok().and_then(|g| g.clone()) {
+        if let Some(reason) = self.rt.lost.lock().ok().and_then(|g| g.clone()) {
             return Err(Error::DeviceLost(reason));
         }
         match self.uncaptured.lock().ok().and_then(|mut g| g.take()) {
@@ -524,8 +513,14 @@ impl GpuContext {
     pub(crate) fn scoped<T>(&self, label: &str, record: impl FnOnce() -> Result<T>) -> Result<T> {
         let _turn = self.serialized();
         self.check_alive()?;
-        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self
+            .rt
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self
+            .rt
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
         let out = record();
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
@@ -557,12 +552,15 @@ impl GpuContext {
         encoder: wgpu::CommandEncoder,
         outputs: &[&wgpu::Buffer],
     ) -> Result<Vec<Vec<f32>>> {
-        self.wait_read(self.submit_for_read(encoder, outputs))
+        self.wait_read(self.rt.submit_for_read(encoder, outputs))
     }
 
     /// Waits for the device, then reads what `pending` copied (blocking).
     #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) fn wait_read(&self, pending: crate::readback::Pending) -> Result<Vec<Vec<f32>>> {
+    pub(crate) fn wait_read(
+        &self,
+        pending: crate::runtime::readback::Pending,
+    ) -> Result<Vec<Vec<f32>>> {
         self.wait_idle()?;
         self.check_alive()?;
         pollster::block_on(pending.read())
@@ -571,7 +569,8 @@ impl GpuContext {
     /// Blocks until the device has finished everything submitted.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn wait_idle(&self) -> Result<()> {
-        self.device
+        self.rt
+            .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
             .map_err(|e| match e {
@@ -584,13 +583,8 @@ impl GpuContext {
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn submit_scoped(&self, label: &str, encoder: wgpu::CommandEncoder) -> Result<()> {
         self.scoped(label, || {
-            self.queue.submit([encoder.finish()]);
+            self.rt.queue.submit([encoder.finish()]);
             self.wait_idle()
         })
-    }
-
-    /// The flag the device-lost callback sets.
-    pub(crate) fn lost_flag(&self) -> Arc<Mutex<Option<String>>> {
-        Arc::clone(&self.lost)
     }
 }

@@ -176,7 +176,7 @@ impl Conv2d {
             let bias = self.bias.as_ref();
             return ctx.conv2d_resolved(&g, x, &self.weight, bias, Algorithm::Auto);
         }
-        ctx.leased(|| {
+        ctx.rt.leased(|| {
             ctx.scoped("layer forward", || {
                 let xg = ctx.upload_slice(&g.input_shape(), x.data(), "layer: input")?;
                 let y = ctx.empty(&g.output_shape(), "layer: output")?;
@@ -199,7 +199,7 @@ impl Conv2d {
             let y = ctx.output_tensor(&output_shape(x.shape().len(), &g), "layer: output")?;
             let mut enc = ctx.encoder("layer forward_gpu");
             self.record_resolved(ctx, &mut enc, &g, x, &y)?;
-            ctx.queue.submit([enc.finish()]);
+            ctx.rt.queue.submit([enc.finish()]);
             Ok(y)
         })
     }
@@ -256,7 +256,7 @@ impl Conv2d {
             // the context's call splits, or names the mismatch
             return ctx.conv2d_backward(x, &self.weight, grad_output, &self.options, wanted);
         }
-        ctx.leased(|| {
+        ctx.rt.leased(|| {
             ctx.scoped("layer backward", || {
                 let (w, _, finite) = self.resident_weights(ctx)?;
                 // as in GpuContext::conv2d_backward: non-finite weights take the direct kernels
@@ -310,7 +310,7 @@ impl Sequential {
     /// The forward pass through every layer (one submission).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&self, ctx: &GpuContext, x: &Tensor) -> Result<Tensor> {
-        ctx.leased(|| {
+        ctx.rt.leased(|| {
             ctx.scoped("sequential forward", || {
                 let mut enc = ctx.encoder("sequential forward");
                 let g = self.first_geometry(x)?;
@@ -369,7 +369,7 @@ impl Sequential {
             if self.layers.is_empty() {
                 return Err(Error::shape("an empty Sequential"));
             }
-            ctx.queue.submit([enc.finish()]);
+            ctx.rt.queue.submit([enc.finish()]);
             Ok(x)
         })
     }
@@ -391,7 +391,7 @@ impl Sequential {
         x: &Tensor,
         grad_output: &Tensor,
     ) -> Result<SequentialGrads> {
-        ctx.leased(|| {
+        ctx.rt.leased(|| {
             ctx.scoped("sequential backward", || {
                 let mut enc = ctx.encoder("sequential backward");
                 let g = self.first_geometry(x)?;

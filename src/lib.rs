@@ -81,10 +81,9 @@ mod ops;
 mod options;
 pub mod pixels;
 mod planner;
-mod pool;
-mod readback;
 mod receptive_field;
 mod resident;
+mod runtime;
 mod shapes;
 mod split;
 mod tensor;
@@ -107,8 +106,8 @@ pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padd
 pub use planner::{
     candidates, plan, plan_bias_grad, plan_forward, plan_input_grad, plan_weight_grad,
 };
-pub use pool::{PoolStats, MAX_IDLE_BYTES};
 pub use receptive_field::{receptive_field, Field};
+pub use runtime::pool::{PoolStats, MAX_IDLE_BYTES};
 pub use shapes::{bench_shapes, BenchShape};
 pub use tensor::Tensor;
 pub use train::{target_fits, train_cpu, Trainer, MAX_PENDING_STEPS};

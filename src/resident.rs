@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::context::GpuContext;
 use crate::error::Result;
-use crate::kernels::{self, Algorithm, Family, Op, Plan};
+use crate::kernels::{Algorithm, Family, Op, Plan};
 use crate::ops::GpuTensor;
 use crate::options::Conv2dGeometry;
 use crate::tensor::Tensor;
@@ -141,12 +141,12 @@ impl ResidentCache {
                 let has_bias = r.bias.is_some();
                 let algorithm = ctx.tuned_algorithm(Op::Forward, g, has_bias, Algorithm::Auto)?;
                 let plan = crate::planner::forward_piece(g, has_bias, &ctx.profile(), algorithm)?;
-                let packed = kernels::weight_packs(&plan)
+                let packed = crate::runtime::encode::weight_packs(&plan)
                     .into_iter()
                     .map(|(s, _)| {
-                        let usage = kernels::scratch_usage(&plan, s);
-                        let bytes = kernels::scratch_size(&plan, s);
-                        (s, ctx.dedicated("layer: packed weight", usage, bytes))
+                        let usage = crate::runtime::encode::scratch_usage(&plan, s);
+                        let bytes = crate::runtime::encode::scratch_size(&plan, s);
+                        (s, ctx.rt.dedicated("layer: packed weight", usage, bytes))
                     })
                     .collect();
                 if r.plans.len() == MAX_PLANS {
@@ -163,7 +163,7 @@ impl ResidentCache {
             }
         };
         ctx.check_forward_operands(g, x, y)?;
-        let zeros = &ctx.pipelines.zeros;
+        let zeros = &ctx.rt.pipelines.zeros;
         let b = r.bias.as_ref().map_or(zeros, GpuTensor::buffer);
         let operands = [x.buffer(), r.weight.buffer(), b, y.buffer()];
         let p = &r.plans[at];
@@ -171,7 +171,8 @@ impl ResidentCache {
         let ready = p.done.load(Ordering::Acquire) == errors + 1;
         let resident: Vec<(usize, &wgpu::Buffer, bool)> =
             p.packed.iter().map(|(s, b)| (*s, b, ready)).collect();
-        kernels::prepare(ctx, &p.plan, &operands, &resident)?.encode(ctx, encoder);
+        crate::runtime::encode::prepare(&ctx.rt, &ctx.profile(), &p.plan, &operands, &resident)?
+            .encode(&ctx.rt, encoder);
         if !ready && !p.packed.is_empty() {
             // ready once this encoder's work has run (never, if it is dropped unsubmitted),
             // unless an error came after this recording

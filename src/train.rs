@@ -8,11 +8,12 @@ use crate::context::GpuContext;
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::kernels::train_step_small::{self, StateLayout};
-use crate::kernels::{self, mse_loss, sgd_step, Algorithm, Plan, Prepared, Sgd};
+use crate::kernels::{mse_loss, sgd_step, Algorithm, Plan, Sgd};
 use crate::layer::Conv2d;
 use crate::ops::{geometry, GpuTensor};
 use crate::options::Conv2dGeometry;
-use crate::readback::Pending;
+use crate::runtime::encode::Prepared;
+use crate::runtime::readback::Pending;
 use crate::tensor::try_zeros;
 use crate::tensor::Tensor;
 
@@ -158,7 +159,13 @@ impl<'a> Trainer<'a> {
         let data = ctx.upload_slice(&[data.len()], &data, "train: data")?;
         let state = ctx.upload_slice(&[state.len()], &state, "train: state")?;
         let io = [&data, &state, loss].map(GpuTensor::buffer);
-        let step = vec![kernels::prepare(ctx, plan, &io, &[])?];
+        let step = vec![crate::runtime::encode::prepare(
+            &ctx.rt,
+            &ctx.profile(),
+            plan,
+            &io,
+            &[],
+        )?];
         Ok((Params::Fused { state, layout }, step))
     }
 
@@ -193,7 +200,13 @@ impl<'a> Trainer<'a> {
         let mut step = vec![ctx.prepare_forward(g, &x, &w, b.as_ref(), &y, algorithm)?];
         let plan = mse_loss::plan(y.len(), CHAPTER_LOSS_SCALE, &profile)?;
         let io = [&y, &target, &gy, loss].map(GpuTensor::buffer);
-        step.push(kernels::prepare(ctx, &plan, &io, &[])?);
+        step.push(crate::runtime::encode::prepare(
+            &ctx.rt,
+            &ctx.profile(),
+            &plan,
+            &io,
+            &[],
+        )?);
         let gb = b
             .as_ref()
             .map(|_| zeros(&bshape, "train: grad_bias"))
@@ -202,8 +215,9 @@ impl<'a> Trainer<'a> {
             ctx.prepare_backward(g, &x, &w, &gy, Some(&gw), None, gb.as_ref(), algorithm)?;
         step.extend(grads);
         let plan = sgd_step::plan(w.len(), sgd, &profile)?;
-        step.push(kernels::prepare(
-            ctx,
+        step.push(crate::runtime::encode::prepare(
+            &ctx.rt,
+            &ctx.profile(),
             &plan,
             &[&gw, &w, &vw].map(GpuTensor::buffer),
             &[],
@@ -211,8 +225,9 @@ impl<'a> Trainer<'a> {
         if let (Some(b), Some(gb)) = (&b, &gb) {
             let vb = zeros(&bshape, "train: velocity bias")?;
             let plan = sgd_step::plan(b.len(), sgd, &profile)?;
-            step.push(kernels::prepare(
-                ctx,
+            step.push(crate::runtime::encode::prepare(
+                &ctx.rt,
+                &ctx.profile(),
                 &plan,
                 &[gb, b, &vb].map(GpuTensor::buffer),
                 &[],
@@ -273,9 +288,9 @@ impl<'a> Trainer<'a> {
         ctx.scoped("train step", || {
             let enc = self.record_pending(steps)?;
             if read_loss {
-                Ok(Some(ctx.submit_for_read(enc, &[self.loss.buffer()])))
+                Ok(Some(ctx.rt.submit_for_read(enc, &[self.loss.buffer()])))
             } else {
-                ctx.queue.submit([enc.finish()]);
+                ctx.rt.queue.submit([enc.finish()]);
                 Ok(None)
             }
         })
@@ -289,7 +304,7 @@ impl<'a> Trainer<'a> {
         }
         self.ctx.scoped("train steps", || {
             let enc = self.record_pending(steps)?;
-            self.ctx.queue.submit([enc.finish()]);
+            self.ctx.rt.queue.submit([enc.finish()]);
             Ok(())
         })
     }
@@ -301,7 +316,7 @@ impl<'a> Trainer<'a> {
         let mut enc = self.ctx.encoder("train steps");
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(log) = log.as_mut() else {
-            kernels::encode_repeated(self.ctx, &mut enc, &self.step, steps);
+            crate::runtime::encode::encode_repeated(&self.ctx.rt, &mut enc, &self.step, steps);
             return Ok(enc);
         };
         let need = log.len + steps;
@@ -318,7 +333,7 @@ impl<'a> Trainer<'a> {
         }
         let f32_size = std::mem::size_of::<f32>() as u64;
         for _ in 0..steps {
-            kernels::encode_repeated(self.ctx, &mut enc, &self.step, 1);
+            crate::runtime::encode::encode_repeated(&self.ctx.rt, &mut enc, &self.step, 1);
             let at = log.len as u64 * f32_size;
             enc.copy_buffer_to_buffer(self.loss.buffer(), 0, log.buffer.buffer(), at, f32_size);
             log.len += 1;

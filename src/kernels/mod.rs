@@ -12,10 +12,8 @@
 
 pub(crate) mod budget;
 pub(crate) mod grid;
-mod pipelines;
 pub(crate) mod plan;
 pub(crate) mod profile;
-mod record;
 pub(crate) mod spec;
 pub(crate) mod uniforms;
 
@@ -44,13 +42,8 @@ pub(crate) mod train_step_small;
 
 pub(crate) use uniforms::GemmParams;
 
-pub(crate) use pipelines::Pipelines;
 pub use plan::{Op, Pass, Plan, MAX_DISPATCHES};
 pub use profile::{DeviceProfile, Family};
-pub(crate) use record::{
-    encode_repeated, prepare, record, scratch_size, scratch_usage, weight_packs, Prepared,
-    PreparedCache,
-};
 pub use sgd_step::Sgd;
 pub use spec::kernel_names;
 pub(crate) use spec::{kernel_set_version, required_storage_buffers};
@@ -111,7 +104,7 @@ impl Algorithm {
 
     /// What `Auto` means for `g` on `profile`: the direct kernels for outputs of fewer than
     /// [`AUTO_BLOCKED_FROM`] elements; otherwise the family's fastest: `Gemm` for the CPU
-    /// family, `Gpu` for the GPU family (see [`DeviceProfile::kernels`]).
+    /// family, `Gpu` for the GPU family (see [`DeviceProfile::resolved_family`]).
     pub fn resolve(self, g: &Conv2dGeometry, profile: &DeviceProfile) -> Algorithm {
         match self {
             Algorithm::Auto if g.output_shape().iter().product::<usize>() < AUTO_BLOCKED_FROM => {

@@ -79,7 +79,7 @@ pub struct DeviceProfile {
     /// Storage buffers one shader stage may bind.
     pub max_storage_buffers_per_stage: u32,
     /// Bytes of the largest storage binding this context uses (the device's limit, or less
-    /// after [`crate::GpuContext::set_binding_limit`]).
+    /// after the context's `set_binding_limit`).
     pub max_binding_bytes: u64,
     /// Alignment of dynamic uniform offsets, bytes.
     pub min_uniform_offset_alignment: u32,

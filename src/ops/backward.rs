@@ -5,9 +5,10 @@ use crate::context::GpuContext;
 use crate::error::{Error, Limit, Result};
 use crate::grads::{Conv2dGrads, RawGrads, Wanted};
 use crate::kernels::conv2d_bias_grad;
-use crate::kernels::{self, Algorithm, Op, Prepared};
+use crate::kernels::{Algorithm, Op};
 use crate::options::{Conv2dGeometry, Conv2dOptions};
-use crate::readback::Pending;
+use crate::runtime::encode::Prepared;
+use crate::runtime::readback::Pending;
 use crate::split;
 use crate::tensor::{GpuTensor, Tensor};
 
@@ -45,7 +46,7 @@ impl GpuContext {
         self.scoped("record_backward", || {
             let prepared = self.prepare_backward(g, x, w, gy, gw, gx, gb, algorithm)?;
             for p in &prepared {
-                p.encode(self, encoder);
+                p.encode(&self.rt, encoder);
             }
             Ok(())
         })
@@ -82,20 +83,33 @@ impl GpuContext {
             let algorithm = self.tuned_algorithm(Op::WeightGrad, g, false, algorithm)?;
             let plan = crate::planner::weight_grad_piece(g, &self.profile(), algorithm)?;
             let io = [&x.buffer, &gy.buffer, &gw.buffer];
-            prepared.push(kernels::prepare(self, &plan, &io, &[])?);
+            prepared.push(crate::runtime::encode::prepare(
+                &self.rt,
+                &self.profile(),
+                &plan,
+                &io,
+                &[],
+            )?);
         }
         if let Some(gx) = gx {
             expect_len(gx, g.input_shape(), "grad_input")?;
             let algorithm = self.tuned_algorithm(Op::InputGrad, g, false, algorithm)?;
             let plan = crate::planner::input_grad_piece(g, &self.profile(), algorithm)?;
             let io = [&w.buffer, &gy.buffer, &gx.buffer];
-            prepared.push(kernels::prepare(self, &plan, &io, &[])?);
+            prepared.push(crate::runtime::encode::prepare(
+                &self.rt,
+                &self.profile(),
+                &plan,
+                &io,
+                &[],
+            )?);
         }
         if let Some(gb) = gb {
             expect_len(gb, [g.oc, 1, 1, 1], "grad_bias")?;
             let plan = conv2d_bias_grad::plan(g, &self.profile())?;
-            prepared.push(kernels::prepare(
-                self,
+            prepared.push(crate::runtime::encode::prepare(
+                &self.rt,
+                &self.profile(),
                 &plan,
                 &[&gy.buffer, &gb.buffer],
                 &[],
@@ -144,7 +158,7 @@ impl GpuContext {
         let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
         let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();
         let lens = [&gw, &gx, &gb].map(|t| t.as_ref().map(GpuTensor::len));
-        Ok((self.submit_for_read(enc, &bufs), lens))
+        Ok((self.rt.submit_for_read(enc, &bufs), lens))
     }
 
     /// [`GpuContext::conv2d_backward`] without blocking: the operands are uploaded and the

@@ -15,7 +15,7 @@ impl GpuContext {
     /// Copies device tensors back (one submission, one wait; blocking:
     /// [`GpuContext::download_async`], waited on).
     pub fn download(&self, tensors: &[&GpuTensor]) -> Result<Vec<Tensor>> {
-        self.leased(|| {
+        self.rt.leased(|| {
             let (pending, shapes) = self.scoped("download", || {
                 let submitted = self.download_submit(tensors)?;
                 self.wait_idle()?;
@@ -104,7 +104,7 @@ impl GpuContext {
         bias: Option<&[f32]>,
         algorithm: Algorithm,
     ) -> Result<Vec<f32>> {
-        self.leased(|| {
+        self.rt.leased(|| {
             self.scoped("conv2d_forward", || {
                 let xg = self.upload_slice(&g.input_shape(), x, "conv2d_forward: input")?;
                 let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_forward: weight")?;
@@ -207,7 +207,7 @@ impl GpuContext {
         wanted: Wanted,
         algorithm: Algorithm,
     ) -> Result<RawGrads> {
-        self.leased(|| {
+        self.rt.leased(|| {
             self.scoped("conv2d_backward", || {
                 let xg = self.upload_slice(&g.input_shape(), x, "conv2d_backward: input")?;
                 let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_backward: weight")?;

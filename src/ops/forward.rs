@@ -3,8 +3,9 @@
 use super::{expect_len, geometry, output_shape};
 use crate::context::GpuContext;
 use crate::error::{Error, Limit, Result};
-use crate::kernels::{self, Algorithm, Op, Prepared};
+use crate::kernels::{Algorithm, Op};
 use crate::options::{Conv2dGeometry, Conv2dOptions};
+use crate::runtime::encode::Prepared;
 use crate::split;
 use crate::tensor::{GpuTensor, Tensor};
 
@@ -36,7 +37,7 @@ impl GpuContext {
     ) -> Result<()> {
         self.scoped("record_forward", || {
             self.prepare_forward(g, x, w, bias, y, algorithm)?
-                .encode(self, encoder);
+                .encode(&self.rt, encoder);
             Ok(())
         })
     }
@@ -62,8 +63,14 @@ impl GpuContext {
         }
         let algorithm = self.tuned_algorithm(Op::Forward, g, bias.is_some(), algorithm)?;
         let plan = crate::planner::forward_piece(g, bias.is_some(), &self.profile(), algorithm)?;
-        let bias = bias.map_or(&self.pipelines.zeros, |b| &b.buffer);
-        kernels::prepare(self, &plan, &[&x.buffer, &w.buffer, bias, &y.buffer], &[])
+        let bias = bias.map_or(&self.rt.pipelines.zeros, |b| &b.buffer);
+        crate::runtime::encode::prepare(
+            &self.rt,
+            &self.profile(),
+            &plan,
+            &[&x.buffer, &w.buffer, bias, &y.buffer],
+            &[],
+        )
     }
 
     /// Checks a forward pass's input and output against its geometry and this context.
@@ -146,7 +153,7 @@ impl GpuContext {
                 let y = self.empty(&g.output_shape(), "conv2d_async: output")?;
                 let mut enc = self.encoder("conv2d_async");
                 self.record_forward(&mut enc, &g, &xg, &wg, bg.as_ref(), &y)?;
-                Ok(self.submit_for_read(enc, &[&y.buffer]))
+                Ok(self.rt.submit_for_read(enc, &[&y.buffer]))
             })?;
             Ok((pending, output_shape(x.shape().len(), &g)))
         })();

@@ -2,7 +2,7 @@
 
 use crate::context::GpuContext;
 use crate::error::{Error, Limit, Result};
-use crate::readback::Pending;
+use crate::runtime::readback::Pending;
 use crate::tensor::{GpuTensor, Tensor};
 
 impl GpuContext {
@@ -33,14 +33,14 @@ impl GpuContext {
         } else {
             bytemuck::cast_slice(data)
         };
-        let buffer = self.pooled(
+        let buffer = self.rt.pooled(
             label,
             wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
             contents.len() as u64,
         );
-        self.write_counted(&buffer, contents);
+        self.rt.write_counted(&buffer, contents);
         Ok(GpuTensor {
             buffer,
             shape: shape.to_vec(),
@@ -57,7 +57,7 @@ impl GpuContext {
     ) -> Result<GpuTensor> {
         self.check_alive()?;
         self.check_binding(data.len(), label)?;
-        let buffer = self.dedicated(
+        let buffer = self.rt.dedicated(
             label,
             wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
@@ -65,7 +65,7 @@ impl GpuContext {
             (data.len() as u64) * 4,
         );
         if !data.is_empty() {
-            self.write_counted(&buffer, bytemuck::cast_slice(data));
+            self.rt.write_counted(&buffer, bytemuck::cast_slice(data));
         }
         Ok(GpuTensor {
             buffer,
@@ -82,7 +82,7 @@ impl GpuContext {
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
         Ok(GpuTensor {
-            buffer: self.dedicated(label, usage, bytes),
+            buffer: self.rt.dedicated(label, usage, bytes),
             shape: shape.to_vec(),
             ctx: self.uid,
         })
@@ -101,7 +101,7 @@ impl GpuContext {
 
     pub(crate) fn scratch_buffer(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
         let size = self.check_binding(len, label)?;
-        Ok(self.pooled(
+        Ok(self.rt.pooled(
             label,
             wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
@@ -157,12 +157,13 @@ impl GpuContext {
         let encoder = self.encoder("wgpu-conv: download");
         let bufs: Vec<&wgpu::Buffer> = tensors.iter().map(|t| &t.buffer).collect();
         let shapes = tensors.iter().map(|t| t.shape.clone()).collect();
-        Ok((self.submit_for_read(encoder, &bufs), shapes))
+        Ok((self.rt.submit_for_read(encoder, &bufs), shapes))
     }
 
     /// A new command encoder for recording several operations into one submission.
     pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
-        self.device
+        self.rt
+            .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
     }
 }

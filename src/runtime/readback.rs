@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_intrusive::channel::shared::{oneshot_channel, OneshotReceiver};
 
-use crate::context::GpuContext;
+use super::Runtime;
 use crate::error::{Error, Result};
 
 /// Submitted copies waiting to be mapped and read.
@@ -49,7 +49,7 @@ impl<F: Future> Future for DevicePolled<'_, F> {
     }
 }
 
-impl GpuContext {
+impl Runtime {
     /// Copies each of `outputs` into a staging buffer at the end of `encoder`, submits it, and
     /// asks for the staging buffers to be mapped; nothing waits.
     pub(crate) fn submit_for_read(

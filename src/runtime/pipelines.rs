@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::spec::{Access, KernelSpec};
 use crate::error::{Error, Result};
+use crate::kernels::spec::{Access, KernelSpec};
 
 /// A kernel's compute pipeline and bind group layout.
 pub(crate) struct Pipeline {

@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use super::pipelines::Pipeline;
-use super::plan::{Buf, Op, Plan};
-use crate::context::GpuContext;
+use super::Runtime;
 use crate::error::{Error, Result};
+use crate::kernels::plan::{Buf, Op, Plan};
+use crate::kernels::DeviceProfile;
 
 /// Kernels that write a weight's packed form (from the weight alone).
 const PACKERS: [&str; 2] = ["conv2d_pack_chunks", "conv2d_pack_planes"];
@@ -19,12 +20,13 @@ const MIN_BUFFER_BYTES: u64 = 16;
 
 /// Records `plan` into `encoder` with `operands` bound where the plan names them.
 pub(crate) fn record(
-    ctx: &GpuContext,
+    rt: &Runtime,
+    profile: &DeviceProfile,
     encoder: &mut wgpu::CommandEncoder,
     plan: &Plan,
     operands: &[&wgpu::Buffer],
 ) -> Result<()> {
-    prepare(ctx, plan, operands, &[])?.encode(ctx, encoder);
+    prepare(rt, profile, plan, operands, &[])?.encode(rt, encoder);
     Ok(())
 }
 
@@ -88,39 +90,33 @@ pub(crate) fn scratch_size(plan: &Plan, index: usize) -> u64 {
 /// packed form kept between calls) and whether they already hold it: then the passes that
 /// write them are left out.
 pub(crate) fn prepare(
-    ctx: &GpuContext,
+    rt: &Runtime,
+    profile: &DeviceProfile,
     plan: &Plan,
     operands: &[&wgpu::Buffer],
     resident: &[(usize, &wgpu::Buffer, bool)],
 ) -> Result<Prepared> {
-    if let Some(log) = ctx
-        .plan_log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_mut()
-    {
-        log.push(plan.clone());
-    }
+    rt.log_plan(plan);
     // A blocking call's operands are pooled buffers, leased to this thread alone until its
     // submission is done; a small plan bound to them is kept and bound again when the pool
     // hands out the same buffers for the same plan.
-    let cached = crate::pool::in_lease()
+    let cached = super::pool::in_lease()
         && resident.is_empty()
         && operands.iter().all(|b| b.size() <= CACHED_BUFFER_BYTES)
         && plan.scratch.iter().all(|s| s.bytes <= CACHED_BUFFER_BYTES);
     if !cached {
-        return prepare_new(ctx, plan, operands, resident, false);
+        return prepare_new(rt, profile, plan, operands, resident, false);
     }
     let key = (
         plan.fingerprint(),
         operands.iter().map(|b| (*b).clone()).collect::<Vec<_>>(),
     );
-    if let Some(p) = ctx.prepared_cache.get(&key) {
+    if let Some(p) = rt.prepared_cache.get(&key) {
         return Ok(p);
     }
     // its scratch and uniforms are its own: pooled ones would go to other calls meanwhile
-    let p = prepare_new(ctx, plan, operands, resident, true)?;
-    ctx.prepared_cache.insert(key, p.clone());
+    let p = prepare_new(rt, profile, plan, operands, resident, true)?;
+    rt.prepared_cache.insert(key, p.clone());
     Ok(p)
 }
 
@@ -133,7 +129,7 @@ const CACHED_PLANS: usize = 64;
 type CacheKey = (u64, Vec<wgpu::Buffer>);
 
 /// Bound plans of blocking calls, by plan and operand buffers; emptied when full and by
-/// [`GpuContext::trim`].
+/// the context's `trim`.
 #[derive(Default)]
 pub(crate) struct PreparedCache(std::sync::Mutex<std::collections::HashMap<CacheKey, Prepared>>);
 
@@ -159,7 +155,8 @@ impl PreparedCache {
 
 /// [`prepare`] without the cache; `own`: scratch and uniform buffers of its own, not pooled.
 fn prepare_new(
-    ctx: &GpuContext,
+    rt: &Runtime,
+    profile: &DeviceProfile,
     plan: &Plan,
     operands: &[&wgpu::Buffer],
     resident: &[(usize, &wgpu::Buffer, bool)],
@@ -167,12 +164,12 @@ fn prepare_new(
 ) -> Result<Prepared> {
     let new_buffer = |label: &str, usage, bytes| {
         if own {
-            ctx.dedicated(label, usage, bytes)
+            rt.dedicated(label, usage, bytes)
         } else {
-            ctx.pooled(label, usage, bytes)
+            rt.pooled(label, usage, bytes)
         }
     };
-    plan.validate(&ctx.profile())?;
+    plan.validate(profile)?;
     let mut prepared = Prepared {
         op: plan.op,
         passes: Vec::new(),
@@ -182,7 +179,7 @@ fn prepare_new(
         return Ok(prepared);
     }
     // operands the caller made (`GpuTensor::from_buffer`) may be larger than a binding
-    let max = ctx.limits.max_storage_buffer_binding_size;
+    let max = rt.limits.max_storage_buffer_binding_size;
     if let Some(b) = operands.iter().find(|b| b.size() > max) {
         return Err(Error::too_large(
             format!("a {:?} operand's buffer", plan.op),
@@ -217,13 +214,13 @@ fn prepare_new(
                 .copied()
                 .ok_or_else(|| Error::Internal(format!("{:?} plan binds operand {i}", plan.op))),
             Buf::Scratch(i) => Ok(&scratch[i]),
-            Buf::Zeros => Ok(&ctx.pipelines.zeros),
-            Buf::Discard => Ok(&ctx.pipelines.discard),
+            Buf::Zeros => Ok(&rt.pipelines.zeros),
+            Buf::Discard => Ok(&rt.pipelines.discard),
         }
     };
 
     // every dispatch's uniform, each at an offset the device accepts for a dynamic binding
-    let align = u64::from(ctx.limits.min_uniform_buffer_offset_alignment.max(16));
+    let align = u64::from(rt.limits.min_uniform_buffer_offset_alignment.max(16));
     let mut bytes: Vec<u8> = Vec::new();
     let mut offsets: Vec<Vec<u32>> = Vec::with_capacity(plan.passes.len());
     for pass in &plan.passes {
@@ -243,13 +240,13 @@ fn prepare_new(
         wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         bytes.len() as u64,
     );
-    ctx.queue.write_buffer(&uniforms, 0, &bytes);
+    rt.queue.write_buffer(&uniforms, 0, &bytes);
 
     for (index, (pass, pass_offsets)) in plan.passes.iter().zip(&offsets).enumerate() {
         if skipped.contains(&index) {
             continue;
         }
-        let pipeline = ctx.pipelines.get(&ctx.device, pass.spec, &pass.constants)?;
+        let pipeline = rt.pipelines.get(&rt.device, pass.spec, &pass.constants)?;
         let size = wgpu::BufferSize::new(pass.spec.uniform.bytes() as u64);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -274,7 +271,7 @@ fn prepare_new(
                 resource,
             });
         }
-        let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        let group = rt.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(pass.spec.name),
             layout: &pipeline.layout,
             entries: &entries,
@@ -297,40 +294,35 @@ fn prepare_new(
 
 impl Prepared {
     /// Records the passes into `encoder` (with the open GPU-time measurement's timestamps).
-    pub(crate) fn encode(&self, ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder) {
-        encode_all(ctx, encoder, std::slice::from_ref(self));
+    pub(crate) fn encode(&self, rt: &Runtime, encoder: &mut wgpu::CommandEncoder) {
+        encode_all(rt, encoder, std::slice::from_ref(self));
     }
 }
 
 /// Records several prepared operations, in order, into one compute pass of `encoder`.
-pub(crate) fn encode_all(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, ops: &[Prepared]) {
-    encode_repeated(ctx, encoder, ops, 1);
+pub(crate) fn encode_all(rt: &Runtime, encoder: &mut wgpu::CommandEncoder, ops: &[Prepared]) {
+    encode_repeated(rt, encoder, ops, 1);
 }
 
 /// Records `ops` `times` times over (training steps), in one compute pass where no operation
 /// clears scratch first (a clear cannot go inside a pass), else in a pass each time.
 pub(crate) fn encode_repeated(
-    ctx: &GpuContext,
+    rt: &Runtime,
     encoder: &mut wgpu::CommandEncoder,
     ops: &[Prepared],
     times: usize,
 ) {
     if ops.iter().any(|p| !p.clears.is_empty()) {
         for _ in 0..times {
-            encode_pass(ctx, encoder, ops, 1);
+            encode_pass(rt, encoder, ops, 1);
         }
     } else {
-        encode_pass(ctx, encoder, ops, times);
+        encode_pass(rt, encoder, ops, times);
     }
 }
 
 /// One compute pass of `ops`, `times` over, after their clears.
-fn encode_pass(
-    ctx: &GpuContext,
-    encoder: &mut wgpu::CommandEncoder,
-    ops: &[Prepared],
-    times: usize,
-) {
+fn encode_pass(rt: &Runtime, encoder: &mut wgpu::CommandEncoder, ops: &[Prepared], times: usize) {
     let Some(first) = ops.iter().find(|p| !p.passes.is_empty()) else {
         return;
     };
@@ -342,8 +334,8 @@ fn encode_pass(
         .flat_map(|p| &p.passes)
         .filter(|p| p.packs_weight)
         .count();
-    ctx.count_packs((packs * times) as u64);
-    let stamps = ctx.pass_timestamps();
+    rt.count_packs((packs * times) as u64);
+    let stamps = rt.pass_timestamps();
     let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some(first.op.name()),
         timestamp_writes: stamps

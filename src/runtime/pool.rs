@@ -1,17 +1,17 @@
 //! The context's buffer pool. Blocking calls (which submit their work and wait for it before
 //! they return) open a lease on their thread; buffers they create through
-//! [`GpuContext::pooled`] (uploads, outputs, scratch, uniforms, readback staging) come from the
+//! `Runtime::pooled` (uploads, outputs, scratch, uniforms, readback staging) come from the
 //! pool where one of the size class is idle, and go back to it when the lease closes, their
 //! submission finished. Outside a lease (the `record_*` API, whose submission the caller
 //! makes) every buffer is new, as before. Idle buffers are bounded by [`MAX_IDLE_BYTES`];
-//! [`GpuContext::trim`] frees them all.
+//! the context's `trim` frees them all.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::context::GpuContext;
+use super::Runtime;
 use crate::error::Result;
 
 /// The most bytes of idle buffers a context keeps; a buffer handed back past it is freed.
@@ -89,7 +89,27 @@ pub(crate) fn in_lease() -> bool {
     LEASE.with(|l| l.borrow().0 > 0)
 }
 
-impl GpuContext {
+impl Runtime {
+    /// How the buffer pool has served this context: buffers created and reused, idle bytes.
+    pub(crate) fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            created: self.pool.created.load(Ordering::Relaxed),
+            reused: self.pool.reused.load(Ordering::Relaxed),
+            idle_bytes: self.pool.idle_bytes.load(Ordering::Relaxed),
+            uploads: self.pool.uploads.load(Ordering::Relaxed),
+            uploaded_bytes: self.pool.uploaded_bytes.load(Ordering::Relaxed),
+            weight_packs: self.pool.weight_packs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Frees every idle buffer of the pool.
+    pub(crate) fn trim(&self) {
+        self.prepared_cache.clear();
+        let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.clear();
+        self.pool.idle_bytes.store(0, Ordering::Relaxed);
+    }
+
     fn id(&self) -> usize {
         self as *const Self as usize
     }
@@ -141,7 +161,7 @@ impl GpuContext {
         b
     }
 
-    /// Runs `call` under a lease: the buffers it gets from [`GpuContext::pooled`] go back to
+    /// Runs `call` under a lease: the buffers it gets from [`Runtime::pooled`] go back to
     /// the pool when it returns `Ok` (it must have waited for every submission it made); on an
     /// error they are dropped instead (wgpu frees them once the device is done with them).
     pub(crate) fn leased<T>(&self, call: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -180,18 +200,6 @@ impl GpuContext {
         out
     }
 
-    /// How the buffer pool has served this context: buffers created and reused, idle bytes.
-    pub fn pool_stats(&self) -> PoolStats {
-        PoolStats {
-            created: self.pool.created.load(Ordering::Relaxed),
-            reused: self.pool.reused.load(Ordering::Relaxed),
-            idle_bytes: self.pool.idle_bytes.load(Ordering::Relaxed),
-            uploads: self.pool.uploads.load(Ordering::Relaxed),
-            uploaded_bytes: self.pool.uploaded_bytes.load(Ordering::Relaxed),
-            weight_packs: self.pool.weight_packs.load(Ordering::Relaxed),
-        }
-    }
-
     /// Copies `bytes` into `buffer` through the queue, counted in [`PoolStats::uploads`].
     pub(crate) fn write_counted(&self, buffer: &wgpu::Buffer, bytes: &[u8]) {
         self.pool.uploads.fetch_add(1, Ordering::Relaxed);
@@ -223,14 +231,6 @@ impl GpuContext {
             usage,
             mapped_at_creation: false,
         })
-    }
-
-    /// Frees every idle buffer of the pool.
-    pub fn trim(&self) {
-        self.prepared_cache.clear();
-        let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.clear();
-        self.pool.idle_bytes.store(0, Ordering::Relaxed);
     }
 }
 
