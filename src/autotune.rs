@@ -464,7 +464,7 @@ impl GpuContext {
             let plan = match op {
                 Op::Forward => crate::planner::forward_piece(g, bias, &profile, a)?,
                 Op::WeightGrad => crate::planner::weight_grad_piece(g, &profile, a)?,
-                _ => crate::planner::input_grad_piece(g, &profile, a)?,
+                _ => crate::planner::input_grad_piece(g, &profile, a, true)?,
             };
             let shape = (
                 plan.kernels(),

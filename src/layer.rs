@@ -259,15 +259,9 @@ impl Conv2d {
         ctx.rt.leased(|| {
             ctx.scoped("layer backward", || {
                 let (w, _, finite) = self.resident_weights(ctx)?;
-                // as in GpuContext::conv2d_backward: non-finite weights take the direct kernels
-                let algorithm = if finite {
-                    Algorithm::Auto
-                } else {
-                    Algorithm::Direct
-                };
                 let xg = ctx.upload_slice(&g.input_shape(), x.data(), "layer: input")?;
                 let gy = ctx.upload_slice(&g.output_shape(), grad_output.data(), "layer: grad")?;
-                let raw = ctx.backward_read(&g, &xg, &w, &gy, wanted, algorithm)?;
+                let raw = ctx.backward_read(&g, &xg, &w, &gy, wanted, finite, Algorithm::Auto)?;
                 Conv2dGrads::from_raw(raw, x.shape(), self.weight.shape(), g.oc)
             })
         })

@@ -211,8 +211,16 @@ impl<'a> Trainer<'a> {
             .as_ref()
             .map(|_| zeros(&bshape, "train: grad_bias"))
             .transpose()?;
-        let grads =
-            ctx.prepare_backward(g, &x, &w, &gy, Some(&gw), None, gb.as_ref(), algorithm)?;
+        let io = crate::ops::BackwardIo {
+            x: &x,
+            w: &w,
+            gy: &gy,
+            gw: Some(&gw),
+            gx: None,
+            gb: gb.as_ref(),
+            weights_finite: true,
+        };
+        let grads = ctx.prepare_backward(g, &io, algorithm)?;
         step.extend(grads);
         let plan = sgd_step::plan(w.len(), sgd, &profile)?;
         step.push(crate::runtime::encode::prepare(

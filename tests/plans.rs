@@ -526,12 +526,16 @@ fn the_order_of_choice_is_pinned() {
     assert!(candidates(Op::BiasGrad).is_empty());
 }
 
+/// The context's plan log is one for the whole binary: the tests that read it take turns.
+static PLAN_LOG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// For every table case and algorithm, the plan `GpuContext::plan` shows (what `wgpu-conv
 /// plan` prints) is, text for text, the plan the call binds and records: one forward plan for
 /// `conv2d`, the three gradients' for `conv2d_backward`.
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn every_shown_plan_is_the_plan_the_call_records() {
+    let _log = PLAN_LOG.lock().unwrap_or_else(|e| e.into_inner());
     let ctx = ctx();
     for case in cases() {
         let g = case.opts.resolve(case.x, case.w).unwrap();
@@ -584,4 +588,44 @@ fn every_shown_plan_is_the_plan_the_call_records() {
         }
     }
     ctx.keep_recorded_plans(false);
+}
+
+/// A weight that is not finite is the planner's input too: the input gradient's recorded plan
+/// says so and takes the direct kernel; the weight gradient, which never multiplies a weight,
+/// keeps its own.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn non_finite_weights_are_a_planner_input() {
+    let _log = PLAN_LOG.lock().unwrap_or_else(|e| e.into_inner());
+    let ctx = ctx();
+    let opts = Conv2dOptions::new().padding(1);
+    let x = Tensor::new(vec![1, 8, 9, 9], Rng::new(5).vec(8 * 81)).unwrap();
+    let mut wd = Rng::new(6).vec(8 * 8 * 9);
+    wd[3] = f32::INFINITY;
+    let w = Tensor::new(vec![8, 8, 3, 3], wd).unwrap();
+    let gy = Tensor::new(vec![1, 8, 9, 9], Rng::new(7).vec(8 * 81)).unwrap();
+    ctx.keep_recorded_plans(true);
+    ctx.conv2d_backward_with(&x, &w, &gy, &opts, Wanted::ALL, Algorithm::Gemm)
+        .unwrap();
+    let recorded = ctx.recorded_plans();
+    ctx.keep_recorded_plans(false);
+    let input = recorded
+        .iter()
+        .find(|p| p.kernels().contains(&"conv2d_input_grad"))
+        .unwrap_or_else(|| panic!("no direct input gradient among {recorded:#?}"));
+    assert!(
+        input
+            .reasons()
+            .iter()
+            .any(|r| r.starts_with("non-finite weights")),
+        "{input}"
+    );
+    let g = opts.resolve([1, 8, 9, 9], [8, 8, 3, 3]).unwrap();
+    let weight = ctx
+        .plan(Op::WeightGrad, &g, false, Algorithm::Gemm)
+        .unwrap();
+    assert!(
+        recorded.iter().any(|p| p.to_string() == weight.to_string()),
+        "the weight gradient's plan is its own: {weight}"
+    );
 }

@@ -12,6 +12,19 @@ use crate::runtime::readback::Pending;
 use crate::split;
 use crate::tensor::{GpuTensor, Tensor};
 
+/// A backward pass's operands on the device, the gradients it writes (each where given), and
+/// what the planner needs to know of the data.
+pub(crate) struct BackwardIo<'a> {
+    pub x: &'a GpuTensor,
+    pub w: &'a GpuTensor,
+    pub gy: &'a GpuTensor,
+    pub gw: Option<&'a GpuTensor>,
+    pub gx: Option<&'a GpuTensor>,
+    pub gb: Option<&'a GpuTensor>,
+    /// Every weight is finite (where not, the input gradient takes the direct kernel).
+    pub weights_finite: bool,
+}
+
 impl GpuContext {
     /// Records the gradients of `sum(y * gy)` into `encoder`, each where its target is given.
     #[allow(clippy::too_many_arguments)]
@@ -43,8 +56,28 @@ impl GpuContext {
         gb: Option<&GpuTensor>,
         algorithm: Algorithm,
     ) -> Result<()> {
+        let io = BackwardIo {
+            x,
+            w,
+            gy,
+            gw,
+            gx,
+            gb,
+            weights_finite: true,
+        };
+        self.record_backward_io(encoder, g, &io, algorithm)
+    }
+
+    /// Records the gradients of `io`.
+    fn record_backward_io(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        g: &Conv2dGeometry,
+        io: &BackwardIo,
+        algorithm: Algorithm,
+    ) -> Result<()> {
         self.scoped("record_backward", || {
-            let prepared = self.prepare_backward(g, x, w, gy, gw, gx, gb, algorithm)?;
+            let prepared = self.prepare_backward(g, io, algorithm)?;
             for p in &prepared {
                 p.encode(&self.rt, encoder);
             }
@@ -54,18 +87,21 @@ impl GpuContext {
 
     /// The wanted gradients bound to their operands (weight, input, bias, in that order), to
     /// be recorded once or many times.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn prepare_backward(
         &self,
         g: &Conv2dGeometry,
-        x: &GpuTensor,
-        w: &GpuTensor,
-        gy: &GpuTensor,
-        gw: Option<&GpuTensor>,
-        gx: Option<&GpuTensor>,
-        gb: Option<&GpuTensor>,
+        io: &BackwardIo,
         algorithm: Algorithm,
     ) -> Result<Vec<Prepared>> {
+        let BackwardIo {
+            x,
+            w,
+            gy,
+            gw,
+            gx,
+            gb,
+            weights_finite,
+        } = *io;
         let mut written = Vec::new();
         written.extend(gw.map(|t| ("grad_weight", t)));
         written.extend(gx.map(|t| ("grad_input", t)));
@@ -94,7 +130,8 @@ impl GpuContext {
         if let Some(gx) = gx {
             expect_len(gx, g.input_shape(), "grad_input")?;
             let algorithm = self.tuned_algorithm(Op::InputGrad, g, false, algorithm)?;
-            let plan = crate::planner::input_grad_piece(g, &self.profile(), algorithm)?;
+            let plan =
+                crate::planner::input_grad_piece(g, &self.profile(), algorithm, weights_finite)?;
             let io = [&w.buffer, &gy.buffer, &gx.buffer];
             prepared.push(crate::runtime::encode::prepare(
                 &self.rt,
@@ -127,6 +164,7 @@ impl GpuContext {
         wg: &GpuTensor,
         gyg: &GpuTensor,
         wanted: Wanted,
+        weights_finite: bool,
         algorithm: Algorithm,
     ) -> Result<(Pending, [Option<usize>; 3])> {
         let make = |on: bool, shape: &[usize], label: &str| {
@@ -144,17 +182,16 @@ impl GpuContext {
         )?;
         let gb = make(wanted.bias, &[g.oc, 1, 1, 1], "conv2d_backward: grad_bias")?;
         let mut enc = self.encoder("conv2d_backward");
-        self.record_backward_with(
-            &mut enc,
-            g,
-            xg,
-            wg,
-            gyg,
-            gw.as_ref(),
-            gx.as_ref(),
-            gb.as_ref(),
-            algorithm,
-        )?;
+        let io = BackwardIo {
+            x: xg,
+            w: wg,
+            gy: gyg,
+            gw: gw.as_ref(),
+            gx: gx.as_ref(),
+            gb: gb.as_ref(),
+            weights_finite,
+        };
+        self.record_backward_io(&mut enc, g, &io, algorithm)?;
         let targets: Vec<&GpuTensor> = [&gw, &gx, &gb].into_iter().flatten().collect();
         let bufs: Vec<&wgpu::Buffer> = targets.iter().map(|t| &t.buffer).collect();
         let lens = [&gw, &gx, &gb].map(|t| t.as_ref().map(GpuTensor::len));
@@ -183,13 +220,14 @@ impl GpuContext {
                     self.binding_limit(),
                 ));
             }
-            let algorithm = backward_algorithm(&g, x, w, grad_output, wanted, Algorithm::Auto)?;
+            check_grad_output(&g, x, grad_output)?;
+            let finite = w.data().iter().all(|v| v.is_finite());
             let submitted = self.scoped("conv2d_backward", || {
                 let label = "conv2d_backward_async";
                 let xg = self.upload_slice(&g.input_shape(), x.data(), label)?;
                 let wg = self.upload_slice(&g.weight_shape(), w.data(), label)?;
                 let gyg = self.upload_slice(&g.output_shape(), grad_output.data(), label)?;
-                self.backward_submit(&g, &xg, &wg, &gyg, wanted, algorithm)
+                self.backward_submit(&g, &xg, &wg, &gyg, wanted, finite, Algorithm::Auto)
             })?;
             Ok((submitted, x.shape().to_vec(), w.shape().to_vec(), g.oc))
         })();
@@ -201,19 +239,12 @@ impl GpuContext {
     }
 }
 
-/// Checks that `grad_output` has the output's shape (in the input's rank) and returns the
-/// algorithm a backward pass takes: the fast input-gradient kernels run a forward pass over the
-/// zero-padded output gradient, where a padding position times an infinite weight is NaN and
-/// the exact gradient, which has no such term, is finite; so non-finite weights take the direct
-/// kernels, which skip those positions.
-pub(super) fn backward_algorithm(
+/// Checks that `grad_output` has the output's shape (in the input's rank).
+pub(super) fn check_grad_output(
     g: &Conv2dGeometry,
     x: &Tensor,
-    w: &Tensor,
     grad_output: &Tensor,
-    wanted: Wanted,
-    algorithm: Algorithm,
-) -> Result<Algorithm> {
+) -> Result<()> {
     let out_shape = output_shape(x.shape().len(), g);
     if grad_output.shape() != out_shape.as_slice() {
         return Err(Error::shape(format!(
@@ -222,10 +253,7 @@ pub(super) fn backward_algorithm(
             out_shape
         )));
     }
-    if wanted.input && w.data().iter().any(|v| !v.is_finite()) {
-        return Ok(Algorithm::Direct);
-    }
-    Ok(algorithm)
+    Ok(())
 }
 
 /// Data read back for the wanted gradients (in the order weight, input, bias), each cut to its

@@ -1,6 +1,6 @@
 //! The blocking calls (native targets only): each submits its work and waits for it.
 
-use super::backward::{backward_algorithm, raw_grads};
+use super::backward::{check_grad_output, raw_grads};
 use super::transfer::finish_download;
 use super::{expect_elements, geometry, output_shape};
 use crate::context::GpuContext;
@@ -177,10 +177,11 @@ impl GpuContext {
         let g = *g;
         expect_elements(x.len(), g.input_shape(), "input")?;
         expect_elements(w.len(), g.weight_shape(), "weight")?;
-        let algorithm = backward_algorithm(&g, x, w, grad_output, wanted, algorithm)?;
+        check_grad_output(&g, x, grad_output)?;
+        let finite = w.data().iter().all(|v| v.is_finite());
         let raw = if split::needed(&g, self.binding_limit()).is_some() {
             let run = |pg: &Conv2dGeometry, x: &[f32], w: &[f32], gy: &[f32]| {
-                self.backward_raw(pg, x, w, gy, wanted, algorithm)
+                self.backward_raw(pg, x, w, gy, wanted, finite, algorithm)
             };
             let (x, w, gy) = (x.data(), w.data(), grad_output.data());
             split::backward(&g, self.binding_limit(), x, w, gy, wanted, run)?
@@ -191,6 +192,7 @@ impl GpuContext {
                 w.data(),
                 grad_output.data(),
                 wanted,
+                finite,
                 algorithm,
             )?
         };
@@ -205,6 +207,7 @@ impl GpuContext {
         w: &[f32],
         gy: &[f32],
         wanted: Wanted,
+        weights_finite: bool,
         algorithm: Algorithm,
     ) -> Result<RawGrads> {
         self.rt.leased(|| {
@@ -213,7 +216,7 @@ impl GpuContext {
                 let wg = self.upload_slice(&g.weight_shape(), w, "conv2d_backward: weight")?;
                 let gyg =
                     self.upload_slice(&g.output_shape(), gy, "conv2d_backward: grad_output")?;
-                self.backward_read(g, &xg, &wg, &gyg, wanted, algorithm)
+                self.backward_read(g, &xg, &wg, &gyg, wanted, weights_finite, algorithm)
             })
         })
     }
@@ -226,9 +229,11 @@ impl GpuContext {
         wg: &GpuTensor,
         gyg: &GpuTensor,
         wanted: Wanted,
+        weights_finite: bool,
         algorithm: Algorithm,
     ) -> Result<RawGrads> {
-        let (pending, lens) = self.backward_submit(g, xg, wg, gyg, wanted, algorithm)?;
+        let (pending, lens) =
+            self.backward_submit(g, xg, wg, gyg, wanted, weights_finite, algorithm)?;
         Ok(raw_grads(self.wait_read(pending)?, lens))
     }
 }

@@ -8,6 +8,7 @@ mod forward;
 mod transfer;
 
 pub use crate::tensor::GpuTensor;
+pub(crate) use backward::BackwardIo;
 
 use crate::error::{Error, Result};
 use crate::options::{Conv2dGeometry, Conv2dOptions};

@@ -80,14 +80,26 @@ pub(crate) const CANDIDATES: &[Candidate<InputGrad>] = &[
 ];
 
 /// The plan of the input gradient of `g` (of `sum(y * gy)`) on `profile`, over operands
-/// `[w, gy, gx]`.
+/// `[w, gy, gx]`. Where a weight is not finite (`weights_finite` false), the direct kernel:
+/// the others run a forward pass over the zero-padded output gradient, where a padding
+/// position times an infinite weight is NaN and the exact gradient, which has no such term,
+/// is finite; the direct kernel skips those positions.
 pub(crate) fn plan_input_grad(
     g: &Conv2dGeometry,
     profile: &DeviceProfile,
     algorithm: Algorithm,
+    weights_finite: bool,
 ) -> Result<Plan> {
     let mut plan = Plan::new(Op::InputGrad);
-    let a = resolved(&mut plan, g, profile, algorithm);
+    let mut a = resolved(&mut plan, g, profile, algorithm);
+    if !weights_finite && a != Algorithm::Direct {
+        plan.reason(format!(
+            "non-finite weights: direct instead of {}, which would multiply the zero padding \
+             by them (NaN where the exact gradient is finite)",
+            a.name()
+        ));
+        a = Algorithm::Direct;
+    }
     let input = InputGrad {
         g: *g,
         profile: profile.clone(),

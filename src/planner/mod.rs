@@ -102,7 +102,7 @@ pub fn plan_input_grad(
     algorithm: Algorithm,
 ) -> Result<Plan> {
     with_split(g, profile, |g| {
-        input_grad::plan_input_grad(g, profile, algorithm)
+        input_grad::plan_input_grad(g, profile, algorithm, true)
     })
 }
 
