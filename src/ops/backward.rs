@@ -157,6 +157,7 @@ impl GpuContext {
 
     /// Submits the wanted gradients from operands on the device, with their copies for
     /// reading; returns what to read and each wanted gradient's length.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn backward_submit(
         &self,
         g: &Conv2dGeometry,

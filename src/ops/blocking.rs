@@ -200,6 +200,7 @@ impl GpuContext {
     }
 
     /// One submission: upload, the wanted gradients, read back. The operands must fit.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn backward_raw(
         &self,
         g: &Conv2dGeometry,
