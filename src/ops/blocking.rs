@@ -223,6 +223,7 @@ impl GpuContext {
     }
 
     /// One submission: the wanted gradients from operands on the device, read back.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn backward_read(
         &self,
         g: &Conv2dGeometry,
