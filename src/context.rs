@@ -37,7 +37,7 @@ pub struct GpuContext {
     /// long); `None` elsewhere.
     serial: Option<Mutex<()>>,
     /// Autotuning's switch and cache.
-    pub(crate) tuner: crate::autotune::Autotuner,
+    pub(crate) tuner: crate::planner::tuned::Autotuner,
     /// This context's number in the process: a layer's resident weights belong to one.
     pub(crate) uid: u64,
     /// In a browser, the instance and adapter the device came from, kept alive with it.
@@ -356,7 +356,7 @@ impl GpuContext {
             binding_cap: AtomicU64::new(u64::MAX),
             family: Mutex::new(Family::from_env()?),
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
-            tuner: crate::autotune::Autotuner::from_env()?,
+            tuner: crate::planner::tuned::Autotuner::from_env()?,
             uid: NEXT_CONTEXT.fetch_add(1, Ordering::Relaxed),
             origin: None,
             info,

@@ -90,7 +90,6 @@ mod tensor;
 mod timing;
 mod train;
 
-pub use autotune::{cache_dir, Tuned};
 #[cfg(not(target_arch = "wasm32"))]
 pub use context::list_adapters;
 pub use context::{check_backend_env, describe_adapter, AdapterInfo, GpuContext, BACKEND_NAMES};
@@ -103,6 +102,7 @@ pub use kernels::{
 pub use layer::{Conv2d, Sequential, SequentialGrads};
 pub use ops::{geometry, GpuTensor};
 pub use options::{output_size, Conv2dGeometry, Conv2dOptions, ConvMode, Hw, Padding, PaddingMode};
+pub use planner::tuned::{cache_dir, Tuned};
 pub use planner::{
     candidates, plan, plan_bias_grad, plan_forward, plan_input_grad, plan_weight_grad,
 };
