@@ -23,7 +23,7 @@ struct StepParams {
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
 
 const WORKGROUP_SIZE: u32 = 64u;
-// Keep in sync with `MAX_OUTPUTS` in src/kernels/train_step_small.rs.
+// `MAX_OUTPUTS` in src/kernels/train_step_small.rs; src/kernels/spec.rs's tests hold them equal.
 const MAX_OUTPUTS: u32 = 2048u;
 
 var<workgroup> grad_y: array<f32, MAX_OUTPUTS>;

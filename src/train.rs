@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::context::GpuContext;
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::kernels::train_step_small::{self, StateLayout};
+use crate::kernels::train_step_small::StateLayout;
 use crate::kernels::{mse_loss, sgd_step, Algorithm, Plan, Sgd};
 use crate::layer::Conv2d;
 use crate::ops::{geometry, GpuTensor};
@@ -111,12 +111,14 @@ impl<'a> Trainer<'a> {
             )));
         }
         let bias = layer.bias().is_some();
-        let fused = match algorithm {
-            Algorithm::Auto => {
-                train_step_small::plan(&g, bias, CHAPTER_LOSS_SCALE, &sgd, &ctx.profile())?
-            }
-            _ => None,
-        };
+        let fused = crate::planner::train::fused_step(
+            &g,
+            bias,
+            CHAPTER_LOSS_SCALE,
+            &sgd,
+            &ctx.profile(),
+            algorithm,
+        )?;
         ctx.scoped("train setup", || {
             let loss = ctx.empty(&[1], "train: loss")?;
             let (params, step) = match &fused {

@@ -388,6 +388,45 @@ mod tests {
         assert_eq!(most, Some(6));
     }
 
+    /// A `u32` constant of a shader module, by name.
+    fn shader_const(m: &naga::Module, kernel: &str, name: &str) -> u32 {
+        let (_, c) = m
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{kernel}: no constant {name}"));
+        match m.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref e => panic!("{kernel}: {name} is {e:?}, not a u32 literal"),
+        }
+    }
+
+    #[test]
+    fn tile_sizes_and_array_lengths_match_the_shaders() {
+        use super::super::{conv2d_forward_mm as f, conv2d_weight_grad_mm as w};
+        for (spec, name, rust) in [
+            (&f::SPEC, "TILE_M", f::TILE_M),
+            (&f::SPEC, "TILE_N", f::TILE_N),
+            (&f::SPEC, "TILE_K", f::TILE_K),
+            (&w::SPEC, "TILE_M", w::TILE_M),
+            (&w::SPEC, "TILE_N", w::TILE_N),
+            (&w::SPEC, "TILE_P", w::TILE_P),
+            (
+                &train_step_small::SPEC,
+                "MAX_OUTPUTS",
+                train_step_small::MAX_OUTPUTS,
+            ),
+        ] {
+            let m = module(spec.name, spec.source);
+            assert_eq!(
+                shader_const(&m, spec.name, name) as usize,
+                rust,
+                "{}: {name}",
+                spec.name
+            );
+        }
+    }
+
     #[test]
     fn block_layouts_match_the_shaders() {
         // a chunk: CHUNK_TAPS taps of 8 weights and one offset, after a 16-byte head

@@ -9,6 +9,7 @@
 mod candidates;
 pub(crate) mod forward;
 pub(crate) mod input_grad;
+pub(crate) mod train;
 pub(crate) mod tuned;
 pub(crate) mod weight_grad;
 
