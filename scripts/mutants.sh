@@ -15,7 +15,7 @@ MUTANTS=(
   "pad_copies_skips_copy_2|shaders/conv2d_pad_copies.wgsl|if wanted > 3u {|if wanted > 4u {|--test forward stride_phase"
   "planes_weight_grad_row_4|shaders/conv2d_weight_grad_planes.wgsl|add_row(4u, d, load_row(x0 + 4u * wq4), live);|add_row(4u, d, load_row(x0 + 3u * wq4), live);|--test gradients plane_kernel_size"
   "gemm_weight_grad_tail_mask|shaders/conv2d_weight_grad_gemm.wgsl|rem > 1u|rem > 2u|--test gradients infinity"
-  "no_zero_region|src/kernels/plan_forward.rs|conv2d_pad_copies::copies(&mut plan, profile, &gp, io.x, tail)?|conv2d_pad_copies::copies(&mut plan, profile, &gp, io.x, false)?|--test forward every_case"
+  "no_zero_region|src/planner/forward.rs|conv2d_pad_copies::copies(&mut plan, profile, &gp, io.x, tail)?|conv2d_pad_copies::copies(&mut plan, profile, &gp, io.x, false)?|--test forward every_case"
   "loop_budget_lifted|src/kernels/budget.rs|pub const LOOP_BUDGET: u64 = 32_768;|pub const LOOP_BUDGET: u64 = 1 << 40;|--test long_reductions"
   "reduce_without_tree|src/kernels/reduce_partials.rs|if slices > budget {|if slices > budget * 1024 {|--test long_reductions gradient"
   "forward_pieces_overwrite|shaders/conv2d_forward.wgsl|if p.accumulate != 0u {|if p.accumulate == 7u {|--test long_reductions forward"
