@@ -21,6 +21,8 @@ MUTANTS=(
   "forward_pieces_overwrite|shaders/conv2d_forward.wgsl|if p.accumulate != 0u {|if p.accumulate == 7u {|--test long_reductions forward"
   "input_grad_scan_restarts|shaders/conv2d_input_grad_tiled.wgsl|for (var kr = p.lo0; kr < p.hi0; kr++) {|for (var kr = 0u; kr < p.hi0; kr++) {|--test long_reductions gradient"
   "nest_ignores_fixed_loops|src/kernels/budget.rs|let mut total = fixed;|let mut total = 0;|--lib budget"
+  "candidates_ignore_algorithms|src/planner/candidates.rs|c.algorithms.contains(&algorithm)) {|!c.algorithms.is_empty()) {|--test plans"
+  "non_finite_weights_ignored|src/planner/input_grad.rs|if !weights_finite && a != Algorithm::Direct {|if weights_finite && a == Algorithm::Direct {|--test plans non_finite"
 )
 
 want=("$@")
