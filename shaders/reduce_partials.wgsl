@@ -1,14 +1,16 @@
-// Second pass of the deterministic reductions (weight and bias gradients, the loss): sum i is
-// the sum, in order, of group q = i % groups of element e = i / groups: partials[e * slices + s]
-// for s = q * group, q * group + 1, ... (groups = ceil(slices / group); one group of all the
-// slices unless the loop budget makes the host reduce in several such passes).
+// Second pass of the deterministic reductions (weight and bias gradients, the loss, a split
+// K): sum i is the sum, in order, of group q = i % groups of element e = i / groups: partial s
+// of e for s = q * group, q * group + 1, ... (groups = ceil(slices / group); one group of all
+// the slices unless the loop budget makes the host reduce in several such passes). Partial s of
+// e is partials[e * slices + s], or partials[s * slice_stride + e] where slice_stride is not 0
+// (a `[slice][element]` layout).
 
 // Keep in sync with `ReduceParams` in src/kernels/reduce_partials.rs.
 struct Params {
     count: u32,
     slices: u32,
     group: u32,
-    _pad1: u32,
+    slice_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,11 +31,18 @@ fn reduce_partials(
     }
     let groups = (p.slices + p.group - 1u) / p.group;
     let q = i % groups;
-    let base = (i / groups) * p.slices + q * p.group;
-    let len = min(p.group, p.slices - q * p.group);
+    let e = i / groups;
+    let first = q * p.group;
+    var base = e * p.slices + first;
+    var step = 1u;
+    if p.slice_stride != 0u {
+        base = first * p.slice_stride + e;
+        step = p.slice_stride;
+    }
+    let len = min(p.group, p.slices - first);
     var acc = 0.0;
     for (var s = 0u; s < len; s++) {
-        acc += partials[base + s];
+        acc += partials[base + s * step];
     }
     out[i] = acc;
 }

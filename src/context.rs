@@ -138,6 +138,22 @@ pub const BACKEND_NAMES: &[&str] = &[
     "vulkan", "vk", "metal", "mtl", "dx12", "d3d12", "gl", "opengl", "gles", "webgpu", "noop",
 ];
 
+/// `WGPU_CONV_CHECKED`: 1 (or true) keeps naga's runtime checks on every kernel; 0, false or
+/// unset leaves them off where the crate proves them unneeded.
+fn checked_from_env() -> Result<bool> {
+    match crate::error::env_var("WGPU_CONV_CHECKED")?
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(Error::option(format!(
+            "WGPU_CONV_CHECKED={}: 1 or true (checks on), 0 or false (off where proven)",
+            crate::error::quoted(other)
+        ))),
+    }
+}
+
 /// Checks `WGPU_BACKEND` (when set) names only backends wgpu knows: a typo is an error naming
 /// the bad value, not "no adapter found".
 pub fn check_backend_env() -> Result<()> {
@@ -284,6 +300,14 @@ impl GpuContext {
         Ok(ctx)
     }
 
+    /// Whether the kernels this crate proves in bounds (see `WGPU_CONV_CHECKED` in the README)
+    /// still run with naga's runtime checks (bounds clamps, division guards, loop counters)
+    /// and zeroed workgroup memory on this context: set by `WGPU_CONV_CHECKED=1` when it was
+    /// created.
+    pub fn shader_checks(&self) -> bool {
+        self.rt.pipelines.checked
+    }
+
     /// Wraps a device the caller already has (for use inside another wgpu program). The
     /// required kernels need 4 storage buffers per stage (counted from their shaders), compute
     /// shaders and `f32` storage; the planner uses faster kernels that need more only where the
@@ -350,7 +374,7 @@ impl GpuContext {
             }));
         }
         Ok(Self {
-            rt: crate::runtime::Runtime::new(device, queue, limits, lost),
+            rt: crate::runtime::Runtime::new(device, queue, limits, lost, checked_from_env()?),
             uncaptured,
             errors,
             binding_cap: AtomicU64::new(u64::MAX),

@@ -1171,7 +1171,7 @@ fn plan_prints_a_plan_and_refuses_bad_requests() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for part in ["choices:", "auto -> gpu", "conv2d_forward_mm", "scratch:"] {
+    for part in ["choices:", "auto -> gpu", "conv2d_core", "scratch:"] {
         assert!(text.contains(part), "{part}: {text}");
     }
     let out = run(&[

@@ -97,7 +97,7 @@ fn expected_forward(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfile) -
     match a {
         Algorithm::Direct => "conv2d_forward",
         Algorithm::Gpu if planes => "conv2d_forward_planes",
-        Algorithm::Gpu if g.ocpg() >= 4 => "conv2d_forward_mm",
+        Algorithm::Gpu if g.ocpg() >= 4 => "conv2d_core",
         Algorithm::Gpu if g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_forward_gemm",
         // the forward planes kernel binds 6 storage buffers
         Algorithm::Gemm if planes => "conv2d_forward_planes",
@@ -367,17 +367,16 @@ fn a_plan_reads_as_choices_passes_and_scratch() {
         ]
     );
     assert!(plan.scratch_bytes() > 0);
-    // the GPU family: one dispatch, no scratch
+    // the GPU family: the weight packed (64 x 576 floats), then one dispatch of the core
     for profile in [
         DeviceProfile::webgpu_defaults(),
         cpu.clone().with_family(Family::Gpu),
     ] {
         let plan = plan_forward(&g, true, &profile, Algorithm::Auto).unwrap();
         assert!(plan.to_string().contains("auto -> gpu"), "{plan}");
-        assert_eq!(plan.kernels(), ["conv2d_forward_mm"]);
-        assert_eq!(plan.dispatches(), 1);
-        assert!(plan.max_invocations() >= 50_000, "{plan}");
-        assert_eq!(plan.scratch_bytes(), 0);
+        assert_eq!(plan.kernels(), ["conv2d_pack_core", "conv2d_core"]);
+        assert_eq!(plan.dispatches(), 2);
+        assert_eq!(plan.scratch_bytes(), 64 * 576 * 4, "{plan}");
         let w = plan_weight_grad(&g, &profile, Algorithm::Auto).unwrap();
         assert_eq!(
             w.kernels(),
@@ -389,8 +388,9 @@ fn a_plan_reads_as_choices_passes_and_scratch() {
 }
 
 /// The GPU family's structure on the named shapes (what predicts its speed on a GPU): the
-/// forward pass of resnet_3x3 in at most 2 dispatches, the largest of at least 50,000
-/// invocations; its weight gradient in at most 3, the largest of at least 32,000; its input
+/// forward pass of resnet_3x3 in at most 2 dispatches (the packing and the core), the core's
+/// of at least 2.5 workgroups per SM of a 132-SM GPU; and every forward pass of 0.4 GFLOP or
+/// more as many, split K or not; its weight gradient in at most 3, the largest of at least 32,000; its input
 /// gradient one dispatch and no scratch; stem_7x7's input gradient without zero-inserted
 /// scratch; the GEMM kernels' scratch never larger than the input.
 #[test]
@@ -424,9 +424,21 @@ fn the_gpu_family_runs_each_op_as_one_large_dispatch() {
             .unwrap();
         s.options.resolve(s.input, s.weight).unwrap()
     };
+    let workgroups = |p: &wgpu_conv::Plan, kernel: &str| -> u64 {
+        let pass = p.passes().iter().find(|q| q.kernel() == kernel).unwrap();
+        pass.largest_grid().iter().map(|&d| u64::from(d)).product()
+    };
+    for s in wgpu_conv::bench_shapes() {
+        let g = shape(s.name);
+        let f = plan_forward(&g, false, &profile, Algorithm::Auto).unwrap();
+        if g.flops() >= 0.4e9 && f.kernels().contains(&"conv2d_core") {
+            assert!(workgroups(&f, "conv2d_core") as f64 >= 2.5 * 132.0, "{f}");
+        }
+    }
     let g = shape("resnet_3x3");
     let f = plan_forward(&g, false, &profile, Algorithm::Auto).unwrap();
-    assert!(f.dispatches() <= 2 && f.max_invocations() >= 50_000, "{f}");
+    assert!(f.dispatches() <= 2, "{f}");
+    assert_eq!(f.kernels(), ["conv2d_pack_core", "conv2d_core"], "{f}");
     let w = plan_weight_grad(&g, &profile, Algorithm::Auto).unwrap();
     assert!(w.dispatches() <= 3 && w.max_invocations() >= 32_000, "{w}");
     let i = plan_input_grad(&g, &profile, Algorithm::Auto).unwrap();
@@ -516,7 +528,7 @@ fn the_order_of_choice_is_pinned() {
     println!("{table}");
     assert_eq!(
         table,
-        "forward      planes (gemm gpu) > mm (gpu) > gemm (gemm gpu) > rows (tiled gemm gpu) > \
+        "forward      planes (gemm gpu) > core (gpu) > mm (gpu) > gemm (gemm gpu) > rows (tiled gemm gpu) > \
          tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n\
          weight_grad  planes (gemm gpu) > mm (gpu) > gemm (gemm gpu) > tiled (tiled gemm gpu) > \
          direct (direct tiled gemm gpu)\n\

@@ -18,6 +18,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Write],
     uniform: Uniform::Conv,
     required: true,
+    trusted: false,
 };
 
 /// The plan over operands `[gy, gb]`: partial sums per slice of `N*OH*OW`, then their

@@ -18,6 +18,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
     required: true,
+    trusted: false,
 };
 
 /// The pass over `io` = `[x, w, bias, y]`. Loop iterations per invocation: the nest input

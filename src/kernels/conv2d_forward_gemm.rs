@@ -18,6 +18,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Block, Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Gemm,
     required: false,
+    trusted: false,
 };
 
 /// Taps one dispatch adds (`CHUNK_TAPS` in the shaders).

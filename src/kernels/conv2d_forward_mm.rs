@@ -20,6 +20,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
     required: false,
+    trusted: false,
 };
 
 /// Output channels and pixels of a workgroup's tile, and taps per slice (`TILE_M`, `TILE_N`,

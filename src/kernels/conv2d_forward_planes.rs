@@ -36,6 +36,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     ],
     uniform: Uniform::Gemm,
     required: false,
+    trusted: false,
 };
 
 /// Bytes between two output channels' uniform blocks (`struct Plane`, `PLANE_WORDS` in the

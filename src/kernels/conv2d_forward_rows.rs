@@ -17,6 +17,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
     required: false,
+    trusted: false,
 };
 
 /// Output pixels per invocation.

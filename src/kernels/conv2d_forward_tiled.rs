@@ -18,6 +18,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
     required: false,
+    trusted: false,
 };
 
 /// Output channels per invocation.

@@ -20,6 +20,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
     required: true,
+    trusted: false,
 };
 
 /// The candidate positions that may read a pixel, as rows x columns: the pixel itself, and

@@ -19,6 +19,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
     required: false,
+    trusted: false,
 };
 
 /// Input channels per invocation.

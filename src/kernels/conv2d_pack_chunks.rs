@@ -17,6 +17,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Write],
     uniform: Uniform::Gemm,
     required: false,
+    trusted: false,
 };
 
 /// The pass writing `chunks` (`words` u32s) from the weight `w`: one invocation per word, no

@@ -18,6 +18,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Write],
     uniform: Uniform::Gemm,
     required: false,
+    trusted: false,
 };
 
 /// The pass writing `planes` from the weight `w`: one invocation per word of the blocks, no

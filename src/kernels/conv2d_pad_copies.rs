@@ -17,6 +17,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Write],
     uniform: Uniform::Gemm,
     required: false,
+    trusted: false,
 };
 
 /// Columns of a padded row one workgroup writes: 4 per invocation, 8 invocations across.

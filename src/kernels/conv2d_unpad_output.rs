@@ -17,6 +17,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Write],
     uniform: Uniform::Gemm,
     required: false,
+    trusted: false,
 };
 
 /// The pass copying `padded` into `y`: one invocation per output element, no loops, on a grid

@@ -20,6 +20,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
     required: true,
+    trusted: false,
 };
 
 /// Length of one slice of the direct reductions. Fixed, so the summation order depends only

@@ -20,6 +20,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
     required: false,
+    trusted: false,
 };
 
 /// Output channels and taps of a workgroup's tile, pixels per step (`TILE_M`, `TILE_N`,

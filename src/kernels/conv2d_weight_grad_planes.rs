@@ -35,6 +35,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     ],
     uniform: Uniform::Gemm,
     required: false,
+    trusted: false,
 };
 
 /// Output columns per invocation.

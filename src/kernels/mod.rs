@@ -18,6 +18,7 @@ pub(crate) mod spec;
 pub(crate) mod uniforms;
 
 pub(crate) mod conv2d_bias_grad;
+pub(crate) mod conv2d_core;
 pub(crate) mod conv2d_forward;
 pub(crate) mod conv2d_forward_gemm;
 pub(crate) mod conv2d_forward_mm;
@@ -27,6 +28,7 @@ pub(crate) mod conv2d_forward_tiled;
 pub(crate) mod conv2d_input_grad;
 pub(crate) mod conv2d_input_grad_tiled;
 pub(crate) mod conv2d_pack_chunks;
+pub(crate) mod conv2d_pack_core;
 pub(crate) mod conv2d_pack_planes;
 pub(crate) mod conv2d_pad_copies;
 pub(crate) mod conv2d_unpad_output;

@@ -16,6 +16,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Read, Access::Write, Access::Write],
     uniform: Uniform::Own(std::mem::size_of::<LossParams>()),
     required: true,
+    trusted: false,
 };
 
 /// Uniform of `mse_loss` (`struct Params` in its shader).

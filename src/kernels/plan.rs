@@ -201,6 +201,22 @@ impl Pass {
             .join(" ")
     }
 
+    /// The override constants' names and values (what the pipeline is built with).
+    pub fn constant_values(&self) -> &[(&'static str, u32)] {
+        &self.constants
+    }
+
+    /// The complete WGSL source the kernel's pipeline is built from (with its preludes).
+    pub fn source(&self) -> &'static str {
+        self.spec.source
+    }
+
+    /// Whether the kernel is built without naga's runtime checks (unless the context has
+    /// `WGPU_CONV_CHECKED=1`): every read and write in bounds by construction.
+    pub fn trusted(&self) -> bool {
+        self.spec.trusted
+    }
+
     /// Dispatches.
     pub fn dispatches(&self) -> usize {
         self.dispatches.len()
@@ -254,9 +270,10 @@ pub struct Plan {
 }
 
 /// Kernels that prepare or finish the work of another (copies, packing, sums of partials).
-const HELPERS: [&str; 5] = [
+const HELPERS: [&str; 6] = [
     "conv2d_pad_copies",
     "conv2d_pack_chunks",
+    "conv2d_pack_core",
     "conv2d_pack_planes",
     "conv2d_unpad_output",
     "reduce_partials",

@@ -15,6 +15,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Write, Access::Write],
     uniform: Uniform::Own(std::mem::size_of::<SgdParams>()),
     required: true,
+    trusted: false,
 };
 
 /// Uniform of `sgd_step` (`struct Params` in its shader).

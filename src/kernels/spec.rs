@@ -5,12 +5,12 @@
 
 use super::uniforms::{ConvParams, GemmParams};
 use super::{
-    conv2d_bias_grad, conv2d_forward, conv2d_forward_gemm, conv2d_forward_mm,
+    conv2d_bias_grad, conv2d_core, conv2d_forward, conv2d_forward_gemm, conv2d_forward_mm,
     conv2d_forward_planes, conv2d_forward_rows, conv2d_forward_tiled, conv2d_input_grad,
-    conv2d_input_grad_tiled, conv2d_pack_chunks, conv2d_pack_planes, conv2d_pad_copies,
-    conv2d_unpad_output, conv2d_weight_grad, conv2d_weight_grad_gemm, conv2d_weight_grad_mm,
-    conv2d_weight_grad_planes, conv2d_weight_grad_tiled, mse_loss, reduce_partials, sgd_step,
-    train_step_small,
+    conv2d_input_grad_tiled, conv2d_pack_chunks, conv2d_pack_core, conv2d_pack_planes,
+    conv2d_pad_copies, conv2d_unpad_output, conv2d_weight_grad, conv2d_weight_grad_gemm,
+    conv2d_weight_grad_mm, conv2d_weight_grad_planes, conv2d_weight_grad_tiled, mse_loss,
+    reduce_partials, sgd_step, train_step_small,
 };
 
 /// The complete source of a kernel: the `shaders/*.wgsl` files named, in order (WGSL has no
@@ -76,6 +76,13 @@ pub(crate) struct KernelSpec {
     /// reductions, with which every operation can be planned. The others are chosen only where
     /// the device's limits allow them.
     pub required: bool,
+    /// Whether every read and write of the kernel is in bounds by construction (masked
+    /// gathers, padded packed operands, grids the plan checks), every integer division is by a
+    /// non-zero value, every loop is bounded by the loop budget, and every workgroup-memory
+    /// word is written before it is read. Such a kernel is compiled without the runtime checks
+    /// naga would add (bounds clamps, division guards, loop counters) and without zeroing its
+    /// workgroup memory, unless the context was created with `WGPU_CONV_CHECKED=1`.
+    pub trusted: bool,
 }
 
 /// Occurrences of `needle` in `hay`, at compile time.
@@ -128,6 +135,8 @@ pub(crate) const SPECS: &[&KernelSpec] = &[
     &conv2d_pack_chunks::SPEC,
     &conv2d_forward_gemm::SPEC,
     &conv2d_forward_mm::SPEC,
+    &conv2d_pack_core::SPEC,
+    &conv2d_core::SPEC,
     &conv2d_unpad_output::SPEC,
     &conv2d_pack_planes::SPEC,
     &conv2d_forward_planes::SPEC,

@@ -20,6 +20,7 @@ pub(crate) const SPEC: KernelSpec = KernelSpec {
     bindings: &[Access::Read, Access::Write, Access::Write],
     uniform: Uniform::Own(std::mem::size_of::<StepParams>()),
     required: false,
+    trusted: false,
 };
 
 /// Outputs the kernel's workgroup array holds (`MAX_OUTPUTS` in its shader).

@@ -49,12 +49,23 @@ pub(crate) struct Forward {
     profile: DeviceProfile,
 }
 
+impl Forward {
+    pub(crate) fn new(g: Conv2dGeometry, io: ForwardIo, profile: DeviceProfile) -> Self {
+        Self { g, io, profile }
+    }
+}
+
 /// The forward pass's candidates, in their order of choice.
 pub(crate) const CANDIDATES: &[Candidate<Forward>] = &[
     Candidate {
         name: "planes",
         algorithms: GEMM_FAMILY,
         try_plan: |f| Ok(planes(&f.g, f.io, &f.profile)?.into()),
+    },
+    Candidate {
+        name: "core",
+        algorithms: GPU_FAMILY,
+        try_plan: |f| core(f, false),
     },
     Candidate {
         name: "mm",
@@ -128,6 +139,87 @@ pub(crate) fn forward_into(
         profile: profile.clone(),
     };
     choose(plan, a, CANDIDATES, &input)
+}
+
+/// The GEMM core over a packed weight (`transposed`: `f.io.w` is the weight of the layer whose
+/// stride-1 input gradient `f.g` is, read across), or why not.
+pub(crate) fn core(f: &Forward, transposed: bool) -> Result<Outcome> {
+    use crate::kernels::{conv2d_core as k, conv2d_pack_core, reduce_partials};
+    let (g, profile) = (&f.g, &f.profile);
+    if g.ocpg() < MM_MIN_CHANNELS {
+        return Ok(Outcome::Declined(format!(
+            "{} output channels per group (< {MM_MIN_CHANNELS}) would leave most of a tile idle",
+            g.ocpg()
+        )));
+    }
+    if let Err(why) = k::applies(g, profile) {
+        return Ok(Outcome::Declined(why));
+    }
+    let mut s = k::CoreShape::new(g);
+    let mut plan = Plan::new(Op::Forward);
+    let packed_bytes = s.packed_floats() as u64 * 4;
+    let Some(packed) = plan.scratch(
+        profile,
+        "conv2d_pack_core: packed weight",
+        packed_bytes,
+        false,
+    ) else {
+        return Ok(Outcome::Declined(format!(
+            "{packed_bytes} bytes of packed weight pass the binding limit"
+        )));
+    };
+    let elements = g.n * g.oc * g.oh * g.ow;
+    let partial_bytes = (s.slices * elements) as u64 * 4;
+    let partials = if s.slices > 1 {
+        let buf = plan.scratch(
+            profile,
+            "conv2d_core: slices of a split K",
+            partial_bytes,
+            false,
+        );
+        if buf.is_none() {
+            s = s.unsplit();
+        }
+        buf
+    } else {
+        None
+    };
+    plan.reason(format!(
+        "core: one implicit GEMM over a packed weight, tiles of {} channels x {} pixels, {} \
+         steps of {} taps{}",
+        k::TILE_M,
+        k::TILE_N,
+        s.steps,
+        k::TILE_K,
+        match partials {
+            Some(_) => format!(
+                ", split into {} slices of {} steps ({} workgroups < {} per SM of {})",
+                s.slices,
+                s.slice_steps,
+                s.tiles * s.blocks,
+                k::MIN_WORKGROUPS_PER_SM,
+                k::REFERENCE_SMS
+            ),
+            None => String::new(),
+        }
+    ));
+    plan.passes.push(conv2d_pack_core::pass(
+        g, &s, f.io.w, packed, transposed, profile,
+    )?);
+    let bias = f.io.bias.unwrap_or(Buf::Zeros);
+    let has_bias = f.io.bias.is_some();
+    let out = partials.unwrap_or(f.io.y);
+    plan.passes.push(k::pass(
+        g,
+        &s,
+        [f.io.x, packed, bias, out],
+        has_bias,
+        profile,
+    )?);
+    if let Some(partials) = partials {
+        reduce_partials::sliced_passes(&mut plan, profile, partials, f.io.y, elements, s.slices)?;
+    }
+    Ok(Outcome::Taken(plan))
 }
 
 /// The GPU family's one implicit GEMM, or why not.

@@ -3,7 +3,7 @@
 //! run it as one, over the output gradient with the weight transposed and flipped.
 
 use super::candidates::{choose, Candidate, Outcome, BLOCKED, EVERY, GEMM_FAMILY, GPU_FAMILY};
-use super::forward::{forward_into, gemm, ForwardIo};
+use super::forward::{forward_into, gemm, Forward, ForwardIo};
 use crate::error::Result;
 use crate::kernels::plan::{Buf, Op, Plan};
 use crate::kernels::{
@@ -36,6 +36,11 @@ pub(crate) const CANDIDATES: &[Candidate<InputGrad>] = &[
         name: "as forward",
         algorithms: BLOCKED,
         try_plan: as_forward_plain,
+    },
+    Candidate {
+        name: "core",
+        algorithms: GPU_FAMILY,
+        try_plan: core,
     },
     Candidate {
         name: "mm",
@@ -146,6 +151,38 @@ fn as_forward_plain(i: &InputGrad) -> Result<Outcome> {
     };
     forward_into(&mut plan, t, io, &i.profile, i.algorithm)?;
     Ok(Outcome::Taken(plan))
+}
+
+/// Stride 1: the GEMM core as forward over gy, the weight packed transposed and flipped, or why
+/// not.
+fn core(i: &InputGrad) -> Result<Outcome> {
+    let Some((t, up)) = &i.as_forward else {
+        return Ok(no_forward(&i.g));
+    };
+    if *up != Hw::new(1, 1) {
+        return Ok(Outcome::Declined(format!(
+            "stride {}x{}: the core multiplies no inserted zeros",
+            up.h, up.w
+        )));
+    }
+    let io = ForwardIo {
+        x: GY,
+        w: W,
+        bias: None,
+        y: GX,
+    };
+    let f = Forward::new(*t, io, i.profile.clone());
+    let out = super::forward::core(&f, true)?;
+    Ok(match out {
+        Outcome::Taken(mut p) => {
+            p.reasons.insert(
+                0,
+                "as forward over gy, the weight packed transposed and flipped:".into(),
+            );
+            Outcome::Taken(p)
+        }
+        declined => declined,
+    })
 }
 
 /// The GPU family's implicit GEMM over gy read with zero insertion in place, or why not.

@@ -40,8 +40,9 @@ impl Runtime {
         queue: wgpu::Queue,
         limits: wgpu::Limits,
         lost: Arc<Mutex<Option<String>>>,
+        checked: bool,
     ) -> Self {
-        let pipelines = pipelines::Pipelines::new(&device);
+        let pipelines = pipelines::Pipelines::new(&device, checked);
         Self {
             device,
             queue,

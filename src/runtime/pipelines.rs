@@ -18,6 +18,9 @@ type Key = (&'static str, Vec<(&'static str, u32)>);
 /// The pipelines built so far on one device, and the placeholder buffers plans bind.
 pub(crate) struct Pipelines {
     built: Mutex<HashMap<Key, Arc<Pipeline>>>,
+    /// Whether trusted kernels keep naga's runtime checks and zeroed workgroup memory too
+    /// (`WGPU_CONV_CHECKED=1`).
+    pub checked: bool,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub zeros: wgpu::Buffer,
     /// Bound to an output binding that a kernel's variant never writes.
@@ -28,7 +31,7 @@ pub(crate) struct Pipelines {
 const PLACEHOLDER_BYTES: u64 = 16;
 
 impl Pipelines {
-    pub(crate) fn new(device: &wgpu::Device) -> Self {
+    pub(crate) fn new(device: &wgpu::Device, checked: bool) -> Self {
         let placeholder = |label| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -39,6 +42,7 @@ impl Pipelines {
         };
         Self {
             built: Mutex::new(HashMap::new()),
+            checked,
             zeros: placeholder("wgpu-conv: absent input"),
             discard: placeholder("wgpu-conv: unwritten output"),
         }
@@ -62,12 +66,12 @@ impl Pipelines {
         #[cfg(target_arch = "wasm32")]
         let (v, o): (Option<wgpu::Error>, Option<wgpu::Error>) = (None, None);
         #[cfg(target_arch = "wasm32")]
-        let pipeline = Arc::new(build(device, spec, constants));
+        let pipeline = Arc::new(build(device, spec, constants, self.checked));
         #[cfg(not(target_arch = "wasm32"))]
         let (pipeline, v, o) = {
             let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let pipeline = Arc::new(build(device, spec, constants));
+            let pipeline = Arc::new(build(device, spec, constants, self.checked));
             let v = pollster::block_on(validation.pop());
             let o = pollster::block_on(oom.pop());
             (pipeline, v, o)
@@ -90,12 +94,22 @@ fn build(
     device: &wgpu::Device,
     spec: &'static KernelSpec,
     constants: &[(&'static str, u32)],
+    checked: bool,
 ) -> Pipeline {
     let name = spec.name;
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+    let desc = wgpu::ShaderModuleDescriptor {
         label: Some(name),
         source: wgpu::ShaderSource::Wgsl(spec.source.into()),
-    });
+    };
+    let trusted = spec.trusted && !checked;
+    let module = if trusted {
+        // SAFETY: a trusted kernel's reads and writes are in bounds by construction, its
+        // divisors are non-zero and its loops bounded by the loop budget (`KernelSpec::trusted`
+        // says what each kernel's module guarantees; the suite runs with and without checks).
+        unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+    } else {
+        device.create_shader_module(desc)
+    };
     let uniform = |dynamic| wgpu::BindingType::Buffer {
         ty: wgpu::BufferBindingType::Uniform,
         has_dynamic_offset: dynamic,
@@ -137,7 +151,8 @@ fn build(
         entry_point: Some(name),
         compilation_options: wgpu::PipelineCompilationOptions {
             constants: &constants,
-            ..Default::default()
+            // every word of a trusted kernel's workgroup memory is written before it is read
+            zero_initialize_workgroup_memory: !trusted,
         },
         cache: None,
     });

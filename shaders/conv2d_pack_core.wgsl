@@ -1,0 +1,58 @@
+// Packs a weight for conv2d_core: per group and block of 64 output channels, one tile per K
+// step of 16 taps, each [tap][channel] (64 floats a tap), zero past the group's channels and
+// past K, so that the core copies its tiles without tests. One invocation per packed float.
+// The kernel flip (strict convolution) and the transposed read (the input gradient as a forward
+// pass: the layer's weight is [groups * CPG, OCPG, KH, KW]) happen here, once, not in the core.
+// (conv2d_common.wgsl, with `Params`, is prepended to this file; it reads `base`.)
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read_write> packed: array<f32>;
+
+// The layer as the core sees it (keep in sync with `pack_constants` in
+// src/kernels/conv2d_core.rs).
+override GROUPS: u32;
+override CPG: u32;
+override OCPG: u32;
+override KH: u32;
+override KW: u32;
+override FLIP: u32;
+override TRANSPOSED: u32;
+
+@compute @workgroup_size(64, 1, 1)
+fn conv2d_pack_core(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let taps = KH * KW;
+    let steps = (CPG * taps + 15u) / 16u;
+    let m_blocks = (OCPG + 63u) / 64u;
+    let i = p.base + (wid.y * nwg.x + wid.x) * 64u + lid;
+    if i >= GROUPS * m_blocks * steps * 1024u {
+        return;
+    }
+    let within = i % 1024u;
+    let kk = within / 64u;
+    let mm = within % 64u;
+    let tile = i / 1024u;
+    let s = tile % steps;
+    let block = tile / steps;
+    let grp = block / m_blocks;
+    let m = (block % m_blocks) * 64u + mm;
+    let k = s * 16u + kk;
+    var v = 0.0;
+    if m < OCPG && k < CPG * taps {
+        let c = k / taps;
+        var r = k % taps;
+        if FLIP != 0u {
+            r = taps - 1u - r;
+        }
+        if TRANSPOSED != 0u {
+            v = weight[((grp * CPG + c) * OCPG + m) * taps + r];
+        } else {
+            v = weight[((grp * OCPG + m) * CPG + c) * taps + r];
+        }
+    }
+    packed[i] = v;
+}

@@ -1,0 +1,191 @@
+//! `conv2d_core`: the GEMM core of the GPU family. One implicit GEMM per group over a weight
+//! packed by `conv2d_pack_core`: tiles of 64 channels x 64 pixels on 64 invocations (8 x 8
+//! outputs each), K in steps of 16 taps through double-buffered workgroup memory (one barrier a
+//! step), the layer's shape in override constants, and a split K where the grid would leave a
+//! large GPU idle (see its shader).
+
+use super::budget;
+use super::grid::{fits, runs};
+use super::plan::{Buf, Pass};
+use super::profile::DeviceProfile;
+use super::spec::{shader, Access, KernelSpec, Uniform};
+use super::uniforms::{to_u32, ConvParams};
+use crate::error::Result;
+use crate::options::Conv2dGeometry;
+
+pub(crate) const SPEC: KernelSpec = KernelSpec {
+    name: "conv2d_core",
+    preludes: &["conv2d_common"],
+    source: shader!("conv2d_common", "conv2d_core"),
+    workgroup: [64, 1, 1],
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::Write],
+    uniform: Uniform::Conv,
+    required: false,
+    trusted: true,
+};
+
+/// Output channels and pixels of a tile, and taps per K step (`TILE_M`, `TILE_N`, `TILE_K` in
+/// the shader).
+pub(crate) const TILE_M: usize = 64;
+pub(crate) const TILE_N: usize = 64;
+pub(crate) const TILE_K: usize = 16;
+/// Floats of one packed tile (one K step of one channel block).
+pub(crate) const PACKED_TILE_FLOATS: usize = TILE_M * TILE_K;
+
+/// Workgroup memory: two buffers of a 16 x 64 weight tile and a 16 x 64 input tile.
+pub(crate) const WORKGROUP_BYTES: u32 = (2 * 2 * TILE_K * TILE_M * 4) as u32;
+
+/// Streaming multiprocessors of the reference device the grid is sized for (an H100 or H200
+/// has 132), and the workgroups per multiprocessor a dispatch should give it at least: below
+/// that, the K is split.
+pub(crate) const REFERENCE_SMS: usize = 132;
+pub(crate) const MIN_WORKGROUPS_PER_SM: f64 = 2.5;
+/// K steps a slice of a split K keeps at least (fewer would spend more on the second pass than
+/// the split gains).
+const MIN_SLICE_STEPS: usize = 4;
+
+/// Loop iterations per K step: the step loop alone (the loads, the 16 taps' FMAs and the
+/// stores are written out, without loops).
+const PER_STEP: usize = 1;
+/// Loop iterations besides the steps: the stores (8 rows x 2 halves x 4 pixels).
+const STORES: u64 = 8 + 8 * 2 + 8 * 2 * 4;
+
+/// How the core runs a layer: its grid and its split K.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CoreShape {
+    /// Tiles of pixels (grid x).
+    pub tiles: usize,
+    /// Groups x channel blocks (grid y).
+    pub blocks: usize,
+    /// K steps of 16 taps.
+    pub steps: usize,
+    /// Slices of the split K (grid z; 1: none).
+    pub slices: usize,
+    /// K steps per slice.
+    pub slice_steps: usize,
+}
+
+impl CoreShape {
+    pub(crate) fn new(g: &Conv2dGeometry) -> Self {
+        let tiles = (g.n * g.oh * g.ow).div_ceil(TILE_N);
+        let blocks = g.groups * g.ocpg().div_ceil(TILE_M);
+        let steps = g.taps().div_ceil(TILE_K);
+        let workgroups = tiles * blocks;
+        let wanted = (MIN_WORKGROUPS_PER_SM * REFERENCE_SMS as f64).ceil() as usize;
+        let mut slices = 1;
+        if workgroups < wanted {
+            let most = (steps / MIN_SLICE_STEPS).max(1);
+            slices = wanted.div_ceil(workgroups).min(most);
+        }
+        let slice_steps = steps.div_ceil(slices);
+        Self {
+            tiles,
+            blocks,
+            steps,
+            slices: steps.div_ceil(slice_steps),
+            slice_steps,
+        }
+    }
+
+    /// The same without a split K.
+    pub(crate) fn unsplit(self) -> Self {
+        Self {
+            slices: 1,
+            slice_steps: self.steps,
+            ..self
+        }
+    }
+
+    /// Floats of the packed weight.
+    pub(crate) fn packed_floats(&self) -> usize {
+        self.blocks * self.steps * PACKED_TILE_FLOATS
+    }
+}
+
+/// Whether it applies on `profile`: its workgroup memory fits, and the grid's y and z.
+pub(crate) fn applies(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<(), String> {
+    if WORKGROUP_BYTES > profile.max_workgroup_storage_bytes {
+        return Err(format!(
+            "it needs {WORKGROUP_BYTES} bytes of workgroup memory, the device has {}",
+            profile.max_workgroup_storage_bytes
+        ));
+    }
+    let s = CoreShape::new(g);
+    if !fits(&[s.blocks, s.slices], profile.max_workgroups_per_dimension) {
+        return Err(format!(
+            "{} groups x channel blocks or {} slices pass the dispatch limit",
+            s.blocks, s.slices
+        ));
+    }
+    Ok(())
+}
+
+/// The override constants of `g` (the shader's `override` declarations).
+pub(crate) fn core_constants(
+    g: &Conv2dGeometry,
+    slice_steps: usize,
+) -> Result<Vec<(&'static str, u32)>> {
+    let u = |v: usize, what: &str| to_u32(v, what);
+    Ok(vec![
+        ("N", u(g.n, "batch")?),
+        ("C", u(g.c, "input channels")?),
+        ("H", u(g.h, "input height")?),
+        ("W", u(g.w, "input width")?),
+        ("OC", u(g.oc, "output channels")?),
+        ("CPG", u(g.cpg(), "input channels per group")?),
+        ("OCPG", u(g.ocpg(), "output channels per group")?),
+        ("KH", u(g.kh, "kernel height")?),
+        ("KW", u(g.kw, "kernel width")?),
+        ("OH", u(g.oh, "output height")?),
+        ("OW", u(g.ow, "output width")?),
+        ("SH", u(g.stride.h, "stride")?),
+        ("SW", u(g.stride.w, "stride")?),
+        ("DH", u(g.dilation.h, "dilation")?),
+        ("DW", u(g.dilation.w, "dilation")?),
+        ("PT", u(g.pad_top, "padding")?),
+        ("PL", u(g.pad_left, "padding")?),
+        ("PAD_MODE", g.padding_mode.code()),
+        ("SLICE_STEPS", u(slice_steps, "K steps")?),
+    ])
+}
+
+/// The pass over `io` = `[x, packed, bias, out]`: `out` is `y` itself with one slice, or the
+/// `[slice][element]` partials with more. Loop iterations per invocation: one per K step; then
+/// the stores. Steps past the loop budget run as pieces, each adding to
+/// the last.
+pub(crate) fn pass(
+    g: &Conv2dGeometry,
+    s: &CoreShape,
+    io: [Buf; 4],
+    has_bias: bool,
+    profile: &DeviceProfile,
+) -> Result<Pass> {
+    let mut p = ConvParams::new(g)?;
+    p.total = to_u32(g.n * g.oh * g.ow, "output pixels")?;
+    to_u32(
+        s.slices * g.n * g.oc * g.oh * g.ow,
+        "output elements x slices",
+    )?;
+    let pieces = budget::split_nest(&[s.slice_steps, PER_STEP], STORES);
+    let mut pass = Pass::new(&SPEC, io.map(Into::into), budget::worst(&pieces, STORES))
+        .with_constants(&core_constants(g, s.slice_steps)?);
+    // FLOPs per tile of pixels, over every channel block and slice
+    let per_tile = 2.0 * (TILE_N * g.ocpg().min(TILE_M) * g.taps()) as f64 * s.blocks as f64;
+    for (i, piece) in pieces.iter().enumerate() {
+        p.set_piece(i, &piece[..1]);
+        p.has_bias = u32::from(has_bias && i == 0);
+        for (first, dims) in runs(
+            SPEC.name,
+            Some(0),
+            s.tiles,
+            1,
+            [s.blocks, s.slices],
+            per_tile,
+            profile,
+        )? {
+            p.base = first as u32;
+            pass.dispatch(&p, dims)?;
+        }
+    }
+    Ok(pass)
+}
