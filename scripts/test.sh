@@ -11,7 +11,9 @@
 #                                            reached, Mesa 25's lavapipe unpacked privately (a
 #                                            second driver version: results that differ between
 #                                            drivers are bugs to find), each with both kernel
-#                                            families; the examples on each driver; the package
+#                                            families; lavapipe once more with the GPU family
+#                                            and naga's runtime checks on every kernel
+#                                            (WGPU_CONV_CHECKED=1); the examples on each driver; the package
 #                                            as a user gets it (scripts/package-check.sh); the
 #                                            Python package in a fresh venv and its pytest suite
 #                                            (scripts/python-test.sh); the browser
@@ -85,6 +87,9 @@ for backend in vulkan gl; do
     done
     examples WGPU_BACKEND=$backend
 done
+# the kernels the crate trusts (built without naga's runtime checks by default) with the checks
+# back on: the same results
+pass WGPU_BACKEND=vulkan WGPU_CONV_KERNELS=gpu WGPU_CONV_CHECKED=1 -- "$@"
 
 if icd=$(scripts/mesa25.sh); then
     for kernels in auto gpu; do
