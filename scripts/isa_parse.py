@@ -3,10 +3,12 @@
 prints, per kernel and shape, the instructions per FMA of its hottest loop, its VGPRs and its
 spills. Used by scripts/isa-report.sh; see there.
 
-The hottest loop is the loop (a backward branch to a block label of the disassembly, and the
-instructions from that label to the branch) with the most FMA lanes. FMA lanes count
+A loop is a backward branch to a block label of the disassembly and the instructions from that
+label to the branch. The hottest loop is the outermost loop with the most FMA lanes per
+iteration, each loop inside it counted as many times as it runs (its trip count read from its
+counter's s_cmp bound and s_add step; where that cannot be read, no figure). FMA lanes count
 v_fma_f32 / v_fmac_f32 / v_fmamk / v_fmaak as 1, v_pk_fma_f32 as 2 and a VOPD pair as one per
-FMA half. Loops inside it are counted once (the core kernels have none)."""
+FMA half."""
 import json
 import re
 import sys
@@ -33,11 +35,35 @@ def fma_lanes(line):
     return lanes
 
 
+CMP = re.compile(r"^\s+s_cmpk?_(?:ge|gt|lg|eq|lt|le)_[ui]32\s+(s\d+),\s+(0x[0-9a-f]+|\d+)")
+ADD = re.compile(r"^\s+s_add_[ui]32\s+(s\d+),\s+(s\d+),\s+(0x[0-9a-f]+|\d+)")
+
+
+def trips(span):
+    """The trip count of a loop whose counter starts at 0: an s_cmp of a register with an
+    immediate (the bound) and an s_add of that register to itself with an immediate (the step)
+    in its instructions; None when they are not there."""
+    bounds = {}
+    for l in span:
+        m = CMP.match(l)
+        if m:
+            bounds[m.group(1)] = int(m.group(2), 0)
+    for l in span:
+        m = ADD.match(l)
+        if m and m.group(1) == m.group(2) and m.group(1) in bounds:
+            step = int(m.group(3), 0)
+            if step > 0:
+                return -(-bounds[m.group(1)] // step)
+    return None
+
+
 def analyse(lines):
-    """(instructions per FMA of the hottest loop, its FMA lanes, its instructions) of one
-    disassembly (the lines after `disasm:`)."""
+    """The hottest loop of one disassembly (the lines after `disasm:`): the outermost loop with
+    the most FMA lanes per iteration, inner loops weighted by their trip counts. Returns
+    (instructions per FMA, FMA lanes, instructions) per iteration, or None where there is no
+    loop with FMAs or an inner loop's trip count cannot be read."""
     labels = {}
-    body = []  # (index, line) of instructions and labels
+    body = []  # instructions and labels, in order
     for line in lines:
         m = LABEL.match(line)
         if m:
@@ -46,18 +72,50 @@ def analyse(lines):
             continue
         if INSTR.match(line):
             body.append(("instr", line))
-    best = None
+    loops = []
     for i, (kind, line) in enumerate(body):
-        if kind != "instr":
+        m = BRANCH.match(line) if kind == "instr" else None
+        if m and m.group(1) in labels and labels[m.group(1)] <= i:
+            loops.append((labels[m.group(1)], i))
+    loops = sorted(set(loops))
+
+    def inside(inner, outer):
+        return outer[0] <= inner[0] and inner[1] <= outer[1] and inner != outer
+
+    def children(l):
+        kids = [k for k in loops if inside(k, l)]
+        return [k for k in kids if not any(inside(k, o) for o in kids)]
+
+    def weigh(l):
+        kids = children(l)
+        covered = set()
+        for k in kids:
+            covered.update(range(k[0], k[1] + 1))
+        direct = [body[j][1] for j in range(l[0], l[1] + 1)
+                  if body[j][0] == "instr" and j not in covered]
+        instrs, fmas = len(direct), sum(fma_lanes(x) for x in direct)
+        for k in kids:
+            span = [body[j][1] for j in range(k[0], k[1] + 1) if body[j][0] == "instr"]
+            n = trips(span)
+            sub = weigh(k)
+            if sub is None or (n is None and sub[1]):
+                return None
+            instrs += sub[0] * (n or 1)
+            fmas += sub[1] * (n or 1)
+        return instrs, fmas
+
+    best = None
+    for l in loops:
+        if any(inside(l, o) for o in loops):
             continue
-        m = BRANCH.match(line)
-        if not m or m.group(1) not in labels or labels[m.group(1)] > i:
+        w = weigh(l)
+        if w is None:
+            if any(fma_lanes(body[j][1]) for j in range(l[0], l[1] + 1) if body[j][0] == "instr"):
+                return None
             continue
-        start = labels[m.group(1)]
-        span = [l for k, l in body[start : i + 1] if k == "instr"]
-        fmas = sum(fma_lanes(l) for l in span)
+        instrs, fmas = w
         if fmas and (best is None or fmas > best[1]):
-            best = (len(span) / fmas, fmas, len(span))
+            best = (instrs / fmas, fmas, instrs)
     return best
 
 

@@ -17,7 +17,8 @@
 // own copy of the output (`[slice][element]`), summed in slice order by reduce_partials. The host
 // cuts a slice's steps into pieces (steps lo0..hi0) where the loop budget needs it, each piece
 // adding to the last; the bias goes with the first piece of slice 0.
-// (conv2d_common.wgsl, with `Params` and `pad_source`, is prepended to this file.)
+// (conv2d_common.wgsl, with `Params` and `pad_source`, and conv2d_core_common.wgsl, with the
+// tiles and the FMAs, are prepended to this file.)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -47,17 +48,6 @@ override PAD_MODE: u32;
 // K steps per slice of a split K.
 override SLICE_STEPS: u32;
 
-// Channels and pixels of a tile, taps per K step (keep in sync with src/kernels/conv2d_core.rs).
-const TILE_M: u32 = 64u;
-const TILE_N: u32 = 64u;
-const TILE_K: u32 = 16u;
-// vec4s of one buffer of a tile: 16 taps x 64 / 4
-const TILE_VEC4S: u32 = 256u;
-
-// [buffer][tap * 16 + channel / 4] and [buffer][tap * 16 + pixel / 4]
-var<workgroup> a_tile: array<array<vec4<f32>, 256>, 2>;
-var<workgroup> x_tile: array<array<vec4<f32>, 256>, 2>;
-
 // Where this invocation gathers: its pixel's first input row and column (padded coordinates),
 // the offset of its image and group in the input, and whether the pixel exists.
 struct Gather {
@@ -81,7 +71,8 @@ fn tap(g: Gather, k: u32) -> f32 {
     var sy = iy;
     var sx = ix;
     if PAD_MODE == 0u {
-        live = live & (iy >= 0) & (iy < i32(H)) & (ix >= 0) & (ix < i32(W));
+        // one unsigned compare per axis: a negative coordinate is past the end
+        live = live & (u32(iy) < H) & (u32(ix) < W);
     } else {
         sy = pad_source(iy, i32(H), PAD_MODE);
         sx = pad_source(ix, i32(W), PAD_MODE);
@@ -95,29 +86,82 @@ fn taps4(g: Gather, k0: u32) -> vec4<f32> {
     return vec4<f32>(tap(g, k0), tap(g, k0 + 1u), tap(g, k0 + 2u), tap(g, k0 + 3u));
 }
 
-// Tap k of buffer `cur`: 2 vec4s of weights and 2 of inputs read, 64 FMAs. Called once per tap
-// with a constant k (straight-line code, no inner loop: every index into `acc` is a constant).
-fn fma_tap(acc: ptr<function, array<vec4<f32>, 16>>, cur: u32, k: u32, tx: u32, ty: u32) {
-    let a0 = a_tile[cur][k * 16u + ty];
-    let a1 = a_tile[cur][k * 16u + ty + 8u];
-    let b0 = x_tile[cur][k * 16u + tx];
-    let b1 = x_tile[cur][k * 16u + tx + 8u];
-    (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
-    (*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
-    (*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
-    (*acc)[3] = fma(vec4<f32>(a0.y), b1, (*acc)[3]);
-    (*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
-    (*acc)[5] = fma(vec4<f32>(a0.z), b1, (*acc)[5]);
-    (*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
-    (*acc)[7] = fma(vec4<f32>(a0.w), b1, (*acc)[7]);
-    (*acc)[8] = fma(vec4<f32>(a1.x), b0, (*acc)[8]);
-    (*acc)[9] = fma(vec4<f32>(a1.x), b1, (*acc)[9]);
-    (*acc)[10] = fma(vec4<f32>(a1.y), b0, (*acc)[10]);
-    (*acc)[11] = fma(vec4<f32>(a1.y), b1, (*acc)[11]);
-    (*acc)[12] = fma(vec4<f32>(a1.z), b0, (*acc)[12]);
-    (*acc)[13] = fma(vec4<f32>(a1.z), b1, (*acc)[13]);
-    (*acc)[14] = fma(vec4<f32>(a1.w), b0, (*acc)[14]);
-    (*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
+// The loaders' lanes run along the tiles' columns (pixels, channels): no swizzle.
+const SWIZZLE: u32 = 0u;
+
+// Stores one step's loads into buffer `buf`: the 4 weight vec4s of lane t (vec4s t + 64 i of
+// the packed tile: row t / 16 + 4 i, column t % 16) and its 16 taps (rows 0..15 of its pixel,
+// column vec4 t / 4, lane t % 4).
+fn store_step(buf: u32, t: u32, w: array<vec4<f32>, 4>, g: array<vec4<f32>, 4>) {
+    let row = t / 16u;
+    let v = t % 16u;
+    a_tile[buf][swz(row, v)] = w[0];
+    a_tile[buf][swz(row + 4u, v)] = w[1];
+    a_tile[buf][swz(row + 8u, v)] = w[2];
+    a_tile[buf][swz(row + 12u, v)] = w[3];
+    let col = t / 4u;
+    let lane = t % 4u;
+    b_tile[buf][swz(0u, col)][lane] = g[0].x;
+    b_tile[buf][swz(1u, col)][lane] = g[0].y;
+    b_tile[buf][swz(2u, col)][lane] = g[0].z;
+    b_tile[buf][swz(3u, col)][lane] = g[0].w;
+    b_tile[buf][swz(4u, col)][lane] = g[1].x;
+    b_tile[buf][swz(5u, col)][lane] = g[1].y;
+    b_tile[buf][swz(6u, col)][lane] = g[1].z;
+    b_tile[buf][swz(7u, col)][lane] = g[1].w;
+    b_tile[buf][swz(8u, col)][lane] = g[2].x;
+    b_tile[buf][swz(9u, col)][lane] = g[2].y;
+    b_tile[buf][swz(10u, col)][lane] = g[2].z;
+    b_tile[buf][swz(11u, col)][lane] = g[2].w;
+    b_tile[buf][swz(12u, col)][lane] = g[3].x;
+    b_tile[buf][swz(13u, col)][lane] = g[3].y;
+    b_tile[buf][swz(14u, col)][lane] = g[3].z;
+    b_tile[buf][swz(15u, col)][lane] = g[3].w;
+}
+
+// Where an invocation's sums go: its first channel of the group (of the tile), its group, its
+// first pixel, the offset of its slice's output, and whether it adds the bias.
+struct Out {
+    m: u32,
+    grp: u32,
+    q: u32,
+    base: u32,
+    bias: bool,
+}
+
+// Stores the sums `v` of channel out.m + dm and pixels out.q + dq + 0..3.
+fn store4(out: Out, v: vec4<f32>, dm: u32, dq: u32) {
+    let m = out.m + dm;
+    if m >= OCPG {
+        return;
+    }
+    let o = out.grp * OCPG + m;
+    var b = 0.0;
+    if out.bias {
+        b = bias[o];
+    }
+    let plane = OH * OW;
+    for (var j = 0u; j < 4u; j++) {
+        let q = out.q + dq + j;
+        if q >= N * plane {
+            break;
+        }
+        let at = out.base + ((q / plane) * OC + o) * plane + q % plane;
+        var e = v[j] + b;
+        if p.accumulate != 0u {
+            e += y[at];
+        }
+        y[at] = e;
+    }
+}
+
+// One step's loads: the packed weight tile's vec4s at `at` and the 16 taps from k0.
+fn load_weights(at: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(packed[at], packed[at + 64u], packed[at + 128u], packed[at + 192u]);
+}
+
+fn load_taps(g: Gather, k0: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(taps4(g, k0), taps4(g, k0 + 4u), taps4(g, k0 + 8u), taps4(g, k0 + 12u));
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -154,8 +198,6 @@ fn conv2d_core(
     let hi = min(first + min(p.hi0, SLICE_STEPS), steps);
     // this workgroup's packed tiles, one of TILE_VEC4S vec4s per step
     let a_at = wid.y * steps * TILE_VEC4S + t;
-    let col = t / 4u;
-    let lane = t % 4u;
 
     // rows r of the invocation: channels m0 + ty * 4 + r % 4 + 32 * (r / 4); halves h: pixels
     // pix0 + tx * 4 + 32 * h + 0..3; accumulator r * 2 + h
@@ -163,32 +205,7 @@ fn conv2d_core(
 
     if lo < hi {
         // the first step's tiles into buffer 0
-        let at = a_at + lo * TILE_VEC4S;
-        a_tile[0][t] = packed[at];
-        a_tile[0][t + 64u] = packed[at + 64u];
-        a_tile[0][t + 128u] = packed[at + 128u];
-        a_tile[0][t + 192u] = packed[at + 192u];
-        let k0 = lo * TILE_K;
-        let g0 = taps4(g, k0);
-        let g1 = taps4(g, k0 + 4u);
-        let g2 = taps4(g, k0 + 8u);
-        let g3 = taps4(g, k0 + 12u);
-        x_tile[0][col][lane] = g0.x;
-        x_tile[0][16u + col][lane] = g0.y;
-        x_tile[0][32u + col][lane] = g0.z;
-        x_tile[0][48u + col][lane] = g0.w;
-        x_tile[0][64u + col][lane] = g1.x;
-        x_tile[0][80u + col][lane] = g1.y;
-        x_tile[0][96u + col][lane] = g1.z;
-        x_tile[0][112u + col][lane] = g1.w;
-        x_tile[0][128u + col][lane] = g2.x;
-        x_tile[0][144u + col][lane] = g2.y;
-        x_tile[0][160u + col][lane] = g2.z;
-        x_tile[0][176u + col][lane] = g2.w;
-        x_tile[0][192u + col][lane] = g3.x;
-        x_tile[0][208u + col][lane] = g3.y;
-        x_tile[0][224u + col][lane] = g3.z;
-        x_tile[0][240u + col][lane] = g3.w;
+        store_step(0u, t, load_weights(a_at + lo * TILE_VEC4S), load_taps(g, lo * TILE_K));
     }
     workgroupBarrier();
 
@@ -199,86 +216,33 @@ fn conv2d_core(
         // the next step's loads, in flight during this step's FMAs (clamped to this step's
         // where there is none: read, never stored)
         let sn = select(s, s + 1u, more);
-        let at = a_at + sn * TILE_VEC4S;
-        let w0 = packed[at];
-        let w1 = packed[at + 64u];
-        let w2 = packed[at + 128u];
-        let w3 = packed[at + 192u];
-        let k0 = sn * TILE_K;
-        let g0 = taps4(g, k0);
-        let g1 = taps4(g, k0 + 4u);
-        let g2 = taps4(g, k0 + 8u);
-        let g3 = taps4(g, k0 + 12u);
-
-        fma_tap(&acc, cur, 0u, tx, ty);
-        fma_tap(&acc, cur, 1u, tx, ty);
-        fma_tap(&acc, cur, 2u, tx, ty);
-        fma_tap(&acc, cur, 3u, tx, ty);
-        fma_tap(&acc, cur, 4u, tx, ty);
-        fma_tap(&acc, cur, 5u, tx, ty);
-        fma_tap(&acc, cur, 6u, tx, ty);
-        fma_tap(&acc, cur, 7u, tx, ty);
-        fma_tap(&acc, cur, 8u, tx, ty);
-        fma_tap(&acc, cur, 9u, tx, ty);
-        fma_tap(&acc, cur, 10u, tx, ty);
-        fma_tap(&acc, cur, 11u, tx, ty);
-        fma_tap(&acc, cur, 12u, tx, ty);
-        fma_tap(&acc, cur, 13u, tx, ty);
-        fma_tap(&acc, cur, 14u, tx, ty);
-        fma_tap(&acc, cur, 15u, tx, ty);
-
+        let w = load_weights(a_at + sn * TILE_VEC4S);
+        let gs = load_taps(g, sn * TILE_K);
+        fma_step(&acc, cur, tx, ty);
         if more {
-            a_tile[nxt][t] = w0;
-            a_tile[nxt][t + 64u] = w1;
-            a_tile[nxt][t + 128u] = w2;
-            a_tile[nxt][t + 192u] = w3;
-            x_tile[nxt][col][lane] = g0.x;
-            x_tile[nxt][16u + col][lane] = g0.y;
-            x_tile[nxt][32u + col][lane] = g0.z;
-            x_tile[nxt][48u + col][lane] = g0.w;
-            x_tile[nxt][64u + col][lane] = g1.x;
-            x_tile[nxt][80u + col][lane] = g1.y;
-            x_tile[nxt][96u + col][lane] = g1.z;
-            x_tile[nxt][112u + col][lane] = g1.w;
-            x_tile[nxt][128u + col][lane] = g2.x;
-            x_tile[nxt][144u + col][lane] = g2.y;
-            x_tile[nxt][160u + col][lane] = g2.z;
-            x_tile[nxt][176u + col][lane] = g2.w;
-            x_tile[nxt][192u + col][lane] = g3.x;
-            x_tile[nxt][208u + col][lane] = g3.y;
-            x_tile[nxt][224u + col][lane] = g3.z;
-            x_tile[nxt][240u + col][lane] = g3.w;
+            store_step(nxt, t, w, gs);
         }
         workgroupBarrier();
     }
 
-    let elements = N * OC * plane;
-    let out0 = wid.z * elements;
-    let with_bias = p.has_bias != 0u && wid.z == 0u;
-    for (var r = 0u; r < 8u; r++) {
-        let m = m0 + ty * 4u + r % 4u + 32u * (r / 4u);
-        if m >= OCPG {
-            continue;
-        }
-        let o = grp * OCPG + m;
-        var b = 0.0;
-        if with_bias {
-            b = bias[o];
-        }
-        for (var h = 0u; h < 2u; h++) {
-            let v = acc[r * 2u + h];
-            for (var j = 0u; j < 4u; j++) {
-                let qj = pix0 + tx * 4u + 32u * h + j;
-                if qj >= pixels {
-                    break;
-                }
-                let at = out0 + ((qj / plane) * OC + o) * plane + qj % plane;
-                var e = v[j] + b;
-                if p.accumulate != 0u {
-                    e += y[at];
-                }
-                y[at] = e;
-            }
-        }
-    }
+    let out = Out(m0 + ty * 4u, grp, pix0 + tx * 4u, wid.z * N * OC * plane,
+                  p.has_bias != 0u && wid.z == 0u);
+    // every accumulator by a constant index (an index that varies at run time would keep the
+    // accumulators in memory on compilers that do not unroll the loop)
+    store4(out, acc[0], 0u, 0u);
+    store4(out, acc[1], 0u, 32u);
+    store4(out, acc[2], 1u, 0u);
+    store4(out, acc[3], 1u, 32u);
+    store4(out, acc[4], 2u, 0u);
+    store4(out, acc[5], 2u, 32u);
+    store4(out, acc[6], 3u, 0u);
+    store4(out, acc[7], 3u, 32u);
+    store4(out, acc[8], 32u, 0u);
+    store4(out, acc[9], 32u, 32u);
+    store4(out, acc[10], 33u, 0u);
+    store4(out, acc[11], 33u, 32u);
+    store4(out, acc[12], 34u, 0u);
+    store4(out, acc[13], 34u, 32u);
+    store4(out, acc[14], 35u, 0u);
+    store4(out, acc[15], 35u, 32u);
 }

@@ -127,6 +127,10 @@ fn expected_weight_grad(g: &Conv2dGeometry, a: Algorithm, profile: &DeviceProfil
         _ if blocked && planes_apply(g) && profile.max_storage_buffers_per_stage >= 5 => {
             "conv2d_weight_grad_planes"
         }
+        // the core needs 16 KiB of workgroup memory
+        Algorithm::Gpu if g.ocpg() >= 4 && profile.max_workgroup_storage_bytes >= 16384 => {
+            "conv2d_weight_grad_core"
+        }
         Algorithm::Gpu if g.ocpg() >= 4 => "conv2d_weight_grad_mm",
         _ if blocked && g.ocpg() > 1 && g.stride.w <= 8 => "conv2d_weight_grad_gemm",
         _ => "conv2d_weight_grad_tiled",
@@ -384,18 +388,19 @@ fn a_plan_reads_as_choices_passes_and_scratch() {
         let w = plan_weight_grad(&g, &profile, Algorithm::Auto).unwrap();
         assert_eq!(
             w.kernels(),
-            ["conv2d_weight_grad_mm", "reduce_partials"],
+            ["conv2d_weight_grad_core", "reduce_partials"],
             "{w}"
         );
-        assert!(w.max_invocations() >= 32_000, "{w}");
+        // 9 tap tiles x 37 slices of the pixels: 2.5 workgroups per SM of a 132-SM GPU
+        assert!(w.passes()[0].model().workgroups >= 330, "{w}");
     }
 }
 
 /// The GPU family's structure on the named shapes (what predicts its speed on a GPU): the
 /// forward pass of resnet_3x3 in at most 2 dispatches (the packing and the core), the core's
 /// of at least 2.5 workgroups per SM of a 132-SM GPU; and every forward pass of 0.4 GFLOP or
-/// more as many, split K or not; its weight gradient in at most 3, the largest of at least 32,000; its input
-/// gradient the core's two passes, the packed weight its only scratch; stem_7x7's input
+/// more as many, split K or not; its weight gradient the core and the sum of its slices; its
+/// input gradient the core's two passes, the packed weight its only scratch; stem_7x7's input
 /// gradient without zero-inserted scratch; the GEMM kernels' scratch never larger than the
 /// input.
 #[test]
@@ -445,7 +450,12 @@ fn the_gpu_family_runs_each_op_as_one_large_dispatch() {
     assert!(f.dispatches() <= 2, "{f}");
     assert_eq!(f.kernels(), ["conv2d_pack_core", "conv2d_core"], "{f}");
     let w = plan_weight_grad(&g, &profile, Algorithm::Auto).unwrap();
-    assert!(w.dispatches() <= 3 && w.max_invocations() >= 32_000, "{w}");
+    assert!(w.dispatches() <= 3, "{w}");
+    assert_eq!(
+        w.kernels(),
+        ["conv2d_weight_grad_core", "reduce_partials"],
+        "{w}"
+    );
     // stride 1: the core over gy, its only scratch the packed weight
     let i = plan_input_grad(&g, &profile, Algorithm::Auto).unwrap();
     assert_eq!(i.kernels(), ["conv2d_pack_core", "conv2d_core"], "{i}");
@@ -536,7 +546,7 @@ fn the_order_of_choice_is_pinned() {
         table,
         "forward      planes (gemm gpu) > core (gpu) > mm (gpu) > gemm (gemm gpu) > rows (tiled gemm gpu) > \
          tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n\
-         weight_grad  planes (gemm gpu) > mm (gpu) > gemm (gemm gpu) > tiled (tiled gemm gpu) > \
+         weight_grad  planes (gemm gpu) > core (gpu) > mm (gpu) > gemm (gemm gpu) > tiled (tiled gemm gpu) > \
          direct (direct tiled gemm gpu)\n\
          input_grad   as forward (tiled gemm gpu) > core (gpu) > mm (gpu) > gemm (gemm gpu) > \
          tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n"
@@ -646,4 +656,83 @@ fn non_finite_weights_are_a_planner_input() {
         recorded.iter().any(|p| p.to_string() == weight.to_string()),
         "the weight gradient's plan is its own: {weight}"
     );
+}
+
+/// The structural targets of the GPU family on the bench shapes, from the warp model of each
+/// plan's passes on the reference GPU (132 SMs): every GEMM-core pass reads at least 4 FMAs'
+/// worth per workgroup-memory word, stores with at most 2-way bank conflicts and wastes at most
+/// 10 % of its FMAs; every op of 0.4 GFLOP or more gives its main pass at least 2.5 workgroups
+/// per SM. The ops that do not yet meet the waste target are listed, with their figures, so
+/// that a change to them shows here.
+#[test]
+fn the_gpu_family_meets_the_structural_targets() {
+    let profile = DeviceProfile::webgpu_defaults()
+        .with_device_type(wgpu::DeviceType::DiscreteGpu)
+        .with_family(Family::Gpu);
+    let profile = DeviceProfile {
+        max_binding_bytes: 1 << 31,
+        ..profile
+    };
+    // (shape, op, main kernel, its wasted FMA fraction): not yet within 10 %
+    let not_yet: &[(&str, &str, &str, Option<f64>)] = &[
+        // 147 taps in tiles of 64
+        (
+            "stem_7x7",
+            "weight_grad",
+            "conv2d_weight_grad_core",
+            Some(0.234),
+        ),
+        // the strided input gradient's tiled kernel has no model yet (about 80 % of its lane
+        // iterations idle, by the issue's count)
+        ("stem_7x7", "input_grad", "conv2d_input_grad_tiled", None),
+    ];
+    let mut seen = Vec::new();
+    for s in wgpu_conv::bench_shapes() {
+        let g = s.options.resolve(s.input, s.weight).unwrap();
+        for (op, plan) in [
+            (
+                "forward",
+                plan_forward(&g, false, &profile, Algorithm::Auto).unwrap(),
+            ),
+            (
+                "weight_grad",
+                plan_weight_grad(&g, &profile, Algorithm::Auto).unwrap(),
+            ),
+            (
+                "input_grad",
+                plan_input_grad(&g, &profile, Algorithm::Auto).unwrap(),
+            ),
+        ] {
+            let main = plan.main_kernel().unwrap();
+            let pass = plan.passes().iter().find(|p| p.kernel() == main).unwrap();
+            let m = pass.model();
+            let at = format!("{} {op}: {plan}", s.name);
+            if g.flops() >= 0.4e9 {
+                assert!(m.workgroups_per_sm >= 2.5, "{at}");
+            }
+            if main.ends_with("_core") || main == "conv2d_core" {
+                assert!(m.fma_per_wgmem_word.unwrap() >= 4.0, "{at}");
+                assert!(m.wgmem_store_conflict.unwrap() <= 2, "{at}");
+                assert!(m.fma_per_barrier.unwrap() >= 1024.0, "{at}");
+            }
+            let listed = not_yet.iter().find(|n| n.0 == s.name && n.1 == op);
+            match listed {
+                Some(&(_, _, kernel, waste)) => {
+                    assert_eq!(main, kernel, "{at}");
+                    match (waste, m.wasted_fma_fraction) {
+                        (Some(w), Some(got)) => assert!((got - w).abs() < 5e-3, "{got}: {at}"),
+                        (None, None) => {}
+                        other => panic!("{other:?}: {at}"),
+                    }
+                    seen.push((s.name, op));
+                }
+                None => {
+                    if let Some(w) = m.wasted_fma_fraction {
+                        assert!(w <= 0.10, "{w}: {at}");
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), not_yet.len());
 }

@@ -6,6 +6,7 @@
 
 use super::budget;
 use super::grid::{fits, runs};
+use super::model::{input_at, mean_sectors, sectors, store_ways, KernelModel};
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::spec::{shader, Access, KernelSpec, Uniform};
@@ -15,8 +16,8 @@ use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_core",
-    preludes: &["conv2d_common"],
-    source: shader!("conv2d_common", "conv2d_core"),
+    preludes: &["conv2d_common", "conv2d_core_common"],
+    source: shader!("conv2d_common", "conv2d_core_common", "conv2d_core"),
     workgroup: [64, 1, 1],
     bindings: &[Access::Read, Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
@@ -35,20 +36,29 @@ pub(crate) const PACKED_TILE_FLOATS: usize = TILE_M * TILE_K;
 /// Workgroup memory: two buffers of a 16 x 64 weight tile and a 16 x 64 input tile.
 pub(crate) const WORKGROUP_BYTES: u32 = (2 * 2 * TILE_K * TILE_M * 4) as u32;
 
-/// Streaming multiprocessors of the reference device the grid is sized for (an H100 or H200
-/// has 132), and the workgroups per multiprocessor a dispatch should give it at least: below
-/// that, the K is split.
-pub(crate) const REFERENCE_SMS: usize = 132;
+/// The workgroups per SM a dispatch should give the reference device at least
+/// ([`REFERENCE_SMS`]): below that, the K is split.
 pub(crate) const MIN_WORKGROUPS_PER_SM: f64 = 2.5;
+pub(crate) use super::model::REFERENCE_SMS;
+/// The tiles' swizzle (`SWIZZLE` in the shader; see conv2d_core_common.wgsl): none, its
+/// loaders' lanes run along the columns.
+pub(crate) const SWIZZLE: u64 = 0;
+/// Where the B tile starts in workgroup memory, in words (after the A tile's two buffers).
+pub(crate) const B_TILE_WORDS: u64 = 2 * 256 * 4;
+
+/// Where column vec4 `v` of row `k` of a tile is, with swizzle `mask` (`swz` in the shader).
+pub(crate) fn swz(k: u64, v: u64, mask: u64) -> u64 {
+    k * 16 + (v ^ (k & mask))
+}
 /// K steps a slice of a split K keeps at least (fewer would spend more on the second pass than
 /// the split gains).
 const MIN_SLICE_STEPS: usize = 4;
 
-/// Loop iterations per K step: the step loop alone (the loads, the 16 taps' FMAs and the
-/// stores are written out, without loops).
-const PER_STEP: usize = 1;
-/// Loop iterations besides the steps: the stores (8 rows x 2 halves x 4 pixels).
-const STORES: u64 = 8 + 8 * 2 + 8 * 2 * 4;
+/// Loop iterations per K step: the step loop and its 8 iterations of 2 rows of FMAs (the loads and stores
+/// are written out, without loops).
+const PER_STEP: usize = 1 + TILE_K / 2;
+/// Loop iterations besides the steps: the stores (16 accumulators x 4 pixels).
+const STORES: u64 = 16 * 4;
 
 /// How the core runs a layer: its grid and its split K.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +87,8 @@ impl CoreShape {
             let most = (steps / MIN_SLICE_STEPS).max(1);
             slices = wanted.div_ceil(workgroups).min(most);
         }
-        let slice_steps = steps.div_ceil(slices);
+        // whole slices of at least the wanted count (the last one shorter)
+        let slice_steps = (steps / slices).max(1);
         Self {
             tiles,
             blocks,
@@ -150,7 +161,7 @@ pub(crate) fn core_constants(
 }
 
 /// The pass over `io` = `[x, packed, bias, out]`: `out` is `y` itself with one slice, or the
-/// `[slice][element]` partials with more. Loop iterations per invocation: one per K step; then
+/// `[slice][element]` partials with more. Loop iterations per invocation: 9 per K step; then
 /// the stores. Steps past the loop budget run as pieces, each adding to
 /// the last.
 pub(crate) fn pass(
@@ -168,7 +179,8 @@ pub(crate) fn pass(
     )?;
     let pieces = budget::split_nest(&[s.slice_steps, PER_STEP], STORES);
     let mut pass = Pass::new(&SPEC, io.map(Into::into), budget::worst(&pieces, STORES))
-        .with_constants(&core_constants(g, s.slice_steps)?);
+        .with_constants(&core_constants(g, s.slice_steps)?)
+        .with_model(model(g, s));
     // FLOPs per tile of pixels, over every channel block and slice
     let per_tile = 2.0 * (TILE_N * g.ocpg().min(TILE_M) * g.taps()) as f64 * s.blocks as f64;
     for (i, piece) in pieces.iter().enumerate() {
@@ -188,4 +200,38 @@ pub(crate) fn pass(
         }
     }
     Ok(pass)
+}
+
+/// The warp model of the pass: the loaders' stores as the shader indexes them (the weight
+/// tile's vec4s t + 64 i, the gathered taps' words), the gather of the tile at the middle of an
+/// image in the middle K step, 8 x 8 outputs from 2 + 2 vec4 reads a row, one barrier a step.
+pub(crate) fn model(g: &Conv2dGeometry, s: &CoreShape) -> KernelModel {
+    let mut ways = 1;
+    for i in 0..4 {
+        ways = ways.max(store_ways(4, |t| {
+            4 * swz((t / 16 + 4 * i) as u64, (t % 16) as u64, SWIZZLE)
+        }));
+    }
+    for j in 0..TILE_K as u64 {
+        ways = ways.max(store_ways(1, |t| {
+            B_TILE_WORDS + 4 * swz(j, (t / 4) as u64, SWIZZLE) + (t % 4) as u64
+        }));
+    }
+    // the tile at the middle of an image, the middle K step
+    let plane = g.oh * g.ow;
+    let q0 = (plane / 2).min(s.tiles * TILE_N - TILE_N) / TILE_N * TILE_N;
+    let k0 = s.steps / 2 * TILE_K;
+    let loads = (0..2).flat_map(|w| {
+        (0..TILE_K).map(move |k| sectors(|l| input_at(g, 0, q0 + 32 * w + l, k0 + k)))
+    });
+    let (pixels, taps) = (g.n * g.oh * g.ow, g.taps());
+    KernelModel {
+        useful_fmas: (pixels * g.oc * taps) as f64,
+        issued_fmas: ((s.tiles * TILE_N) * (s.blocks * TILE_M) * (s.steps * TILE_K)) as f64,
+        // a row: 64 FMAs from 2 vec4s of A and 2 of B
+        fma_per_wgmem_word: Some(64.0 / 16.0),
+        fma_per_barrier: Some((64 * TILE_K) as f64),
+        wgmem_store_conflict: Some(ways),
+        gather_sectors_per_warp_load: mean_sectors(loads),
+    }
 }

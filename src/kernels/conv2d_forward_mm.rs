@@ -4,6 +4,7 @@
 
 use super::budget;
 use super::grid::{fits, runs};
+use super::model::{input_at, mean_sectors, sectors, store_ways, KernelModel};
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::spec::{shader, Access, KernelSpec, Uniform};
@@ -97,7 +98,8 @@ pub(crate) fn pass_as(
     let slices = g.taps().div_ceil(TILE_K);
     // the inner level (one slice's loads and taps) never splits: only the slices do
     let pieces = budget::split_nest(&[slices, PER_SLICE], STORES);
-    let mut pass = Pass::new(&SPEC, io.map(Into::into), budget::worst(&pieces, STORES));
+    let mut pass = Pass::new(&SPEC, io.map(Into::into), budget::worst(&pieces, STORES))
+        .with_model(model(g, transposed_up));
     let per_tile = 2.0 * (TILE_N * g.ocpg().min(TILE_M) * g.taps()) as f64 * y as f64;
     for (i, piece) in pieces.iter().enumerate() {
         p.set_piece(i, &piece[..1]);
@@ -108,4 +110,57 @@ pub(crate) fn pass_as(
         }
     }
     Ok(pass)
+}
+
+/// The warp model of the pass: its loaders as the shader indexes them (invocation `tid` stores
+/// tap `tid % 16` of channels and pixels `tid / 16 + 16 i`: 64 words apart down a column of the
+/// `[tap][channel]` and `[tap][pixel]` tiles), the tile at the middle of an image
+/// gathered in the middle slice of taps (not
+/// modelled with zero insertion), 4 x 4 outputs from 2 vec4 reads a tap, two barriers a slice.
+fn model(g: &Conv2dGeometry, up: Option<crate::options::Hw>) -> KernelModel {
+    let word = |t: usize, i: usize| ((t % 16) * 64 + t / 16 + 16 * i) as u64;
+    let ways = (0..4)
+        .map(|i| store_ways(1, |t| word(t, i)))
+        .max()
+        .unwrap_or(1);
+    let (tiles, y) = grid(g);
+    let q0 = (g.oh * g.ow / 2).min(tiles * TILE_N - TILE_N) / TILE_N * TILE_N;
+    let k0 = g.taps().div_ceil(TILE_K) / 2 * TILE_K;
+    let loads = (0..4).map(|i| sectors(|t| input_at(g, 0, q0 + t / 16 + 16 * i, k0 + t % 16)));
+    let (pixels, taps) = (g.n * g.oh * g.ow, g.taps());
+    let zeros = up.map_or(1, |u| u.h * u.w);
+    KernelModel {
+        // with zero insertion, one tap in `zeros` multiplies a value
+        useful_fmas: (pixels * g.oc * taps) as f64 / zeros as f64,
+        issued_fmas: ((tiles * TILE_N) * (y * TILE_M) * taps.div_ceil(TILE_K) * TILE_K) as f64,
+        fma_per_wgmem_word: Some(16.0 / 8.0),
+        fma_per_barrier: Some((16 * TILE_K / 2) as f64),
+        wgmem_store_conflict: Some(ways),
+        gather_sectors_per_warp_load: if up.is_some() {
+            None
+        } else {
+            mean_sectors(loads)
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The model of this kernel is what the GEMM core replaced: its loaders store 16-way
+    /// bank-conflicted, 2 FMAs per workgroup-memory word, 128 FMAs per barrier.
+    #[test]
+    fn its_loaders_store_16_way_conflicted() {
+        let g = crate::options::Conv2dOptions::new()
+            .padding(1)
+            .resolve([8, 64, 56, 56], [64, 64, 3, 3])
+            .unwrap();
+        let m = model(&g, None);
+        assert_eq!(m.wgmem_store_conflict, Some(16));
+        assert_eq!(m.fma_per_wgmem_word, Some(2.0));
+        assert_eq!(m.fma_per_barrier, Some(128.0));
+        // lanes along taps: 16 pixels x 2 taps a warp load, far more than 4 sectors
+        assert!(m.gather_sectors_per_warp_load.unwrap() > 8.0, "{m:?}");
+    }
 }

@@ -5,6 +5,7 @@
 use super::budget::{self, LOOP_BUDGET};
 use super::conv2d_weight_grad;
 use super::grid::{fits, runs};
+use super::model::{input_at, mean_sectors, sectors, store_ways, KernelModel};
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::spec::{shader, Access, KernelSpec, Uniform};
@@ -103,8 +104,12 @@ pub(crate) fn pass(
     let mut p = ConvParams::new(g)?;
     p.slice_len = slice_len as u32;
     p.slices = slices as u32;
-    let mut pass = Pass::new(&SPEC, io.map(Into::into), iterations(slice_len));
     let [tx, ty] = xy(g);
+    let mut pass = Pass::new(&SPEC, io.map(Into::into), iterations(slice_len)).with_model(model(
+        g,
+        slice_len * slices,
+        [tx, ty],
+    ));
     let per_slice =
         2.0 * (slice_len * g.ocpg().min(TILE_M) * g.taps().min(TILE_N)) as f64 * (tx * ty) as f64;
     for (first, grid) in runs(SPEC.name, Some(2), slices, 1, [tx, ty], per_slice, profile)? {
@@ -112,4 +117,36 @@ pub(crate) fn pass(
         pass.dispatch(&p, grid)?;
     }
     Ok(pass)
+}
+
+/// The warp model of the pass: its loaders as the shader indexes them (invocation `tid` stores
+/// pixel `tid % 16` of channels and taps `tid / 16 + 16 i`: 64 words apart down a column of the
+/// `[pixel][channel]` and `[pixel][tap]` tiles), the middle step's loads, 4 x 4 sums from 2
+/// vec4 reads a pixel, two barriers a step. `padded`: the pixels its slices walk.
+fn model(g: &Conv2dGeometry, padded: usize, [tx, ty]: [usize; 2]) -> KernelModel {
+    let word = |t: usize, i: usize| ((t % 16) * 64 + t / 16 + 16 * i) as u64;
+    let ways = (0..4)
+        .map(|i| store_ways(1, |t| word(t, i)))
+        .max()
+        .unwrap_or(1);
+    let (pixels, taps, plane) = (g.n * g.oh * g.ow, g.taps(), g.oh * g.ow);
+    let q0 = plane / 2 / TILE_P * TILE_P;
+    let dy_at = move |t: usize, i: usize| {
+        let (q, m) = (q0 + t % 16, t / 16 + 16 * i);
+        (q < pixels && m < g.ocpg()).then(|| ((q / plane * g.oc + m) * plane + q % plane) as u64)
+    };
+    let loads = (0..4).flat_map(|i| {
+        [
+            sectors(|t| dy_at(t, i)),
+            sectors(|t| input_at(g, 0, q0 + t % 16, t / 16 + 16 * i)),
+        ]
+    });
+    KernelModel {
+        useful_fmas: (pixels * g.oc * taps) as f64,
+        issued_fmas: (tx * TILE_N * ty * TILE_M * padded) as f64,
+        fma_per_wgmem_word: Some(16.0 / 8.0),
+        fma_per_barrier: Some((16 * TILE_P / 2) as f64),
+        wgmem_store_conflict: Some(ways),
+        gather_sectors_per_warp_load: mean_sectors(loads),
+    }
 }

@@ -12,6 +12,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod grid;
+pub(crate) mod model;
 pub(crate) mod plan;
 pub(crate) mod profile;
 pub(crate) mod spec;
@@ -33,6 +34,7 @@ pub(crate) mod conv2d_pack_planes;
 pub(crate) mod conv2d_pad_copies;
 pub(crate) mod conv2d_unpad_output;
 pub(crate) mod conv2d_weight_grad;
+pub(crate) mod conv2d_weight_grad_core;
 pub(crate) mod conv2d_weight_grad_gemm;
 pub(crate) mod conv2d_weight_grad_mm;
 pub(crate) mod conv2d_weight_grad_planes;

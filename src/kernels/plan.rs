@@ -118,6 +118,8 @@ pub struct Pass {
     pub(crate) uniforms: Vec<Vec<u8>>,
     pub(crate) dispatches: Vec<Dispatch>,
     pub(crate) loop_iterations: u64,
+    /// What the kernel module states for the warp model, where it has one.
+    pub(crate) model: Option<super::model::KernelModel>,
 }
 
 impl Pass {
@@ -135,7 +137,23 @@ impl Pass {
             uniforms: Vec::new(),
             dispatches: Vec::new(),
             loop_iterations,
+            model: None,
         }
+    }
+
+    /// With the warp model's figures for it.
+    pub(crate) fn with_model(mut self, model: super::model::KernelModel) -> Self {
+        self.model = Some(model);
+        self
+    }
+
+    /// How the pass would run on the reference GPU (132 SMs): its grid's fill and, for the
+    /// kernels with a warp model (the GEMM kernels), its workgroup-memory traffic and bank
+    /// conflicts, its gather's sectors and the FMAs it wastes.
+    pub fn model(&self) -> super::model::PassModel {
+        let g = self.largest_grid();
+        let workgroups = g.iter().map(|&d| u64::from(d)).product();
+        super::model::PassModel::new(workgroups, self.model.as_ref())
     }
 
     /// With override constants set.
@@ -497,6 +515,33 @@ impl fmt::Display for Plan {
                 p.invocations(),
                 p.loop_iterations(),
             )?;
+            let m = p.model();
+            write!(
+                f,
+                "       model: {} workgroups, {:.2} per SM of {} (tail {:.2})",
+                m.workgroups,
+                m.workgroups_per_sm,
+                super::model::REFERENCE_SMS,
+                m.tail_efficiency,
+            )?;
+            if p.model.is_some() {
+                let opt = |v: Option<f64>, digits: usize| {
+                    v.map_or("-".to_string(), |v| format!("{v:.digits$}"))
+                };
+                write!(
+                    f,
+                    "; FMA per workgroup-memory word {}, per barrier {}; store conflict {}; \
+                     gather {} sectors per warp load; wasted FMAs {}",
+                    opt(m.fma_per_wgmem_word, 1),
+                    opt(m.fma_per_barrier, 0),
+                    m.wgmem_store_conflict
+                        .map_or("-".to_string(), |w| format!("{w}-way")),
+                    opt(m.gather_sectors_per_warp_load, 1),
+                    m.wasted_fma_fraction
+                        .map_or("-".to_string(), |w| format!("{:.1} %", w * 100.0)),
+                )?;
+            }
+            writeln!(f)?;
         }
         write!(f, "  scratch: {}", human(self.scratch_bytes()))?;
         for s in &self.scratch {

@@ -8,9 +8,9 @@ use super::{
     conv2d_bias_grad, conv2d_core, conv2d_forward, conv2d_forward_gemm, conv2d_forward_mm,
     conv2d_forward_planes, conv2d_forward_rows, conv2d_forward_tiled, conv2d_input_grad,
     conv2d_input_grad_tiled, conv2d_pack_chunks, conv2d_pack_core, conv2d_pack_planes,
-    conv2d_pad_copies, conv2d_unpad_output, conv2d_weight_grad, conv2d_weight_grad_gemm,
-    conv2d_weight_grad_mm, conv2d_weight_grad_planes, conv2d_weight_grad_tiled, mse_loss,
-    reduce_partials, sgd_step, train_step_small,
+    conv2d_pad_copies, conv2d_unpad_output, conv2d_weight_grad, conv2d_weight_grad_core,
+    conv2d_weight_grad_gemm, conv2d_weight_grad_mm, conv2d_weight_grad_planes,
+    conv2d_weight_grad_tiled, mse_loss, reduce_partials, sgd_step, train_step_small,
 };
 
 /// The complete source of a kernel: the `shaders/*.wgsl` files named, in order (WGSL has no
@@ -145,6 +145,7 @@ pub(crate) const SPECS: &[&KernelSpec] = &[
     &conv2d_weight_grad::SPEC,
     &conv2d_weight_grad_tiled::SPEC,
     &conv2d_weight_grad_gemm::SPEC,
+    &conv2d_weight_grad_core::SPEC,
     &conv2d_weight_grad_mm::SPEC,
     &conv2d_weight_grad_planes::SPEC,
     &conv2d_bias_grad::SPEC,
@@ -412,6 +413,7 @@ mod tests {
 
     #[test]
     fn tile_sizes_and_array_lengths_match_the_shaders() {
+        use super::super::{conv2d_core as c, conv2d_weight_grad_core as cw};
         use super::super::{conv2d_forward_mm as f, conv2d_weight_grad_mm as w};
         for (spec, name, rust) in [
             (&f::SPEC, "TILE_M", f::TILE_M),
@@ -420,6 +422,15 @@ mod tests {
             (&w::SPEC, "TILE_M", w::TILE_M),
             (&w::SPEC, "TILE_N", w::TILE_N),
             (&w::SPEC, "TILE_P", w::TILE_P),
+            (&c::SPEC, "TILE_M", c::TILE_M),
+            (&c::SPEC, "TILE_N", c::TILE_N),
+            (&c::SPEC, "TILE_K", c::TILE_K),
+            (&c::SPEC, "SWIZZLE", c::SWIZZLE as usize),
+            (&cw::SPEC, "TILE_M", c::TILE_M),
+            (&cw::SPEC, "TILE_N", c::TILE_N),
+            (&cw::SPEC, "TILE_K", c::TILE_K),
+            (&cw::SPEC, "SWIZZLE", cw::SWIZZLE as usize),
+            (&c::SPEC, "TILE_VEC4S", c::PACKED_TILE_FLOATS / 4),
             (
                 &train_step_small::SPEC,
                 "MAX_OUTPUTS",

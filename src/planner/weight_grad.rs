@@ -25,6 +25,11 @@ pub(crate) const CANDIDATES: &[Candidate<WeightGrad>] = &[
         try_plan: |w| Ok(planes(&w.g, &w.profile)?.into()),
     },
     Candidate {
+        name: "core",
+        algorithms: GPU_FAMILY,
+        try_plan: |w| Ok(core(&w.g, &w.profile)?.into()),
+    },
+    Candidate {
         name: "mm",
         algorithms: GPU_FAMILY,
         try_plan: |w| Ok(mm(&w.g, &w.profile)?.into()),
@@ -129,6 +134,64 @@ fn sliced(g: &Conv2dGeometry, profile: &DeviceProfile, tiled: bool) -> Result<Pl
 /// Output channels per group from which the split-K GEMM (64 channels a tile) is worth its idle
 /// lanes.
 const MM_MIN_CHANNELS: usize = 4;
+
+/// The GEMM core's weight gradient and the sum of its slices, or why not.
+fn core(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, String>> {
+    use crate::kernels::conv2d_weight_grad_core as k;
+    if g.ocpg() < MM_MIN_CHANNELS {
+        return Ok(Err(format!(
+            "{} output channels per group (< {MM_MIN_CHANNELS}) would leave most of a tile idle",
+            g.ocpg()
+        )));
+    }
+    let elements: usize = g.weight_shape().iter().product();
+    let most = (profile.max_binding_bytes / (elements.max(1) as u64 * 4)) as usize;
+    let s = k::WeightGradShape::new(g, most);
+    if let Err(why) = k::applies(g, &s, profile) {
+        return Ok(Err(why));
+    }
+    let mut plan = Plan::new(Op::WeightGrad);
+    let out = if s.slices > 1 {
+        match partials(&mut plan, profile, elements, s.slices) {
+            Ok(b) => b,
+            Err(why) => return Ok(Err(why)),
+        }
+    } else {
+        Buf::Operand(2)
+    };
+    plan.reason(format!(
+        "core: split-K GEMM, tiles of {} channels x {} taps, {} slice{} of {} steps of {} \
+         output pixels{}",
+        crate::kernels::conv2d_core::TILE_M,
+        crate::kernels::conv2d_core::TILE_N,
+        s.slices,
+        if s.slices == 1 { "" } else { "s" },
+        s.slice_steps,
+        crate::kernels::conv2d_core::TILE_K,
+        if s.slices > 1 {
+            ", then their fixed-order sum"
+        } else {
+            ""
+        }
+    ));
+    plan.passes.push(k::pass(
+        g,
+        &s,
+        [Buf::Operand(0), Buf::Operand(1), out],
+        profile,
+    )?);
+    if s.slices > 1 {
+        reduce_partials::sliced_passes(
+            &mut plan,
+            profile,
+            out,
+            Buf::Operand(2),
+            elements,
+            s.slices,
+        )?;
+    }
+    Ok(Ok(plan))
+}
 
 /// `conv2d_weight_grad_mm` and the sum of its partials, or why not.
 fn mm(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<Result<Plan, String>> {

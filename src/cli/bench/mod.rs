@@ -134,9 +134,22 @@ struct Timing {
     call_over_kernel: Option<f64>,
     /// median of the floor's round trips, and over the pairs of (whole call / floor)
     floor: Option<(Duration, f64)>,
-    /// median GPU time (timestamp queries), where the device has them
+    /// median GPU time (timestamp queries) of one op, where the device has them: the median
+    /// over runs of one submission recording the op `batch` times, divided by `batch`
     gpu: Option<Duration>,
+    /// median GPU time of a submission of the op once
+    gpu_single: Option<Duration>,
+    /// ops per timed submission
+    batch: usize,
 }
+
+/// Wall time the adapter is kept busy before anything is timed (a GPU idling at a low clock
+/// takes this long to reach its working clock).
+const WARM_UP: Duration = Duration::from_millis(200);
+/// GPU time a batched submission aims for: ops per submission = this / one op's wall time
+/// (1 to [`MOST_BATCH`]), so that a submission's fixed cost is a small part of what it times.
+const BATCH_TARGET: Duration = Duration::from_millis(20);
+const MOST_BATCH: usize = 64;
 
 /// One kernel run: recorded before its clock starts, submitted and waited on to the end.
 fn kernel_run(ctx: &GpuContext, d: &Data, op: Op, algorithm: Algorithm) -> Result<Duration> {
@@ -159,7 +172,12 @@ fn time(
     runs: usize,
     calls: Option<&BenchShape>,
 ) -> Result<Timing> {
+    // warm the adapter up: at least one run, and about WARM_UP of them
+    let warm = Instant::now();
     kernel_run(ctx, d, op, algorithm)?;
+    while warm.elapsed() < WARM_UP {
+        kernel_run(ctx, d, op, algorithm)?;
+    }
     let floor = calls.map(|_| Floor::new(ctx, d.out.len()));
     if let (Some(s), Some(f)) = (calls, &floor) {
         call(ctx, s, d, op)?;
@@ -182,33 +200,61 @@ fn time(
             over_floor.push(c.as_secs_f64() / fl.as_secs_f64().max(1e-9));
         }
     }
-    let mut gpu = Vec::with_capacity(runs);
-    if ctx.has_timestamps() {
-        for _ in 0..runs {
-            let mut failed = None;
-            let timed = ctx.time_on_gpu(|enc| {
-                failed = record(ctx, d, op, algorithm, enc).err();
-                Ok(())
-            })?;
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            match timed {
-                Some(t) => gpu.push(t),
-                None => break,
-            }
-        }
-    }
+    let kernel = median(kernels);
+    let batch = (BATCH_TARGET.as_secs_f64() / kernel.as_secs_f64().max(1e-9))
+        .clamp(1.0, MOST_BATCH as f64) as usize;
+    let (gpu, gpu_single) = if ctx.has_timestamps() {
+        (
+            gpu_times(ctx, d, op, algorithm, runs, batch)?,
+            gpu_times(ctx, d, op, algorithm, runs, 1)?,
+        )
+    } else {
+        (None, None)
+    };
     ratios.sort_by(f64::total_cmp);
     over_floor.sort_by(f64::total_cmp);
     let floor = (!floors.is_empty()).then(|| (median(floors), over_floor[over_floor.len() / 2]));
     Ok(Timing {
         floor,
-        kernel: median(kernels),
+        kernel,
         call: (!whole.is_empty()).then(|| median(whole)),
         call_over_kernel: ratios.get(ratios.len() / 2).copied(),
-        gpu: (gpu.len() == runs && runs > 0).then(|| median(gpu)),
+        gpu,
+        gpu_single,
+        batch,
     })
+}
+
+/// The median over `runs` submissions, each recording the op `batch` times, of their GPU time
+/// divided by `batch`; `None` where a measurement gave no time.
+fn gpu_times(
+    ctx: &GpuContext,
+    d: &Data,
+    op: Op,
+    algorithm: Algorithm,
+    runs: usize,
+    batch: usize,
+) -> Result<Option<Duration>> {
+    let mut gpu = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let mut failed = None;
+        let timed = ctx.time_on_gpu(|enc| {
+            for _ in 0..batch {
+                if failed.is_none() {
+                    failed = record(ctx, d, op, algorithm, enc).err();
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match timed {
+            Some(t) => gpu.push(t / batch as u32),
+            None => return Ok(None),
+        }
+    }
+    Ok((runs > 0).then(|| median(gpu)))
 }
 
 /// CPU reference throughput (GFLOP/s) on the whole shape, or why it was skipped.
@@ -236,9 +282,14 @@ pub struct Row {
     shape: &'static str,
     op: &'static str,
     median_s: f64,
+    flops: f64,
+    /// GFLOP/s from the GPU time where there is one, else from `median_s`
     gflops: f64,
-    /// median GPU time (timestamp queries), where the device has them
+    /// median GPU time of one op in a batched submission (timestamp queries), where the device
+    /// has them; of one op submitted alone; ops per batched submission
     gpu_s: Option<f64>,
+    gpu_single_s: Option<f64>,
+    batch: usize,
     call_us: f64,
     /// median over alternating pairs of (whole call / kernel run)
     call_over_kernel: f64,
@@ -327,13 +378,14 @@ pub fn run(
     let family = ctx.profile().resolved_family().name();
     if !json {
         let stamps = if ctx.has_timestamps() {
-            "GPU time from timestamp queries"
+            "GFLOP/s from the GPU time (timestamp queries) of one op in a batch of up to 64 \
+             in one submission, after 0.2 s of warm-up"
         } else {
-            "no timestamp queries on this device: GPU time -"
+            "no timestamp queries on this device: GFLOP/s from the median wall time"
         };
         println!("adapter: {}, {family} kernels; {stamps}", ctx.describe());
         println!(
-            "{:<11} {:<12} {:>11} {:>9} {:>11} {:>11} {:>6} {:>11} {:>6} {:>22} {:>10}  kernel",
+            "{:<11} {:<12} {:>11} {:>9} {:>15} {:>11} {:>6} {:>11} {:>6} {:>22} {:>10}  kernel",
             "shape",
             "op",
             "median",
@@ -366,12 +418,16 @@ pub fn run(
             } else {
                 None
             };
+            let gpu_s = timing.gpu.map(|g| g.as_secs_f64());
             let row = Row {
                 shape: s.name,
                 op: op.name(),
                 median_s: t,
-                gflops: d.g.flops() / t / 1e9,
-                gpu_s: timing.gpu.map(|g| g.as_secs_f64()),
+                flops: d.g.flops(),
+                gflops: d.g.flops() / gpu_s.unwrap_or(t) / 1e9,
+                gpu_s,
+                gpu_single_s: timing.gpu_single.map(|g| g.as_secs_f64()),
+                batch: timing.batch,
                 call_us: timing.call.map_or(0.0, |c| c.as_secs_f64() * 1e6),
                 call_over_kernel: timing.call_over_kernel.unwrap_or(f64::NAN),
                 floor: timing.floor.map(|(f, r)| (f.as_secs_f64() * 1e6, r)),
@@ -405,10 +461,14 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             }
             None => String::new(),
         };
-        let gpu = match r.gpu_s {
-            Some(s) => format!(",\"gpu_median_s\":{s:.6e}"),
-            None => ",\"gpu_median_s\":null".to_string(),
-        };
+        let num = |v: Option<f64>| v.map_or("null".to_string(), |s| format!("{s:.6e}"));
+        let gpu = format!(
+            ",\"gpu_median_s\":{},\"gpu_single_s\":{},\"gpu_batch\":{},\"wall_gflops\":{:.3}",
+            num(r.gpu_s),
+            num(r.gpu_single_s),
+            r.batch,
+            r.flops / r.median_s / 1e9
+        );
         let kernels = r
             .plan
             .kernels()
@@ -455,8 +515,13 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             Some(s) => format!("{:.3} ms", s * 1e3),
             None => "-".to_string(),
         };
+        let gpu = if r.batch > 1 && r.gpu_s.is_some() {
+            format!("{gpu} x{}", r.batch)
+        } else {
+            gpu
+        };
         println!(
-            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>11} {:>8.0} us {:>6.2} {:>8.0} us {:>6.2} {:>22} {:>10}  {}{}",
+            "{:<11} {:<12} {:>8.3} ms {:>9.2} {:>15} {:>8.0} us {:>6.2} {:>8.0} us {:>6.2} {:>22} {:>10}  {}{}",
             r.shape,
             r.op,
             r.median_s * 1e3,
