@@ -8,6 +8,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
+# naga's runtime checks on: a mutant that indexes out of bounds in a trusted kernel reads or
+# writes a clamped element (a wrong result the tests see), not memory past the buffer
+export WGPU_CONV_CHECKED=1
 
 # name | file | text | replacement | cargo test arguments
 MUTANTS=(
@@ -23,6 +26,16 @@ MUTANTS=(
   "nest_ignores_fixed_loops|src/kernels/budget.rs|let mut total = fixed;|let mut total = 0;|--lib budget"
   "candidates_ignore_algorithms|src/planner/candidates.rs|c.algorithms.contains(&algorithm)) {|!c.algorithms.is_empty()) {|--test plans"
   "non_finite_weights_ignored|src/planner/input_grad.rs|if !weights_finite && a != Algorithm::Direct {|if weights_finite && a == Algorithm::Direct {|--test plans non_finite"
+  "core_one_buffer|shaders/conv2d_core.wgsl|let nxt = 1u - cur;|let nxt = cur;|--test forward every_case"
+  "core_k_tail_dropped|shaders/conv2d_core.wgsl|let steps = (CPG * KH * KW + TILE_K - 1u) / TILE_K;|let steps = (CPG * KH * KW) / TILE_K;|--test forward every_case"
+  "core_channel_edge|shaders/conv2d_core.wgsl|    if m >= OCPG {|    if m > OCPG {|--test forward every_case"
+  "core_bias_every_slice|shaders/conv2d_core.wgsl|p.has_bias != 0u && wid.z == 0u|p.has_bias != 0u|--test forward --test long_reductions"
+  "pack_core_not_transposed|shaders/conv2d_pack_core.wgsl|v = weight[((grp * CPG + c) * OCPG + m) * taps + r];|v = weight[((grp * OCPG + m) * CPG + c) * taps + r];|--test gradients every_case"
+  "pack_core_flip_rows_only|shaders/conv2d_pack_core.wgsl|r = taps - 1u - r;|r = (KH - 1u - r / KW) * KW + r % KW;|--test forward every_case"
+  "wgrad_core_slices_overlap|shaders/conv2d_weight_grad_core.wgsl|let hi = min(first + min(p.hi0, SLICE_STEPS), steps);|let hi = min(first + p.hi0, steps);|--test gradients every_case"
+  "wgrad_core_one_buffer|shaders/conv2d_weight_grad_core.wgsl|let nxt = 1u - cur;|let nxt = cur;|--test gradients every_case"
+  "wgrad_core_swizzle_unmodelled|shaders/conv2d_weight_grad_core.wgsl|const SWIZZLE: u32 = 7u;|const SWIZZLE: u32 = 3u;|--lib tile_sizes"
+  "reduce_sliced_layout|shaders/reduce_partials.wgsl|base = first * p.slice_stride + e;|base = e * p.slice_stride + first;|--test forward --test gradients every_case"
 )
 
 want=("$@")

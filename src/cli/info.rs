@@ -49,5 +49,41 @@ pub fn run() -> Result<()> {
         "  max_storage_buffers_per_shader_stage: {}",
         l.max_storage_buffers_per_shader_stage
     );
+    let info = ctx.adapter_info();
+    println!(
+        "subgroup size: {} to {}",
+        info.subgroup_min_size, info.subgroup_max_size
+    );
+    println!("device features: {:?}", ctx.device().features());
+    println!(
+        "shader checks: {}",
+        if ctx.shader_checks() {
+            "on for every kernel (WGPU_CONV_CHECKED=1)"
+        } else {
+            "off for the kernels proven in bounds (WGPU_CONV_CHECKED=1 turns them on)"
+        }
+    );
+    // the chosen adapter again, for what only the adapter tells
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    if let Some(a) = adapters
+        .iter()
+        .find(|a| a.get_info().name == info.name && a.get_info().backend == info.backend)
+    {
+        println!("adapter features: {:?}", a.features());
+        let m = a.cooperative_matrix_properties();
+        if m.is_empty() {
+            println!("cooperative matrices: none");
+        }
+        for p in m {
+            println!(
+                "cooperative matrix: {}x{}x{} {:?} -> {:?}",
+                p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type
+            );
+        }
+    }
     Ok(())
 }

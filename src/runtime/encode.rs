@@ -13,7 +13,11 @@ use crate::kernels::plan::{Buf, Op, Plan};
 use crate::kernels::DeviceProfile;
 
 /// Kernels that write a weight's packed form (from the weight alone).
-const PACKERS: [&str; 2] = ["conv2d_pack_chunks", "conv2d_pack_planes"];
+const PACKERS: [&str; 3] = [
+    "conv2d_pack_chunks",
+    "conv2d_pack_planes",
+    "conv2d_pack_core",
+];
 
 /// Smallest scratch buffer (a binding of one vec4).
 const MIN_BUFFER_BYTES: u64 = 16;

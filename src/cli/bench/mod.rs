@@ -444,6 +444,37 @@ pub fn run(
     Ok(())
 }
 
+/// The plan's passes as JSON objects: kernel, useful FLOPs (the op's for its main kernel where
+/// the kernel states none, 0 for a pass without FMAs) and the warp model's fields (null where
+/// they do not apply).
+fn passes_json(plan: &Plan, flops: f64) -> String {
+    let num = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.4}"));
+    let main = plan.main_kernel();
+    plan.passes()
+        .iter()
+        .map(|p| {
+            let m = p.model();
+            let f = m
+                .flops
+                .unwrap_or(if Some(p.kernel()) == main { flops } else { 0.0 });
+            format!(
+                "{{\"kernel\":\"{}\",\"flops\":{f:.6e},\"workgroups\":{},\"workgroups_per_sm\":{:.3},\"tail_efficiency\":{:.3},\"fma_per_wgmem_word\":{},\"fma_per_barrier\":{},\"wgmem_store_conflict\":{},\"gather_sectors_per_warp_load\":{},\"wasted_fma_fraction\":{}}}",
+                p.kernel(),
+                m.workgroups,
+                m.workgroups_per_sm,
+                m.tail_efficiency,
+                num(m.fma_per_wgmem_word),
+                num(m.fma_per_barrier),
+                m.wgmem_store_conflict
+                    .map_or("null".to_string(), |w| w.to_string()),
+                num(m.gather_sectors_per_warp_load),
+                num(m.wasted_fma_fraction),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, driver: &str) {
     if json {
         let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
@@ -485,10 +516,11 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             None => ",\"autotune\":null".to_string(),
         };
         let plan = format!(
-            "{tuned},\"family\":\"{family}\",\"kernels\":[{kernels}],\"dispatches\":{},\"invocations\":{},\"scratch_bytes\":{}",
+            "{tuned},\"family\":\"{family}\",\"kernels\":[{kernels}],\"dispatches\":{},\"invocations\":{},\"scratch_bytes\":{},\"passes\":[{}]",
             r.plan.dispatches(),
             r.plan.max_invocations(),
-            r.plan.scratch_bytes()
+            r.plan.scratch_bytes(),
+            passes_json(&r.plan, r.flops)
         );
         println!(
             "{{\"shape\":\"{}\",\"op\":\"{}\",\"median_s\":{:.6e},\"gflops\":{:.3}{gpu},\"call_us\":{:.1},\"call_over_kernel\":{:.3}{floor}{direct}{cpu}{plan},\"adapter\":\"{}\",\"backend\":\"{}\",\"driver\":\"{}\"}}",
