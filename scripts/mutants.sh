@@ -35,6 +35,8 @@ MUTANTS=(
   "wgrad_core_slices_overlap|shaders/conv2d_weight_grad_core.wgsl|let hi = min(first + min(p.hi0, SLICE_STEPS), steps);|let hi = min(first + p.hi0, steps);|--test gradients every_case"
   "wgrad_core_one_buffer|shaders/conv2d_weight_grad_core.wgsl|let nxt = 1u - cur;|let nxt = cur;|--test gradients every_case"
   "wgrad_core_swizzle_unmodelled|shaders/conv2d_weight_grad_core.wgsl|const SWIZZLE: u32 = 7u;|const SWIZZLE: u32 = 3u;|--lib tile_sizes"
+  "phase_first_offset|shaders/conv2d_input_grad_phase.wgsl|return (r + s - pad % s) % s;|return (r + pad % s) % s;|--test gradients every_case"
+  "phase_columns_from_0|shaders/conv2d_input_grad_phase.wgsl|for (var b = rx; b < KW; b += SW) {|for (var b = 0u; b < KW; b += SW) {|--test gradients every_case"
   "reduce_sliced_layout|shaders/reduce_partials.wgsl|base = first * p.slice_stride + e;|base = e * p.slice_stride + first;|--test forward --test gradients every_case"
 )
 

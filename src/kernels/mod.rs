@@ -27,6 +27,7 @@ pub(crate) mod conv2d_forward_planes;
 pub(crate) mod conv2d_forward_rows;
 pub(crate) mod conv2d_forward_tiled;
 pub(crate) mod conv2d_input_grad;
+pub(crate) mod conv2d_input_grad_phase;
 pub(crate) mod conv2d_input_grad_tiled;
 pub(crate) mod conv2d_pack_chunks;
 pub(crate) mod conv2d_pack_core;

@@ -65,7 +65,7 @@ impl PassModel {
             gather_sectors_per_warp_load: k.and_then(|k| k.gather_sectors_per_warp_load),
             wasted_fma_fraction: k
                 .filter(|k| k.issued_fmas > 0.0)
-                .map(|k| 1.0 - k.useful_fmas / k.issued_fmas),
+                .map(|k| (1.0 - k.useful_fmas / k.issued_fmas).max(0.0)),
         }
     }
 }

@@ -7,10 +7,11 @@ use super::uniforms::{ConvParams, GemmParams};
 use super::{
     conv2d_bias_grad, conv2d_core, conv2d_forward, conv2d_forward_gemm, conv2d_forward_mm,
     conv2d_forward_planes, conv2d_forward_rows, conv2d_forward_tiled, conv2d_input_grad,
-    conv2d_input_grad_tiled, conv2d_pack_chunks, conv2d_pack_core, conv2d_pack_planes,
-    conv2d_pad_copies, conv2d_unpad_output, conv2d_weight_grad, conv2d_weight_grad_core,
-    conv2d_weight_grad_gemm, conv2d_weight_grad_mm, conv2d_weight_grad_planes,
-    conv2d_weight_grad_tiled, mse_loss, reduce_partials, sgd_step, train_step_small,
+    conv2d_input_grad_phase, conv2d_input_grad_tiled, conv2d_pack_chunks, conv2d_pack_core,
+    conv2d_pack_planes, conv2d_pad_copies, conv2d_unpad_output, conv2d_weight_grad,
+    conv2d_weight_grad_core, conv2d_weight_grad_gemm, conv2d_weight_grad_mm,
+    conv2d_weight_grad_planes, conv2d_weight_grad_tiled, mse_loss, reduce_partials, sgd_step,
+    train_step_small,
 };
 
 /// The complete source of a kernel: the `shaders/*.wgsl` files named, in order (WGSL has no
@@ -141,6 +142,7 @@ pub(crate) const SPECS: &[&KernelSpec] = &[
     &conv2d_pack_planes::SPEC,
     &conv2d_forward_planes::SPEC,
     &conv2d_input_grad::SPEC,
+    &conv2d_input_grad_phase::SPEC,
     &conv2d_input_grad_tiled::SPEC,
     &conv2d_weight_grad::SPEC,
     &conv2d_weight_grad_tiled::SPEC,

@@ -43,6 +43,30 @@ pub(crate) const CANDIDATES: &[Candidate<InputGrad>] = &[
         try_plan: core,
     },
     Candidate {
+        name: "phase",
+        algorithms: GPU_FAMILY,
+        try_plan: |i| {
+            use crate::kernels::conv2d_input_grad_phase as k;
+            if let Err(why) = k::applies(&i.g, &i.profile) {
+                return Ok(Outcome::Declined(why));
+            }
+            let mut plan = Plan::new(Op::InputGrad);
+            plan.reason(format!(
+                "phase: stride {}x{}, {} input channel{} per group: {} dense correlations of gy \
+                 with the kernel's phases in one dispatch, {} columns x every channel per \
+                 invocation, no inserted zeros",
+                i.g.stride.h,
+                i.g.stride.w,
+                i.g.cpg(),
+                if i.g.cpg() == 1 { "" } else { "s" },
+                i.g.stride.h * i.g.stride.w,
+                k::PX
+            ));
+            plan.passes.push(k::pass(&i.g, [W, GY, GX], &i.profile)?);
+            Ok(Outcome::Taken(plan))
+        },
+    },
+    Candidate {
         name: "mm",
         algorithms: GPU_FAMILY,
         try_plan: mm,
