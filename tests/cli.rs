@@ -1045,6 +1045,38 @@ fn concurrent_writes_never_mix() {
     assert!(leftovers.is_empty(), "temporary files left behind");
 }
 
+/// `WGPU_CONV_CHECKED`: a bad value is an error naming it; `info` says whether the checks are on.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn the_shader_checks_switch_is_read_and_reported() {
+    // the shader-checks switch: a bad value is an error naming it; 1 says the checks are on
+    let out = bin()
+        .env("WGPU_CONV_CHECKED", "sometimes")
+        .arg("info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("WGPU_CONV_CHECKED=\"sometimes\""),
+        "{stderr}"
+    );
+    for (value, says) in [("1", "shader checks: on"), ("0", "shader checks: off")] {
+        let out = bin()
+            .env("WGPU_CONV_CHECKED", value)
+            .arg("info")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(says), "{value}: {stdout}");
+    }
+}
+
 /// A padded output too large for the host's memory (under a 3 GB address-space limit) is an
 /// error, not an abort; a misspelt `WGPU_BACKEND` is named; `info` with no adapter says so once.
 #[test]
