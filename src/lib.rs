@@ -96,8 +96,8 @@ pub use context::{check_backend_env, describe_adapter, AdapterInfo, GpuContext, 
 pub use error::{Error, Limit, Result};
 pub use grads::{Conv2dGrads, Wanted};
 pub use kernels::{
-    kernel_names, Algorithm, DeviceProfile, Family, Op, Pass, Plan, Sgd, AUTO_BLOCKED_FROM,
-    MAX_DISPATCHES,
+    kernel_names, Algorithm, DeviceProfile, Family, Op, Pass, PassModel, Plan, Sgd,
+    AUTO_BLOCKED_FROM, MAX_DISPATCHES, REFERENCE_SMS,
 };
 pub use layer::{Conv2d, Sequential, SequentialGrads};
 pub use ops::{geometry, GpuTensor};

@@ -47,6 +47,7 @@ pub(crate) mod train_step_small;
 
 pub(crate) use uniforms::GemmParams;
 
+pub use model::{PassModel, REFERENCE_SMS};
 pub use plan::{Op, Pass, Plan, MAX_DISPATCHES};
 pub use profile::{DeviceProfile, Family};
 pub use sgd_step::Sgd;
