@@ -507,3 +507,50 @@ fn an_infinite_weight_leaves_untouched_input_gradients_finite() {
         }
     }
 }
+
+/// The input gradient of strided layers with few input channels by phases
+/// (`conv2d_input_grad_phase`, the GPU family): every phase offset (strides 2 and 3, paddings
+/// that are and are not multiples of them, strides that differ by axis, a kernel smaller than
+/// the stride, so that some phases have no taps) equals the reference exactly on small
+/// integers.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn strided_input_gradients_by_phase_are_exact() {
+    let mut rng = Rng::new(23);
+    let mut ints = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| [-2.0, -1.0, 1.0, 2.0][(rng.next_u64() % 4) as usize])
+            .collect()
+    };
+    for (x_shape, w_shape, stride, padding, groups) in [
+        ([2, 3, 17, 19], [5, 3, 7, 7], (2, 2), (3, 3), 1),
+        ([1, 2, 13, 11], [4, 2, 3, 3], (3, 3), (1, 1), 1),
+        ([1, 1, 12, 14], [3, 1, 5, 4], (3, 2), (2, 1), 1),
+        ([1, 4, 9, 9], [2, 4, 1, 1], (2, 2), (0, 0), 1),
+        ([1, 6, 10, 12], [4, 3, 4, 5], (2, 3), (0, 2), 2),
+    ] {
+        let opts = Conv2dOptions::new()
+            .stride(stride)
+            .padding(padding)
+            .groups(groups);
+        let g = opts.resolve(x_shape, w_shape).unwrap();
+        let plan = ctx()
+            .plan(wgpu_conv::Op::InputGrad, &g, false, Algorithm::Gpu)
+            .unwrap();
+        assert_eq!(plan.kernels(), ["conv2d_input_grad_phase"], "{plan}");
+        let x = ints(x_shape.iter().product());
+        let w = ints(w_shape.iter().product());
+        let gy = ints(g.output_shape().iter().product());
+        let grads = backward_with(x_shape, w_shape, &opts, &x, &w, &gy, Algorithm::Gpu);
+        let reference = cpu::conv2d_input_grad(&g, &w, &gy);
+        let got = grads.input.as_ref().unwrap().data();
+        assert!(reference.values.iter().any(|&v| v != 0.0));
+        for (i, (&a, &r)) in got.iter().zip(&reference.values).enumerate() {
+            assert_eq!(
+                f64::from(a),
+                r,
+                "{x_shape:?} {w_shape:?} {stride:?}: element {i}"
+            );
+        }
+    }
+}

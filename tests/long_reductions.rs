@@ -50,11 +50,12 @@ fn assert_exact(got: &[f32], reference: &cpu::Reference, what: &str) {
 }
 
 /// The algorithms each case runs with: every explicit one and `Auto`.
-fn algorithms() -> [Algorithm; 4] {
+fn algorithms() -> [Algorithm; 5] {
     [
         Algorithm::Direct,
         Algorithm::Tiled,
         Algorithm::Gemm,
+        Algorithm::Gpu,
         Algorithm::Auto,
     ]
 }
@@ -74,6 +75,14 @@ fn forward_cases() -> Vec<Long> {
             name: "channels",
             x: [1, 280, 16, 16],
             w: [3, 280, 16, 16],
+            opts: o(),
+        },
+        // the same taps, 8 output channels: the GPU family's GEMM core, its K split into
+        // slices summed in order, the bias added once
+        Long {
+            name: "channels_core_split",
+            x: [1, 280, 16, 16],
+            w: [8, 280, 16, 16],
             opts: o(),
         },
         // one plane, a 265 x 265 kernel: 70,225 taps (the rows kernel; too big for planes)
@@ -117,7 +126,7 @@ fn backward_cases() -> Vec<(Long, bool, bool)> {
     let o = Conv2dOptions::new;
     vec![
         // weight and bias gradients over 298^2 = 88,804 output pixels: GEMM (several output
-        // channels per group), tiled, direct
+        // channels per group; the GPU family's core, its pixels in slices), tiled, direct
         (
             Long {
                 name: "weight_channels",
