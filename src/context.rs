@@ -30,6 +30,8 @@ pub struct GpuContext {
     /// (wgpu runs a failed submission's completion callbacks too).
     errors: Arc<AtomicU64>,
     binding_cap: AtomicU64,
+    /// The most workgroup memory plans assume (`set_workgroup_storage_limit`).
+    workgroup_cap: std::sync::atomic::AtomicU32,
     /// The kernel family asked for (`WGPU_CONV_KERNELS`, or [`GpuContext::set_family`]).
     family: Mutex<Family>,
     /// Held for the whole of each call on backends that cannot take calls from several threads
@@ -378,6 +380,7 @@ impl GpuContext {
             uncaptured,
             errors,
             binding_cap: AtomicU64::new(u64::MAX),
+            workgroup_cap: std::sync::atomic::AtomicU32::new(u32::MAX),
             family: Mutex::new(Family::from_env()?),
             serial: (info.backend == wgpu::Backend::Gl).then(|| Mutex::new(())),
             tuner: crate::planner::tuned::Autotuner::from_env()?,
@@ -458,9 +461,22 @@ impl GpuContext {
     /// What plans are made for: this device's type, vendor, limits and features, with the
     /// binding limit of [`GpuContext::binding_limit`].
     pub fn profile(&self) -> DeviceProfile {
-        DeviceProfile::new(&self.info, &self.rt.limits, self.rt.device.features())
+        let mut p = DeviceProfile::new(&self.info, &self.rt.limits, self.rt.device.features())
             .with_binding_limit(self.binding_limit())
-            .with_family(self.family())
+            .with_family(self.family());
+        p.max_workgroup_storage_bytes = p
+            .max_workgroup_storage_bytes
+            .min(self.workgroup_cap.load(Ordering::Relaxed));
+        p
+    }
+
+    /// Plans as if the device had at most `bytes` of workgroup memory per workgroup (`None`:
+    /// the device's own): the kernels that need more are left out, as on a device that has
+    /// less. Runs the plans of such devices (the GEMM core needs 16 KiB; the older `mm`
+    /// kernels 8 KiB) on this one, to test them.
+    pub fn set_workgroup_storage_limit(&self, bytes: Option<u32>) {
+        self.workgroup_cap
+            .store(bytes.unwrap_or(u32::MAX), Ordering::Relaxed);
     }
 
     /// The kernel family asked for: `WGPU_CONV_KERNELS` (auto, cpu or gpu) when the context was

@@ -554,3 +554,62 @@ fn strided_input_gradients_by_phase_are_exact() {
         }
     }
 }
+
+/// A device with 8 KiB of workgroup memory (capped with `set_workgroup_storage_limit` on a
+/// context of its own): the GPU family plans the older `mm` GEMM kernels instead of the core,
+/// and they match the reference on every case of the table, forward and gradients.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn less_workgroup_memory_takes_the_older_gemm_kernels() {
+    let ctx = wgpu_conv::GpuContext::new().unwrap();
+    ctx.set_workgroup_storage_limit(Some(8192));
+    let mut mm = 0;
+    for case in cases() {
+        let g = case.opts.resolve(case.x, case.w).unwrap();
+        for op in [wgpu_conv::Op::Forward, wgpu_conv::Op::WeightGrad] {
+            let plan = ctx.plan(op, &g, false, Algorithm::Gpu).unwrap();
+            assert!(
+                !plan.kernels().iter().any(|k| k.ends_with("core")),
+                "{plan}"
+            );
+            mm += usize::from(plan.kernels().iter().any(|k| k.ends_with("_mm")));
+        }
+        let (x, w, b) = case_data(&case, 5);
+        let gy = Rng::new(9).vec(g.output_shape().iter().product());
+        let t = |s: &[usize], v: &[f32]| Tensor::new(s.to_vec(), v.to_vec()).unwrap();
+        let y = ctx
+            .conv2d_with(
+                &t(&case.x, &x),
+                &t(&case.w, &w),
+                b.as_ref().map(|b| t(&[case.w[0]], b)).as_ref(),
+                &case.opts,
+                Algorithm::Gpu,
+            )
+            .unwrap();
+        let reference = cpu::conv2d_forward(&g, &x, &w, b.as_deref());
+        assert_within(y.data(), &reference, &format!("{} forward", case.name));
+        let grads = ctx
+            .conv2d_backward_with(
+                &t(&case.x, &x),
+                &t(&case.w, &w),
+                &t(&g.output_shape(), &gy),
+                &case.opts,
+                Wanted::ALL,
+                Algorithm::Gpu,
+            )
+            .unwrap();
+        let r = cpu::conv2d_weight_grad(&g, &x, &gy);
+        assert_within(
+            grads.weight.as_ref().unwrap().data(),
+            &r,
+            &format!("{} weight", case.name),
+        );
+        let r = cpu::conv2d_input_grad(&g, &w, &gy);
+        assert_within(
+            grads.input.as_ref().unwrap().data(),
+            &r,
+            &format!("{} input", case.name),
+        );
+    }
+    assert!(mm > 0, "no case took an mm kernel");
+}
