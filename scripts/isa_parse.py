@@ -6,7 +6,9 @@ spills. Used by scripts/isa-report.sh; see there.
 A loop is a backward branch to a block label of the disassembly and the instructions from that
 label to the branch. The hottest loop is the outermost loop with the most FMA lanes per
 iteration, each loop inside it counted as many times as it runs (its trip count read from its
-counter's s_cmp bound and s_add step; where that cannot be read, no figure). FMA lanes count
+counter's s_cmp bound and s_add step; where that cannot be read, no figure). Where a loop
+branches, its hottest path takes the way with the most FMA lanes: the GEMM core runs one of its
+FMA variants a step (the live halves of its tile), and the full tile's is the figure. FMA lanes count
 v_fma_f32 / v_fmac_f32 / v_fmamk / v_fmaak as 1, v_pk_fma_f32 as 2 and a VOPD pair as one per
 FMA half."""
 import json
@@ -57,60 +59,91 @@ def trips(span):
     return None
 
 
+UNCOND = re.compile(r"^\s+s_branch\s+(BB\d+)")
+END = re.compile(r"^\s+s_endpgm")
+
+
 def analyse(lines):
-    """The hottest loop of one disassembly (the lines after `disasm:`): the outermost loop with
-    the most FMA lanes per iteration, inner loops weighted by their trip counts. Returns
-    (instructions per FMA, FMA lanes, instructions) per iteration, or None where there is no
-    loop with FMAs or an inner loop's trip count cannot be read."""
-    labels = {}
-    body = []  # instructions and labels, in order
+    """The hottest loop of one disassembly (the lines after `disasm:`): of the outermost loops,
+    the one whose hottest path (below) has the most FMA lanes. A loop's hottest path runs
+    through its blocks from its head to its back edge, taking at each branch the way with the
+    most FMA lanes (then the most instructions), each loop inside it counted as many times as it
+    runs. Returns (instructions per FMA, FMA lanes, instructions) along that path per iteration,
+    or None where there is no loop with FMAs or an inner loop's trip count cannot be read."""
+    blocks = [[None, []]]  # [label, instructions], in order; the first has no label
     for line in lines:
         m = LABEL.match(line)
         if m:
-            labels[m.group(1)] = len(body)
-            body.append(("label", line))
-            continue
-        if INSTR.match(line):
-            body.append(("instr", line))
-    loops = []
-    for i, (kind, line) in enumerate(body):
-        m = BRANCH.match(line) if kind == "instr" else None
-        if m and m.group(1) in labels and labels[m.group(1)] <= i:
-            loops.append((labels[m.group(1)], i))
-    loops = sorted(set(loops))
+            blocks.append([m.group(1), []])
+        elif INSTR.match(line):
+            blocks[-1][1].append(line)
+    index = {b[0]: i for i, b in enumerate(blocks) if b[0]}
+
+    def succ(i):
+        ins = blocks[i][1]
+        last = ins[-1] if ins else ""
+        nxt = [i + 1] if i + 1 < len(blocks) else []
+        m = UNCOND.match(last)
+        if m:
+            return [index[m.group(1)]] if m.group(1) in index else []
+        if END.match(last):
+            return []
+        m = BRANCH.match(last)
+        if m and m.group(1) in index:
+            return [index[m.group(1)]] + nxt
+        return nxt
+
+    # a loop: a back edge from block e to block h <= e; its blocks h..e
+    loops = sorted({(j, i) for i in range(len(blocks)) for j in succ(i) if j <= i})
 
     def inside(inner, outer):
         return outer[0] <= inner[0] and inner[1] <= outer[1] and inner != outer
 
-    def children(l):
+    def hot(l):
+        """(instructions, FMA lanes) of loop l's hottest path, or None."""
         kids = [k for k in loops if inside(k, l)]
-        return [k for k in kids if not any(inside(k, o) for o in kids)]
-
-    def weigh(l):
-        kids = children(l)
-        covered = set()
+        kids = [k for k in kids if not any(inside(k, o) for o in kids)]
+        node = {}  # block -> its node: itself, or the head of the inner loop that holds it
+        weight = {}
+        for i in range(l[0], l[1] + 1):
+            node[i] = i
         for k in kids:
-            covered.update(range(k[0], k[1] + 1))
-        direct = [body[j][1] for j in range(l[0], l[1] + 1)
-                  if body[j][0] == "instr" and j not in covered]
-        instrs, fmas = len(direct), sum(fma_lanes(x) for x in direct)
-        for k in kids:
-            span = [body[j][1] for j in range(k[0], k[1] + 1) if body[j][0] == "instr"]
-            n = trips(span)
-            sub = weigh(k)
+            span = [x for i in range(k[0], k[1] + 1) for x in blocks[i][1]]
+            n, sub = trips(span), hot(k)
             if sub is None or (n is None and sub[1]):
                 return None
-            instrs += sub[0] * (n or 1)
-            fmas += sub[1] * (n or 1)
-        return instrs, fmas
+            for i in range(k[0], k[1] + 1):
+                node[i] = k[0]
+            weight[k[0]] = (sub[0] * (n or 1), sub[1] * (n or 1))
+        for i in range(l[0], l[1] + 1):
+            if node[i] == i and i not in weight:
+                ins = blocks[i][1]
+                weight[i] = (len(ins), sum(fma_lanes(x) for x in ins))
+        # forward edges between nodes (the back edges to l's head and the exits left out)
+        edges = {}
+        for i in range(l[0], l[1] + 1):
+            for j in succ(i):
+                if l[0] < j <= l[1] and node[j] != node[i]:
+                    edges.setdefault(node[i], set()).add(node[j])
+        # the path of most FMA lanes (then instructions) from the head to the back edge, in
+        # block order (forward edges only: a DAG)
+        best = {node[l[0]]: weight[node[l[0]]]}
+        for i in sorted(set(node.values())):
+            if i not in best:
+                continue
+            for j in edges.get(i, ()):
+                w = (best[i][0] + weight[j][0], best[i][1] + weight[j][1])
+                if j not in best or (w[1], w[0]) > (best[j][1], best[j][0]):
+                    best[j] = w
+        return best.get(node[l[1]])
 
     best = None
     for l in loops:
         if any(inside(l, o) for o in loops):
             continue
-        w = weigh(l)
+        w = hot(l)
         if w is None:
-            if any(fma_lanes(body[j][1]) for j in range(l[0], l[1] + 1) if body[j][0] == "instr"):
+            if any(fma_lanes(x) for i in range(l[0], l[1] + 1) for x in blocks[i][1]):
                 return None
             continue
         instrs, fmas = w

@@ -202,6 +202,9 @@ fn conv2d_core(
     // rows r of the invocation: channels m0 + ty * 4 + r % 4 + 32 * (r / 4); halves h: pixels
     // pix0 + tx * 4 + 32 * h + 0..3; accumulator r * 2 + h
     var acc: array<vec4<f32>, 16>;
+    // the halves of the tile with a live channel or pixel (uniform over the workgroup)
+    let wide_a = m0 + TILE_M / 2u < OCPG;
+    let wide_b = pix0 + TILE_N / 2u < pixels;
 
     if lo < hi {
         // the first step's tiles into buffer 0
@@ -218,7 +221,7 @@ fn conv2d_core(
         let sn = select(s, s + 1u, more);
         let w = load_weights(a_at + sn * TILE_VEC4S);
         let gs = load_taps(g, sn * TILE_K);
-        fma_step(&acc, cur, tx, ty);
+        fma_step(&acc, cur, tx, ty, wide_a, wide_b);
         if more {
             store_step(nxt, t, w, gs);
         }

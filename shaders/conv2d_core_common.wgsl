@@ -49,13 +49,71 @@ fn fma_row(acc: ptr<function, array<vec4<f32>, 16>>, cur: u32, k: u32, tx: u32, 
     (*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
 }
 
+// Row k with only some halves of the tile live: `wide_a` false where A columns 32.. (the
+// vec4s ty + 8) are all padding, `wide_b` false where B's are; the FMAs of a dead half are not
+// issued (the accumulators they would feed stay 0 and are never stored).
+fn fma_row_a0(acc: ptr<function, array<vec4<f32>, 16>>, cur: u32, k: u32, tx: u32, ty: u32) {
+    let a0 = a_tile[cur][swz(k, ty)];
+    let b0 = b_tile[cur][swz(k, tx)];
+    let b1 = b_tile[cur][swz(k, tx + 8u)];
+    (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
+    (*acc)[1] = fma(vec4<f32>(a0.x), b1, (*acc)[1]);
+    (*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
+    (*acc)[3] = fma(vec4<f32>(a0.y), b1, (*acc)[3]);
+    (*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
+    (*acc)[5] = fma(vec4<f32>(a0.z), b1, (*acc)[5]);
+    (*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
+    (*acc)[7] = fma(vec4<f32>(a0.w), b1, (*acc)[7]);
+}
+
+fn fma_row_b0(acc: ptr<function, array<vec4<f32>, 16>>, cur: u32, k: u32, tx: u32, ty: u32) {
+    let a0 = a_tile[cur][swz(k, ty)];
+    let a1 = a_tile[cur][swz(k, ty + 8u)];
+    let b0 = b_tile[cur][swz(k, tx)];
+    (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
+    (*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
+    (*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
+    (*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
+    (*acc)[8] = fma(vec4<f32>(a1.x), b0, (*acc)[8]);
+    (*acc)[10] = fma(vec4<f32>(a1.y), b0, (*acc)[10]);
+    (*acc)[12] = fma(vec4<f32>(a1.z), b0, (*acc)[12]);
+    (*acc)[14] = fma(vec4<f32>(a1.w), b0, (*acc)[14]);
+}
+
+fn fma_row_a0b0(acc: ptr<function, array<vec4<f32>, 16>>, cur: u32, k: u32, tx: u32, ty: u32) {
+    let a0 = a_tile[cur][swz(k, ty)];
+    let b0 = b_tile[cur][swz(k, tx)];
+    (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
+    (*acc)[2] = fma(vec4<f32>(a0.y), b0, (*acc)[2]);
+    (*acc)[4] = fma(vec4<f32>(a0.z), b0, (*acc)[4]);
+    (*acc)[6] = fma(vec4<f32>(a0.w), b0, (*acc)[6]);
+}
+
 // The 16 rows of buffer `cur`: a loop of 8 iterations, rows k and k + 8 in each (the same
 // swizzle, so the second row's reads are the first's at a constant offset). Not 16 rows of
 // straight-line code: unrolled, a step is 1,024 FMAs per invocation, which Mesa's llvmpipe (64
-// accumulators per lane in 16 AVX registers) ran 3-4 times slower.
-fn fma_step(acc: ptr<function, array<vec4<f32>, 16>>, cur: u32, tx: u32, ty: u32) {
-    for (var k = 0u; k < TILE_K / 2u; k++) {
-        fma_row(acc, cur, k, tx, ty);
-        fma_row(acc, cur, k + TILE_K / 2u, tx, ty);
+// accumulators per lane in 16 AVX registers) ran 3-4 times slower. `wide_a` and `wide_b` are
+// uniform over the workgroup (a tile's edge), so each tile runs one of the four loops.
+fn fma_step(acc: ptr<function, array<vec4<f32>, 16>>, cur: u32, tx: u32, ty: u32, wide_a: bool, wide_b: bool) {
+    if wide_a && wide_b {
+        for (var k = 0u; k < TILE_K / 2u; k++) {
+            fma_row(acc, cur, k, tx, ty);
+            fma_row(acc, cur, k + TILE_K / 2u, tx, ty);
+        }
+    } else if wide_b {
+        for (var k = 0u; k < TILE_K / 2u; k++) {
+            fma_row_a0(acc, cur, k, tx, ty);
+            fma_row_a0(acc, cur, k + TILE_K / 2u, tx, ty);
+        }
+    } else if wide_a {
+        for (var k = 0u; k < TILE_K / 2u; k++) {
+            fma_row_b0(acc, cur, k, tx, ty);
+            fma_row_b0(acc, cur, k + TILE_K / 2u, tx, ty);
+        }
+    } else {
+        for (var k = 0u; k < TILE_K / 2u; k++) {
+            fma_row_a0b0(acc, cur, k, tx, ty);
+            fma_row_a0b0(acc, cur, k + TILE_K / 2u, tx, ty);
+        }
     }
 }

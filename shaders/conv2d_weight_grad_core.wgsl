@@ -249,6 +249,10 @@ fn conv2d_weight_grad_core(
     // rows r of the invocation: channels m0 + ty * 4 + r % 4 + 32 * (r / 4); halves h: taps
     // n0 + tx * 4 + 32 * h + 0..3; accumulator r * 2 + h
     var acc: array<vec4<f32>, 16>;
+    // the halves of the tile with a live channel or tap (uniform over the workgroup): the last
+    // tile of the stem's 147 taps runs 32 of its 64 columns
+    let wide_a = m0 + TILE_M / 2u < OCPG;
+    let wide_b = n0 + TILE_N / 2u < taps;
 
     if lo < hi {
         store_step(0u, t, load_step(pixel(lo * TILE_K + qi, q_end, grp), grp, m, &lane_taps));
@@ -263,7 +267,7 @@ fn conv2d_weight_grad_core(
         // there is none: read, never stored)
         let sn = select(s, s + 1u, more);
         let l = load_step(pixel(sn * TILE_K + qi, q_end, grp), grp, m, &lane_taps);
-        fma_step(&acc, cur, tx, ty);
+        fma_step(&acc, cur, tx, ty, wide_a, wide_b);
         if more {
             store_step(nxt, t, l);
         }

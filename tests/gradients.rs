@@ -555,6 +555,84 @@ fn strided_input_gradients_by_phase_are_exact() {
     }
 }
 
+/// The GEMM core's edge tiles: a tile whose second half of channels, pixels or taps is past
+/// the end runs its first half only (`wide_a` / `wide_b` in the shaders). Channels per group of
+/// 20 (a half), 40 (full), 70 (a full block, then a half one), pixels and taps whose last tile
+/// is full and half, groups: forward, weight and input gradients equal the reference exactly on
+/// small integers, with the core in every plan.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn the_cores_half_tiles_are_exact() {
+    let mut rng = Rng::new(29);
+    let mut ints = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| [-2.0, -1.0, 1.0, 2.0][(rng.next_u64() % 4) as usize])
+            .collect()
+    };
+    for (x_shape, w_shape, padding, groups) in [
+        // 147 taps (tiles of 64, 64, 19), 20 channels, 80 pixels (tiles 64 and 16)
+        ([1, 3, 10, 10], [20, 3, 7, 7], 1, 1),
+        // 40 channels, 100 pixels (64 and 36: both full)
+        ([1, 4, 10, 10], [40, 4, 3, 3], 1, 1),
+        // 70 channels (64 and 6), 98 taps (64 and 34: full), 2 images
+        ([2, 2, 9, 7], [70, 2, 7, 7], 3, 1),
+        // groups of 12 channels, 108 taps (64 and 44)
+        ([1, 24, 6, 6], [24, 12, 3, 3], 1, 2),
+    ] {
+        let opts = Conv2dOptions::new().padding(padding).groups(groups);
+        let g = opts.resolve(x_shape, w_shape).unwrap();
+        for (op, kernel) in [
+            (wgpu_conv::Op::Forward, "conv2d_core"),
+            (wgpu_conv::Op::WeightGrad, "conv2d_weight_grad_core"),
+            (wgpu_conv::Op::InputGrad, "conv2d_core"),
+        ] {
+            // (the input gradient's channels are the layer's input channels: 4 or more for
+            // the core)
+            if op == wgpu_conv::Op::InputGrad && g.cpg() < 4 {
+                continue;
+            }
+            let plan = ctx().plan(op, &g, false, Algorithm::Gpu).unwrap();
+            assert!(plan.kernels().contains(&kernel), "{plan}");
+        }
+        let x = ints(x_shape.iter().product());
+        let w = ints(w_shape.iter().product());
+        let gy = ints(g.output_shape().iter().product());
+        let t = |s: &[usize], v: &[f32]| Tensor::new(s.to_vec(), v.to_vec()).unwrap();
+        let y = ctx()
+            .conv2d_with(
+                &t(&x_shape, &x),
+                &t(&w_shape, &w),
+                None,
+                &opts,
+                Algorithm::Gpu,
+            )
+            .unwrap();
+        let grads = backward_with(x_shape, w_shape, &opts, &x, &w, &gy, Algorithm::Gpu);
+        for (what, got, reference) in [
+            ("forward", y.data(), cpu::conv2d_forward(&g, &x, &w, None)),
+            (
+                "weight",
+                grads.weight.as_ref().unwrap().data(),
+                cpu::conv2d_weight_grad(&g, &x, &gy),
+            ),
+            (
+                "input",
+                grads.input.as_ref().unwrap().data(),
+                cpu::conv2d_input_grad(&g, &w, &gy),
+            ),
+        ] {
+            assert!(reference.values.iter().any(|&v| v != 0.0));
+            for (i, (&a, &r)) in got.iter().zip(&reference.values).enumerate() {
+                assert_eq!(
+                    f64::from(a),
+                    r,
+                    "{x_shape:?} {w_shape:?} {what}: element {i}"
+                );
+            }
+        }
+    }
+}
+
 /// A device with 8 KiB of workgroup memory (capped with `set_workgroup_storage_limit` on a
 /// context of its own): the GPU family plans the older `mm` GEMM kernels instead of the core,
 /// and they match the reference on every case of the table, forward and gradients.

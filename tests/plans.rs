@@ -676,15 +676,9 @@ fn the_gpu_family_meets_the_structural_targets() {
         ..profile
     };
     // (shape, op, main kernel, its wasted FMA fraction): not yet within 10 %
-    let not_yet: &[(&str, &str, &str, Option<f64>)] = &[
-        // 147 taps in tiles of 64
-        (
-            "stem_7x7",
-            "weight_grad",
-            "conv2d_weight_grad_core",
-            Some(0.234),
-        ),
-    ];
+    // (none now: the stem's weight gradient, 147 taps in tiles of 64, wasted 0.234 until the
+    // last tile ran its live half only)
+    let not_yet: &[(&str, &str, &str, Option<f64>)] = &[];
     let mut seen = Vec::new();
     for s in wgpu_conv::bench_shapes() {
         let g = s.options.resolve(s.input, s.weight).unwrap();

@@ -113,6 +113,15 @@ impl CoreShape {
     }
 }
 
+/// Columns of an axis of `extent` elements (per group, `groups` of them) that a tiling of
+/// `tile` issues FMAs for: a tile whose second half is past the end runs its first half only
+/// (`wide_a`, `wide_b` in the shaders).
+pub(crate) fn issued_extent(extent: usize, groups: usize, tile: usize) -> usize {
+    let tiles = extent.div_ceil(tile);
+    let full = (0..tiles).filter(|t| t * tile + tile / 2 < extent).count();
+    groups * (full * tile + (tiles - full) * tile / 2)
+}
+
 /// Whether it applies on `profile`: its workgroup memory fits, and the grid's y and z.
 pub(crate) fn applies(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<(), String> {
     if WORKGROUP_BYTES > profile.max_workgroup_storage_bytes {
@@ -227,7 +236,9 @@ pub(crate) fn model(g: &Conv2dGeometry, s: &CoreShape) -> KernelModel {
     let (pixels, taps) = (g.n * g.oh * g.ow, g.taps());
     KernelModel {
         useful_fmas: (pixels * g.oc * taps) as f64,
-        issued_fmas: ((s.tiles * TILE_N) * (s.blocks * TILE_M) * (s.steps * TILE_K)) as f64,
+        issued_fmas: (issued_extent(pixels, 1, TILE_N)
+            * issued_extent(g.ocpg(), g.groups, TILE_M)
+            * (s.steps * TILE_K)) as f64,
         // a row: 64 FMAs from 2 vec4s of A and 2 of B
         fma_per_wgmem_word: Some(64.0 / 16.0),
         fma_per_barrier: Some((64 * TILE_K) as f64),

@@ -5,7 +5,7 @@
 
 use super::budget;
 use super::conv2d_core::{
-    swz, B_TILE_WORDS, MIN_WORKGROUPS_PER_SM, REFERENCE_SMS, TILE_K, TILE_M, TILE_N,
+    issued_extent, swz, B_TILE_WORDS, MIN_WORKGROUPS_PER_SM, REFERENCE_SMS, TILE_K, TILE_M, TILE_N,
 };
 use super::grid::{fits, runs};
 use super::model::{input_at, mean_sectors, sectors, store_ways, KernelModel};
@@ -201,7 +201,9 @@ pub(crate) fn model(g: &Conv2dGeometry, s: &WeightGradShape) -> KernelModel {
     });
     KernelModel {
         useful_fmas: (pixels * g.oc * taps) as f64,
-        issued_fmas: ((s.tiles * TILE_N) * (s.blocks * TILE_M) * (s.steps * TILE_K)) as f64,
+        issued_fmas: (issued_extent(taps, 1, TILE_N)
+            * issued_extent(g.ocpg(), g.groups, TILE_M)
+            * (s.steps * TILE_K)) as f64,
         fma_per_wgmem_word: Some(64.0 / 16.0),
         fma_per_barrier: Some((64 * TILE_K) as f64),
         wgmem_store_conflict: Some(ways),

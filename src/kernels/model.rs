@@ -36,7 +36,8 @@ pub struct PassModel {
     /// Workgroups over the SM slots of the whole waves they take (one workgroup an SM a wave):
     /// 1.0 when the last wave is full.
     pub tail_efficiency: f64,
-    /// FMAs per 4-byte word read from workgroup memory in the compute phase, per invocation.
+    /// FMAs per 4-byte word read from workgroup memory in the compute phase, per invocation, in
+    /// a full tile (an edge tile that runs half its columns reads fewer words for fewer FMAs).
     pub fma_per_wgmem_word: Option<f64>,
     /// FMAs per workgroup barrier, per invocation.
     pub fma_per_barrier: Option<f64>,
