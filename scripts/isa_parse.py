@@ -7,9 +7,9 @@ A loop is a backward branch to a block label of the disassembly and the instruct
 label to the branch. The hottest loop is the outermost loop with the most FMA lanes per
 iteration, each loop inside it counted as many times as it runs (its trip count read from its
 counter's s_cmp bound and s_add step; where that cannot be read, no figure). Where a loop
-branches, its hottest path takes the way with the most FMA lanes: the GEMM core runs one of its
-FMA variants a step (the live halves of its tile), and the full tile's is the figure. FMA lanes count
-v_fma_f32 / v_fmac_f32 / v_fmamk / v_fmaak as 1, v_pk_fma_f32 as 2 and a VOPD pair as one per
+branches, its hottest path takes the way with the most FMA lanes: the GEMM core runs one of
+its FMA variants a step (the live halves of its tile), and the full tile's is the figure. FMA
+lanes count v_fma_f32 / v_fmac_f32 / v_fmamk / v_fmaak as 1, v_pk_fma_f32 as 2 and a VOPD pair as one per
 FMA half."""
 import json
 import re

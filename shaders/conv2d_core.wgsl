@@ -17,8 +17,8 @@
 // own copy of the output (`[slice][element]`), summed in slice order by reduce_partials. The host
 // cuts a slice's steps into pieces (steps lo0..hi0) where the loop budget needs it, each piece
 // adding to the last; the bias goes with the first piece of slice 0.
-// (conv2d_common.wgsl, with `Params` and `pad_source`, and conv2d_core_common.wgsl, with the
-// tiles and the FMAs, are prepended to this file.)
+// (conv2d_common.wgsl, with `Params` and `pad_source`, conv2d_layer_common.wgsl, with the layer's
+// shape, and conv2d_core_common.wgsl, with the tiles and the FMAs, are prepended to this file.)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -26,25 +26,7 @@
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-// The layer (keep in sync with `core_constants` in src/kernels/conv2d_core.rs).
-override N: u32;
-override C: u32;
-override H: u32;
-override W: u32;
-override OC: u32;
-override CPG: u32;
-override OCPG: u32;
-override KH: u32;
-override KW: u32;
-override OH: u32;
-override OW: u32;
-override SH: u32;
-override SW: u32;
-override DH: u32;
-override DW: u32;
-override PT: u32;
-override PL: u32;
-override PAD_MODE: u32;
+// (the layer's shape: the override constants of conv2d_layer_common.wgsl)
 // K steps per slice of a split K.
 override SLICE_STEPS: u32;
 

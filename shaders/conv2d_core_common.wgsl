@@ -94,7 +94,14 @@ fn fma_row_a0b0(acc: ptr<function, array<vec4<f32>, 16>>, cur: u32, k: u32, tx: 
 // straight-line code: unrolled, a step is 1,024 FMAs per invocation, which Mesa's llvmpipe (64
 // accumulators per lane in 16 AVX registers) ran 3-4 times slower. `wide_a` and `wide_b` are
 // uniform over the workgroup (a tile's edge), so each tile runs one of the four loops.
-fn fma_step(acc: ptr<function, array<vec4<f32>, 16>>, cur: u32, tx: u32, ty: u32, wide_a: bool, wide_b: bool) {
+fn fma_step(
+    acc: ptr<function, array<vec4<f32>, 16>>,
+    cur: u32,
+    tx: u32,
+    ty: u32,
+    wide_a: bool,
+    wide_b: bool,
+) {
     if wide_a && wide_b {
         for (var k = 0u; k < TILE_K / 2u; k++) {
             fma_row(acc, cur, k, tx, ty);

@@ -10,29 +10,15 @@
 // Grid: x runs of 64 (row, column block) items of the phase (from `base`), y phases
 // (ry * SW + rx), z images x groups. The host cuts the output channels into pieces (lo0..hi0)
 // where the loop budget needs it, each adding to the last.
-// (conv2d_common.wgsl, with `Params`, is prepended to this file.)
+// (conv2d_common.wgsl, with `Params`, and conv2d_layer_common.wgsl, with the layer's shape, are
+// prepended to this file.)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> grad_output: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad_input: array<f32>;
 
-// The layer (keep in sync with `phase_constants` in src/kernels/conv2d_input_grad_phase.rs).
-override N: u32;
-override C: u32;
-override H: u32;
-override W: u32;
-override OC: u32;
-override CPG: u32;
-override OCPG: u32;
-override KH: u32;
-override KW: u32;
-override OH: u32;
-override OW: u32;
-override SH: u32;
-override SW: u32;
-override PT: u32;
-override PL: u32;
+// (the layer's shape: the override constants of conv2d_layer_common.wgsl)
 
 // Columns per invocation (keep in sync with src/kernels/conv2d_input_grad_phase.rs).
 const PX: u32 = 8u;

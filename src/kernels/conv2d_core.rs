@@ -10,14 +10,19 @@ use super::model::{input_at, mean_sectors, sectors, store_ways, KernelModel};
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::spec::{shader, Access, KernelSpec, Uniform};
-use super::uniforms::{to_u32, ConvParams};
+use super::uniforms::{layer_constants, to_u32, ConvParams};
 use crate::error::Result;
 use crate::options::Conv2dGeometry;
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_core",
-    preludes: &["conv2d_common", "conv2d_core_common"],
-    source: shader!("conv2d_common", "conv2d_core_common", "conv2d_core"),
+    preludes: &["conv2d_common", "conv2d_layer_common", "conv2d_core_common"],
+    source: shader!(
+        "conv2d_common",
+        "conv2d_layer_common",
+        "conv2d_core_common",
+        "conv2d_core"
+    ),
     workgroup: [64, 1, 1],
     bindings: &[Access::Read, Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
@@ -140,33 +145,15 @@ pub(crate) fn applies(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<(),
     Ok(())
 }
 
-/// The override constants of `g` (the shader's `override` declarations).
+/// The override constants of `g`: the layer's (conv2d_layer_common.wgsl), then the K steps of
+/// a slice.
 pub(crate) fn core_constants(
     g: &Conv2dGeometry,
     slice_steps: usize,
 ) -> Result<Vec<(&'static str, u32)>> {
-    let u = |v: usize, what: &str| to_u32(v, what);
-    Ok(vec![
-        ("N", u(g.n, "batch")?),
-        ("C", u(g.c, "input channels")?),
-        ("H", u(g.h, "input height")?),
-        ("W", u(g.w, "input width")?),
-        ("OC", u(g.oc, "output channels")?),
-        ("CPG", u(g.cpg(), "input channels per group")?),
-        ("OCPG", u(g.ocpg(), "output channels per group")?),
-        ("KH", u(g.kh, "kernel height")?),
-        ("KW", u(g.kw, "kernel width")?),
-        ("OH", u(g.oh, "output height")?),
-        ("OW", u(g.ow, "output width")?),
-        ("SH", u(g.stride.h, "stride")?),
-        ("SW", u(g.stride.w, "stride")?),
-        ("DH", u(g.dilation.h, "dilation")?),
-        ("DW", u(g.dilation.w, "dilation")?),
-        ("PT", u(g.pad_top, "padding")?),
-        ("PL", u(g.pad_left, "padding")?),
-        ("PAD_MODE", g.padding_mode.code()),
-        ("SLICE_STEPS", u(slice_steps, "K steps")?),
-    ])
+    let mut c = layer_constants(g)?;
+    c.push(("SLICE_STEPS", to_u32(slice_steps, "K steps")?));
+    Ok(c)
 }
 
 /// The pass over `io` = `[x, packed, bias, out]`: `out` is `y` itself with one slice, or the

@@ -9,14 +9,18 @@ use super::model::KernelModel;
 use super::plan::{Buf, Pass};
 use super::profile::DeviceProfile;
 use super::spec::{shader, Access, KernelSpec, Uniform};
-use super::uniforms::{to_u32, ConvParams};
+use super::uniforms::{layer_constants, to_u32, ConvParams};
 use crate::error::Result;
 use crate::options::{Conv2dGeometry, ConvMode, Hw, PaddingMode};
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_input_grad_phase",
-    preludes: &["conv2d_common"],
-    source: shader!("conv2d_common", "conv2d_input_grad_phase"),
+    preludes: &["conv2d_common", "conv2d_layer_common"],
+    source: shader!(
+        "conv2d_common",
+        "conv2d_layer_common",
+        "conv2d_input_grad_phase"
+    ),
     workgroup: [64, 1, 1],
     bindings: &[Access::Read, Access::Read, Access::Write],
     uniform: Uniform::Conv,
@@ -76,27 +80,6 @@ pub(crate) fn applies(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<(),
     Ok(())
 }
 
-fn phase_constants(g: &Conv2dGeometry) -> Result<Vec<(&'static str, u32)>> {
-    let u = |v: usize, what: &str| to_u32(v, what);
-    Ok(vec![
-        ("N", u(g.n, "batch")?),
-        ("C", u(g.c, "input channels")?),
-        ("H", u(g.h, "input height")?),
-        ("W", u(g.w, "input width")?),
-        ("OC", u(g.oc, "output channels")?),
-        ("CPG", u(g.cpg(), "input channels per group")?),
-        ("OCPG", u(g.ocpg(), "output channels per group")?),
-        ("KH", u(g.kh, "kernel height")?),
-        ("KW", u(g.kw, "kernel width")?),
-        ("OH", u(g.oh, "output height")?),
-        ("OW", u(g.ow, "output width")?),
-        ("SH", u(g.stride.h, "stride")?),
-        ("SW", u(g.stride.w, "stride")?),
-        ("PT", u(g.pad_top, "padding")?),
-        ("PL", u(g.pad_left, "padding")?),
-    ])
-}
-
 /// The pass over `io` = `[w, gy, gx]`. Loop iterations per invocation: per output channel of
 /// the group, the phase's kernel rows and, per row, its columns; then the stores. Output
 /// channels past the loop budget run as pieces, each adding to the last.
@@ -106,7 +89,7 @@ pub(crate) fn pass(g: &Conv2dGeometry, io: [Buf; 3], profile: &DeviceProfile) ->
     let (a, b) = (g.kh.div_ceil(g.stride.h), g.kw.div_ceil(g.stride.w));
     let pieces = budget::split_nest(&[g.ocpg(), a + a * b], STORES);
     let mut pass = Pass::new(&SPEC, io.map(Into::into), budget::worst(&pieces, STORES))
-        .with_constants(&phase_constants(g)?)
+        .with_constants(&layer_constants(g)?)
         .with_model(model(g));
     let items = most_items(g).div_ceil(64);
     // FLOPs per run of 64 items (8 columns x CPG sums x every tap of the phase and channel)

@@ -18,9 +18,10 @@ use crate::options::{Conv2dGeometry, ConvMode};
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_weight_grad_core",
-    preludes: &["conv2d_common", "conv2d_core_common"],
+    preludes: &["conv2d_common", "conv2d_layer_common", "conv2d_core_common"],
     source: shader!(
         "conv2d_common",
+        "conv2d_layer_common",
         "conv2d_core_common",
         "conv2d_weight_grad_core"
     ),
@@ -122,16 +123,13 @@ pub(crate) fn applies(
     Ok(())
 }
 
-/// The override constants of `g` (the shader's `override` declarations).
+/// The override constants of `g`: the core's, and whether the taps are flipped back.
 fn weight_grad_constants(
     g: &Conv2dGeometry,
     slice_steps: usize,
 ) -> Result<Vec<(&'static str, u32)>> {
     let mut c = super::conv2d_core::core_constants(g, slice_steps)?;
-    c.insert(
-        c.len() - 1,
-        ("FLIP", u32::from(g.mode == ConvMode::Convolution)),
-    );
+    c.push(("FLIP", u32::from(g.mode == ConvMode::Convolution)));
     Ok(c)
 }
 

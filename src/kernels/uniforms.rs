@@ -272,3 +272,29 @@ impl GemmParams {
         })
     }
 }
+
+/// The layer's shape as the override constants of `conv2d_layer_common.wgsl` (for the kernels
+/// built per layer shape); each kernel adds its own.
+pub(crate) fn layer_constants(g: &Conv2dGeometry) -> Result<Vec<(&'static str, u32)>> {
+    let u = |v: usize, what: &str| to_u32(v, what);
+    Ok(vec![
+        ("N", u(g.n, "batch")?),
+        ("C", u(g.c, "input channels")?),
+        ("H", u(g.h, "input height")?),
+        ("W", u(g.w, "input width")?),
+        ("OC", u(g.oc, "output channels")?),
+        ("CPG", u(g.cpg(), "input channels per group")?),
+        ("OCPG", u(g.ocpg(), "output channels per group")?),
+        ("KH", u(g.kh, "kernel height")?),
+        ("KW", u(g.kw, "kernel width")?),
+        ("OH", u(g.oh, "output height")?),
+        ("OW", u(g.ow, "output width")?),
+        ("SH", u(g.stride.h, "stride")?),
+        ("SW", u(g.stride.w, "stride")?),
+        ("DH", u(g.dilation.h, "dilation")?),
+        ("DW", u(g.dilation.w, "dilation")?),
+        ("PT", u(g.pad_top, "padding")?),
+        ("PL", u(g.pad_left, "padding")?),
+        ("PAD_MODE", g.padding_mode.code()),
+    ])
+}
