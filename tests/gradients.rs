@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_within, case_data, cases, ctx, Rng};
+use common::{assert_exact, assert_within, case_data, cases, ctx, Rng};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -517,11 +517,7 @@ fn an_infinite_weight_leaves_untouched_input_gradients_finite() {
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn strided_input_gradients_by_phase_are_exact() {
     let mut rng = Rng::new(23);
-    let mut ints = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|_| [-2.0, -1.0, 1.0, 2.0][(rng.next_u64() % 4) as usize])
-            .collect()
-    };
+    let mut ints = |n: usize| common::ints(&mut rng, n);
     for (x_shape, w_shape, stride, padding, groups) in [
         ([2, 3, 17, 19], [5, 3, 7, 7], (2, 2), (3, 3), 1),
         ([1, 2, 13, 11], [4, 2, 3, 3], (3, 3), (1, 1), 1),
@@ -544,14 +540,11 @@ fn strided_input_gradients_by_phase_are_exact() {
         let grads = backward_with(x_shape, w_shape, &opts, &x, &w, &gy, Algorithm::Gpu);
         let reference = cpu::conv2d_input_grad(&g, &w, &gy);
         let got = grads.input.as_ref().unwrap().data();
-        assert!(reference.values.iter().any(|&v| v != 0.0));
-        for (i, (&a, &r)) in got.iter().zip(&reference.values).enumerate() {
-            assert_eq!(
-                f64::from(a),
-                r,
-                "{x_shape:?} {w_shape:?} {stride:?}: element {i}"
-            );
-        }
+        assert_exact(
+            got,
+            &reference,
+            &format!("{x_shape:?} {w_shape:?} {stride:?}"),
+        );
     }
 }
 
@@ -564,11 +557,7 @@ fn strided_input_gradients_by_phase_are_exact() {
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn the_cores_half_tiles_are_exact() {
     let mut rng = Rng::new(29);
-    let mut ints = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|_| [-2.0, -1.0, 1.0, 2.0][(rng.next_u64() % 4) as usize])
-            .collect()
-    };
+    let mut ints = |n: usize| common::ints(&mut rng, n);
     for (x_shape, w_shape, padding, groups) in [
         // 147 taps (tiles of 64, 64, 19), 20 channels, 80 pixels (tiles 64 and 16)
         ([1, 3, 10, 10], [20, 3, 7, 7], 1, 1),
@@ -621,14 +610,7 @@ fn the_cores_half_tiles_are_exact() {
                 cpu::conv2d_input_grad(&g, &w, &gy),
             ),
         ] {
-            assert!(reference.values.iter().any(|&v| v != 0.0));
-            for (i, (&a, &r)) in got.iter().zip(&reference.values).enumerate() {
-                assert_eq!(
-                    f64::from(a),
-                    r,
-                    "{x_shape:?} {w_shape:?} {what}: element {i}"
-                );
-            }
+            assert_exact(got, &reference, &format!("{x_shape:?} {w_shape:?} {what}"));
         }
     }
 }

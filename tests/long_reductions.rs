@@ -11,42 +11,18 @@
 
 mod common;
 
-use common::{ctx, Rng};
+use common::{ctx, ints, Rng};
 use wgpu_conv::{cpu, Algorithm, Conv2d, Conv2dOptions, PaddingMode, Sgd, Tensor, Trainer, Wanted};
 
-/// Small non-zero integers in {-2, -1, 1, 2}: no operand (a 1x1 weight, say) can be all zero
-/// and make a test vacuous.
-fn ints(rng: &mut Rng, n: usize) -> Vec<f32> {
-    (0..n)
-        .map(|_| [-2.0, -1.0, 1.0, 2.0][(rng.next_u64() % 4) as usize])
-        .collect()
-}
-
-/// Asserts `got` equals the reference exactly, element by element.
+/// Asserts `got` equals the reference exactly (`common::assert_exact`), over long reductions.
 #[track_caller]
 fn assert_exact(got: &[f32], reference: &cpu::Reference, what: &str) {
-    assert_eq!(got.len(), reference.values.len(), "{what}: length");
     assert!(
         reference.terms >= 70_000,
         "{what}: only {} terms per element; this test wants long reductions",
         reference.terms
     );
-    assert!(
-        reference.values.iter().any(|&v| v != 0.0),
-        "{what}: the exact result is all zeros; this test would prove nothing"
-    );
-    for (i, (&g, &r)) in got.iter().zip(&reference.values).enumerate() {
-        assert!(
-            r.abs() < f64::from(1u32 << 24),
-            "{what}: reference {r} is not exact in f32"
-        );
-        assert_eq!(
-            f64::from(g),
-            r,
-            "{what}: element {i} of {} is {g}, exactly {r}",
-            got.len()
-        );
-    }
+    common::assert_exact(got, reference, what);
 }
 
 /// The algorithms each case runs with: every explicit one and `Auto`.

@@ -30,6 +30,38 @@ pub fn assert_within(got: &[f32], reference: &Reference, what: &str) {
     assert!(c.ok(), "{what}: {c}");
 }
 
+/// Small non-zero integers in {-2, -1, 1, 2}: no operand (a 1x1 weight, say) can be all zero
+/// and make a test vacuous, and any order of f32 additions of their products is exact (while
+/// the sums stay below 2^24).
+pub fn ints(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| [-2.0, -1.0, 1.0, 2.0][(rng.next_u64() % 4) as usize])
+        .collect()
+}
+
+/// Asserts `got` equals the reference exactly, element by element, where the reference is not
+/// all zeros (which would prove nothing) and exact in f32.
+#[track_caller]
+pub fn assert_exact(got: &[f32], reference: &Reference, what: &str) {
+    assert_eq!(got.len(), reference.values.len(), "{what}: length");
+    assert!(
+        reference.values.iter().any(|&v| v != 0.0),
+        "{what}: the exact result is all zeros; this test would prove nothing"
+    );
+    for (i, (&g, &r)) in got.iter().zip(&reference.values).enumerate() {
+        assert!(
+            r.abs() < f64::from(1u32 << 24),
+            "{what}: reference {r} is not exact in f32"
+        );
+        assert_eq!(
+            f64::from(g),
+            r,
+            "{what}: element {i} of {} is {g}, exactly {r}",
+            got.len()
+        );
+    }
+}
+
 /// Largest kernel the planes kernels take, and the channel count from which they load weights
 /// per lane: the boundaries the planes tests are built around (`tests/plans.rs` checks that the
 /// planner draws them here).
