@@ -549,22 +549,24 @@ fn strided_input_gradients_by_phase_are_exact() {
 }
 
 /// The GEMM core's edge tiles: a tile whose second half of channels, pixels or taps is past
-/// the end runs its first half only (`wide_a` / `wide_b` in the shaders). Channels per group of
-/// 20 (a half), 40 (full), 70 (a full block, then a half one), pixels and taps whose last tile
-/// is full and half, groups: forward, weight and input gradients equal the reference exactly on
-/// small integers, with the core in every plan.
+/// the end runs its first half only (`wide_a` / `wide_b` in the shaders), so every tile runs one
+/// of four FMA loops. Channels per group of 20 and 12 (half), 40 (full), 70 (a full block, then
+/// a half one), pixels and taps whose last tile is full and half: forward, weight and input
+/// gradients equal the reference exactly on small integers, with the core in every plan, and
+/// each of the four loops runs.
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn the_cores_half_tiles_are_exact() {
     let mut rng = Rng::new(29);
     let mut ints = |n: usize| common::ints(&mut rng, n);
     for (x_shape, w_shape, padding, groups) in [
-        // 147 taps (tiles of 64, 64, 19), 20 channels, 80 pixels (tiles 64 and 16)
+        // 147 taps (tiles of 64, 64, 19), 20 channels, 80 pixels (tiles of 64 and 16): the
+        // forward pass runs loops a0 and a0b0
         ([1, 3, 10, 10], [20, 3, 7, 7], 1, 1),
-        // 40 channels, 100 pixels (64 and 36: both full)
-        ([1, 4, 10, 10], [40, 4, 3, 3], 1, 1),
-        // 70 channels (64 and 6), 98 taps (64 and 34: full), 2 images
-        ([2, 2, 9, 7], [70, 2, 7, 7], 3, 1),
+        // 40 channels, 90 pixels (64 and 26): the forward pass runs the full loop and b0
+        ([1, 4, 9, 10], [40, 4, 3, 3], 1, 1),
+        // 70 channels (64 and 6), 147 taps, 2 images: the weight gradient runs all four
+        ([2, 3, 9, 7], [70, 3, 7, 7], 3, 1),
         // groups of 12 channels, 108 taps (64 and 44)
         ([1, 24, 6, 6], [24, 12, 3, 3], 1, 2),
     ] {

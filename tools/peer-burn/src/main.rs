@@ -1,7 +1,8 @@
 //! Times burn's 2-D convolution ops on the shapes of wgpu-conv's `bench`, one JSON line per
 //! shape and op: `{"peer":"burn","shape":..,"op":..,"flops":..,"median_s":..,"gflops":..}`.
 //! Each run submits `BATCH` ops and waits for the device; the time of a run over `BATCH` is
-//! one op's, and the median of the runs is reported, after a warm-up of the same work.
+//! one op's, and the median of the runs is reported, after a first run (burn autotunes its
+//! kernels there) and a warm-up of the same work (`PEER_WARM_UP_S` seconds, default 1).
 //!
 //!   wgpu-conv-peer-burn [shape,...] [forward,weight_grad] [runs]
 //!
@@ -65,6 +66,11 @@ fn main() {
     // (burn's tensor API has no input gradient on its own, outside autodiff)
     let ops = list(2, &["forward", "weight_grad"]);
     let runs: usize = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(5);
+    // seconds of the same work before the timed runs (after the first run, which autotunes)
+    let warm_up: f64 = std::env::var("PEER_WARM_UP_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     let device = Device::wgpu(DeviceKind::DefaultDevice);
     for s in SHAPES.iter().filter(|s| names.iter().any(|n| n == s.name)) {
         let [n, c, h, w] = s.input;
@@ -97,7 +103,7 @@ fn main() {
             // warm-up: autotuning and pipelines, then the clocks
             run();
             let t = Instant::now();
-            while t.elapsed().as_secs_f64() < 0.2 {
+            while t.elapsed().as_secs_f64() < warm_up {
                 run();
             }
             let mut times: Vec<f64> = (0..runs)
