@@ -283,8 +283,11 @@ impl GpuContext {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpu-conv"),
-                // timestamp queries, where the adapter has them, for `time_on_gpu`
-                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+                // timestamp queries, where the adapter has them, for `time_on_gpu` (and
+                // inside compute passes, for `time_passes_on_gpu`)
+                required_features: adapter.features()
+                    & (wgpu::Features::TIMESTAMP_QUERY
+                        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
                 required_limits: limits.clone(),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,

@@ -110,6 +110,7 @@ pub use receptive_field::{receptive_field, Field};
 pub use runtime::pool::{PoolStats, MAX_IDLE_BYTES};
 pub use shapes::{bench_shapes, BenchShape};
 pub use tensor::Tensor;
+pub use timing::GpuTime;
 pub use train::{target_fits, train_cpu, Trainer, MAX_PENDING_STEPS};
 
 /// The README's examples, compiled and run as doctests.

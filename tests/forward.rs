@@ -471,6 +471,62 @@ fn time_on_gpu_times_the_recorded_work_and_leaves_results_intact() {
     assert_eq!(again.is_some(), c.has_timestamps());
 }
 
+/// `time_passes_on_gpu` times each pass of the plans recorded, where the device times inside
+/// compute passes (lavapipe does): one figure per pass of the plan, each positive, summed over
+/// the operations recorded (two here), together within the total; elsewhere none.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn time_passes_on_gpu_times_each_pass_of_the_plan() {
+    let c = ctx();
+    let g = Conv2dOptions::default()
+        .resolve([2, 8, 17, 19], [16, 8, 3, 3])
+        .unwrap();
+    let plan = c
+        .plan(wgpu_conv::Op::Forward, &g, false, Algorithm::Gpu)
+        .unwrap();
+    assert!(plan.passes().len() >= 2, "{plan}");
+    let mut rng = Rng::new(43);
+    let x = rng.vec(2 * 8 * 17 * 19);
+    let w = rng.vec(16 * 8 * 3 * 3);
+    let xg = c
+        .upload(&Tensor::new(vec![2, 8, 17, 19], x.clone()).unwrap())
+        .unwrap();
+    let wg = c
+        .upload(&Tensor::new(vec![16, 8, 3, 3], w.clone()).unwrap())
+        .unwrap();
+    let y = c.empty(&g.output_shape(), "y").unwrap();
+    let record = |enc: &mut wgpu::CommandEncoder| {
+        c.record_forward_with(enc, &g, &xg, &wg, None, &y, Algorithm::Gpu)
+    };
+    let timed = c
+        .time_passes_on_gpu(|enc| {
+            record(enc)?;
+            record(enc)
+        })
+        .unwrap();
+    match timed {
+        Some(t) if c.has_pass_timestamps() => {
+            assert_eq!(t.passes.len(), plan.passes().len(), "{t:?}\n{plan}");
+            assert!(t.passes.iter().all(|p| p.as_nanos() > 0), "{t:?}");
+            let sum: std::time::Duration = t.passes.iter().sum();
+            assert!(
+                sum <= t.total,
+                "passes {sum:?} past the total {:?}",
+                t.total
+            );
+        }
+        Some(t) => assert!(t.passes.is_empty(), "{t:?}"),
+        None => assert!(!c.has_timestamps(), "timestamps but no time"),
+    }
+    let got = c.download(&[&y]).unwrap().remove(0);
+    let reference = cpu::conv2d_forward(&g, &x, &w, None);
+    assert_within(
+        got.data(),
+        &reference,
+        "forward recorded under time_passes_on_gpu",
+    );
+}
+
 /// A wgpu program's own buffers: `GpuTensor::from_buffer` wraps them, and this crate's forward
 /// pass records into the caller's encoder after the caller's own compute pass (which doubles
 /// the input in place), in one submission; unusable buffers are typed errors.

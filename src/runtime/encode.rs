@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::pipelines::Pipeline;
+use super::timing::Stamp;
 use super::Runtime;
 use crate::error::{Error, Result};
 use crate::kernels::plan::{Buf, Op, Plan};
@@ -50,6 +51,8 @@ struct BoundPass {
     group: wgpu::BindGroup,
     dispatches: Vec<([u32; 3], u32, Option<u32>)>,
     packs_weight: bool,
+    /// Its index in the plan (passes the resident weight makes needless are not bound).
+    index: usize,
 }
 
 /// The scratch buffers a weight's packed form lives in: `(scratch index, pass index)` of each
@@ -291,6 +294,7 @@ fn prepare_new(
             pipeline,
             group,
             dispatches,
+            index,
         });
     }
     Ok(prepared)
@@ -350,6 +354,8 @@ fn encode_pass(rt: &Runtime, encoder: &mut wgpu::CommandEncoder, ops: &[Prepared
                 end_of_pass_write_index: Some(at + 1),
             }),
     });
+    // the span of each plan pass, where the measurement times them one by one
+    let mut last = stamps.as_ref().map(|(_, at)| Stamp::Outer(*at));
     for pass in (0..times).flat_map(|_| ops.iter().flat_map(|p| &p.passes)) {
         cpass.set_pipeline(&pass.pipeline.pipeline);
         for &(grid, at, block) in &pass.dispatches {
@@ -358,6 +364,12 @@ fn encode_pass(rt: &Runtime, encoder: &mut wgpu::CommandEncoder, ops: &[Prepared
                 None => cpass.set_bind_group(0, &pass.group, &[at]),
             }
             cpass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        }
+        if let Some(from) = last {
+            last = rt.pass_span(from, pass.index).map(|(set, to)| {
+                cpass.write_timestamp(&set, to);
+                Stamp::Inner(to)
+            });
         }
     }
 }

@@ -15,6 +15,23 @@ pub(crate) struct Stamps {
     pub(crate) set: wgpu::QuerySet,
     pub(crate) next: u32,
     owner: std::thread::ThreadId,
+    /// Where the plan passes inside a compute pass are timed one by one (the device has
+    /// `TIMESTAMP_QUERY_INSIDE_PASSES`): the query set of the timestamps written between them
+    /// (apart from `set`, so that they never take the room of a compute pass's own) and its
+    /// next free index.
+    pub(crate) inner: Option<(wgpu::QuerySet, u32)>,
+    /// The spans of the plan passes: where each began (a compute pass's start in `set`, or the
+    /// previous pass's end in the inner set), where it ended (in the inner set), and its index
+    /// in its plan.
+    pub(crate) spans: Vec<(Stamp, u32, usize)>,
+}
+
+/// A timestamp of a measurement: its index in the outer set (a compute pass's start or end)
+/// or in the inner one (between the passes of a plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stamp {
+    Outer(u32),
+    Inner(u32),
 }
 
 /// An open measurement: dropping it closes it (also when the caller's closure panics) and lets
@@ -55,7 +72,11 @@ impl Runtime {
     /// returned guard closes it. Waits while another thread measures; `Error::Busy` where this
     /// thread already does.
     #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) fn open_measurement(&self, set: wgpu::QuerySet) -> Result<Open<'_>> {
+    pub(crate) fn open_measurement(
+        &self,
+        set: wgpu::QuerySet,
+        inner: Option<wgpu::QuerySet>,
+    ) -> Result<Open<'_>> {
         let me = std::thread::current().id();
         let mut slot = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -80,6 +101,8 @@ impl Runtime {
             set,
             next: 0,
             owner: me,
+            inner: inner.map(|s| (s, 0)),
+            spans: Vec::new(),
         });
         Ok(Open(self))
     }
@@ -93,5 +116,24 @@ impl Runtime {
         let at = stamps.next;
         stamps.next = stamps.next.saturating_add(2);
         (stamps.next <= CAPACITY).then(|| (stamps.set.clone(), at))
+    }
+
+    /// The timestamp (in the inner set) that ends the span of plan pass `index`, which began
+    /// at `from`, where the open measurement times passes one by one and has room; `None`
+    /// otherwise (and then for the rest of the compute pass).
+    pub(crate) fn pass_span(&self, from: Stamp, index: usize) -> Option<(wgpu::QuerySet, u32)> {
+        let mut guard = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+        let stamps = guard
+            .as_mut()
+            .filter(|s| s.owner == std::thread::current().id())?;
+        let (set, next) = stamps.inner.as_mut()?;
+        if *next >= CAPACITY {
+            return None;
+        }
+        let to = *next;
+        *next += 1;
+        let set = set.clone();
+        stamps.spans.push((from, to, index));
+        Some((set, to))
     }
 }

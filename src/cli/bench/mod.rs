@@ -139,6 +139,9 @@ struct Timing {
     gpu: Option<Duration>,
     /// median GPU time of a submission of the op once
     gpu_single: Option<Duration>,
+    /// per pass of the plan, the median over the batched runs of its GPU time per op, where
+    /// the device times inside compute passes (else empty)
+    gpu_passes: Vec<Duration>,
     /// ops per timed submission
     batch: usize,
 }
@@ -203,13 +206,13 @@ fn time(
     let kernel = median(kernels);
     let batch = (BATCH_TARGET.as_secs_f64() / kernel.as_secs_f64().max(1e-9))
         .clamp(1.0, MOST_BATCH as f64) as usize;
-    let (gpu, gpu_single) = if ctx.has_timestamps() {
+    let ((gpu, gpu_passes), gpu_single) = if ctx.has_timestamps() {
         (
             gpu_times(ctx, d, op, algorithm, runs, batch)?,
-            gpu_times(ctx, d, op, algorithm, runs, 1)?,
+            gpu_times(ctx, d, op, algorithm, runs, 1)?.0,
         )
     } else {
-        (None, None)
+        ((None, Vec::new()), None)
     };
     ratios.sort_by(f64::total_cmp);
     over_floor.sort_by(f64::total_cmp);
@@ -221,12 +224,14 @@ fn time(
         call_over_kernel: ratios.get(ratios.len() / 2).copied(),
         gpu,
         gpu_single,
+        gpu_passes,
         batch,
     })
 }
 
 /// The median over `runs` submissions, each recording the op `batch` times, of their GPU time
-/// divided by `batch`; `None` where a measurement gave no time.
+/// divided by `batch`, `None` where a measurement gave no time; and per pass of the plan, the
+/// median of its time divided by `batch`, where the device times inside compute passes.
 fn gpu_times(
     ctx: &GpuContext,
     d: &Data,
@@ -234,11 +239,12 @@ fn gpu_times(
     algorithm: Algorithm,
     runs: usize,
     batch: usize,
-) -> Result<Option<Duration>> {
+) -> Result<(Option<Duration>, Vec<Duration>)> {
     let mut gpu = Vec::with_capacity(runs);
+    let mut passes: Vec<Vec<Duration>> = Vec::new();
     for _ in 0..runs {
         let mut failed = None;
-        let timed = ctx.time_on_gpu(|enc| {
+        let timed = ctx.time_passes_on_gpu(|enc| {
             for _ in 0..batch {
                 if failed.is_none() {
                     failed = record(ctx, d, op, algorithm, enc).err();
@@ -249,12 +255,24 @@ fn gpu_times(
         if let Some(e) = failed {
             return Err(e);
         }
-        match timed {
-            Some(t) => gpu.push(t / batch as u32),
-            None => return Ok(None),
+        let Some(t) = timed else {
+            return Ok((None, Vec::new()));
+        };
+        gpu.push(t.total / batch as u32);
+        if passes.len() < t.passes.len() {
+            passes.resize(t.passes.len(), Vec::new());
+        }
+        for (i, p) in t.passes.iter().enumerate() {
+            passes[i].push(*p / batch as u32);
         }
     }
-    Ok((runs > 0).then(|| median(gpu)))
+    // a pass timed in some runs only (the stamps ran out) gets no figure
+    let passes = if passes.iter().all(|p| p.len() == runs) {
+        passes.into_iter().map(median).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(((runs > 0).then(|| median(gpu)), passes))
 }
 
 /// CPU reference throughput (GFLOP/s) on the whole shape, or why it was skipped.
@@ -289,6 +307,8 @@ pub struct Row {
     /// has them; of one op submitted alone; ops per batched submission
     gpu_s: Option<f64>,
     gpu_single_s: Option<f64>,
+    /// per pass of the plan, its GPU time per op in the batched runs (empty where not timed)
+    gpu_passes_s: Vec<f64>,
     batch: usize,
     call_us: f64,
     /// median over alternating pairs of (whole call / kernel run)
@@ -427,6 +447,11 @@ pub fn run(
                 gflops: d.g.flops() / gpu_s.unwrap_or(t) / 1e9,
                 gpu_s,
                 gpu_single_s: timing.gpu_single.map(|g| g.as_secs_f64()),
+                gpu_passes_s: timing
+                    .gpu_passes
+                    .iter()
+                    .map(Duration::as_secs_f64)
+                    .collect(),
                 batch: timing.batch,
                 call_us: timing.call.map_or(0.0, |c| c.as_secs_f64() * 1e6),
                 call_over_kernel: timing.call_over_kernel.unwrap_or(f64::NAN),
@@ -445,20 +470,25 @@ pub fn run(
 }
 
 /// The plan's passes as JSON objects: kernel, useful FLOPs (the op's for its main kernel where
-/// the kernel states none, 0 for a pass without FMAs) and the warp model's fields (null where
-/// they do not apply).
-fn passes_json(plan: &Plan, flops: f64) -> String {
+/// the kernel states none, 0 for a pass without FMAs), its GPU time per op (`gpu_s`, where the
+/// device times inside compute passes, else null) and the warp model's fields (null where they
+/// do not apply).
+fn passes_json(plan: &Plan, flops: f64, gpu_s: &[f64]) -> String {
     let num = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.4}"));
     let main = plan.main_kernel();
     plan.passes()
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
             let m = p.model();
             let f = m
                 .flops
                 .unwrap_or(if Some(p.kernel()) == main { flops } else { 0.0 });
+            let gpu = gpu_s
+                .get(i)
+                .map_or("null".to_string(), |s| format!("{s:.6e}"));
             format!(
-                "{{\"kernel\":\"{}\",\"flops\":{f:.6e},\"workgroups\":{},\"workgroups_per_sm\":{:.3},\"tail_efficiency\":{:.3},\"fma_per_wgmem_word\":{},\"fma_per_barrier\":{},\"wgmem_store_conflict\":{},\"gather_sectors_per_warp_load\":{},\"wasted_fma_fraction\":{}}}",
+                "{{\"kernel\":\"{}\",\"flops\":{f:.6e},\"gpu_s\":{gpu},\"workgroups\":{},\"workgroups_per_sm\":{:.3},\"tail_efficiency\":{:.3},\"fma_per_wgmem_word\":{},\"fma_per_barrier\":{},\"wgmem_store_conflict\":{},\"gather_sectors_per_warp_load\":{},\"wasted_fma_fraction\":{}}}",
                 p.kernel(),
                 m.workgroups,
                 m.workgroups_per_sm,
@@ -520,7 +550,7 @@ fn print_row(r: &Row, json: bool, family: &str, adapter: &str, backend: &str, dr
             r.plan.dispatches(),
             r.plan.max_invocations(),
             r.plan.scratch_bytes(),
-            passes_json(&r.plan, r.flops)
+            passes_json(&r.plan, r.flops, &r.gpu_passes_s)
         );
         println!(
             "{{\"shape\":\"{}\",\"op\":\"{}\",\"median_s\":{:.6e},\"gflops\":{:.3}{gpu},\"call_us\":{:.1},\"call_over_kernel\":{:.3}{floor}{direct}{cpu}{plan},\"adapter\":\"{}\",\"backend\":\"{}\",\"driver\":\"{}\"}}",
