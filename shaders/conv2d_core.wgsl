@@ -16,7 +16,8 @@
 // groups x channel blocks, z the slices of a split K; with more than one slice each writes its
 // own copy of the output (`[slice][element]`), summed in slice order by reduce_partials. The host
 // cuts a slice's steps into pieces (steps lo0..hi0) where the loop budget needs it, each piece
-// adding to the last; the bias goes with the first piece of slice 0.
+// adding to the last; the bias goes with the first piece of slice 0. The output placement
+// constants let a pass write a strided subset of a larger output (a phase of an input gradient).
 // (conv2d_common.wgsl, with `Params` and `pad_source`, conv2d_layer_common.wgsl, with the layer's
 // shape, and conv2d_core_common.wgsl, with the tiles and the FMAs, are prepended to this file.)
 
@@ -29,6 +30,15 @@
 // (the layer's shape: the override constants of conv2d_layer_common.wgsl)
 // K steps per slice of a split K.
 override SLICE_STEPS: u32;
+// Where output pixel (oy, ox) of a plane goes: row OUT_Y0 + oy * OUT_SY and column
+// OUT_X0 + ox * OUT_SX of an output plane of OUT_H x OUT_W (OH x OW, 0, 1 for a layer's own
+// output; a phase of a strided layer's input gradient writes every stride-th row and column).
+override OUT_H: u32;
+override OUT_W: u32;
+override OUT_Y0: u32;
+override OUT_X0: u32;
+override OUT_SY: u32;
+override OUT_SX: u32;
 
 // Where this invocation gathers: its pixel's first input row and column (padded coordinates),
 // the offset of its image and group in the input, and whether the pixel exists.
@@ -128,7 +138,10 @@ fn store4(out: Out, v: vec4<f32>, dm: u32, dq: u32) {
         if q >= N * plane {
             break;
         }
-        let at = out.base + ((q / plane) * OC + o) * plane + q % plane;
+        let r = q % plane;
+        let row = OUT_Y0 + (r / OW) * OUT_SY;
+        let at = out.base + (((q / plane) * OC + o) * OUT_H + row) * OUT_W + OUT_X0
+            + (r % OW) * OUT_SX;
         var e = v[j] + b;
         if p.accumulate != 0u {
             e += y[at];
@@ -210,7 +223,7 @@ fn conv2d_core(
         workgroupBarrier();
     }
 
-    let out = Out(m0 + ty * 4u, grp, pix0 + tx * 4u, wid.z * N * OC * plane,
+    let out = Out(m0 + ty * 4u, grp, pix0 + tx * 4u, wid.z * N * OC * OUT_H * OUT_W,
                   p.has_bias != 0u && wid.z == 0u);
     // every accumulator by a constant index (an index that varies at run time would keep the
     // accumulators in memory on compilers that do not unroll the loop)

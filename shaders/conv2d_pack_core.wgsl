@@ -1,8 +1,10 @@
 // Packs a weight for conv2d_core: per group and block of 64 output channels, one tile per K
 // step of 16 taps, each [tap][channel] (64 floats a tap), zero past the group's channels and
 // past K, so that the core copies its tiles without tests. One invocation per packed float.
-// The kernel flip (strict convolution) and the transposed read (the input gradient as a forward
-// pass: the layer's weight is [groups * CPG, OCPG, KH, KW]) happen here, once, not in the core.
+// The kernel flip (strict convolution), the transposed read (the input gradient as a forward
+// pass: the layer's weight is [groups * CPG, OCPG, LKH, LKW]) and the choice of a phase's taps
+// (a strided layer's input gradient: every AS-th row of the layer's kernel from A0, every BS-th
+// column from B0) happen here, once, not in the core.
 // (conv2d_common.wgsl, with `Params`, is prepended to this file; it reads `base`.)
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -14,9 +16,20 @@
 override GROUPS: u32;
 override CPG: u32;
 override OCPG: u32;
+// the packed kernel's taps
 override KH: u32;
 override KW: u32;
-override FLIP: u32;
+// the layer's kernel, and which of its taps packed tap (j, i) reads: row A0 + j * AS, column
+// B0 + i * BS, with (j, i) counted from the last tap where REVERSE is set, and the row and
+// column counted from the last where MIRROR is set
+override LKH: u32;
+override LKW: u32;
+override A0: u32;
+override AS: u32;
+override B0: u32;
+override BS: u32;
+override REVERSE: u32;
+override MIRROR: u32;
 override TRANSPOSED: u32;
 
 @compute @workgroup_size(64, 1, 1)
@@ -45,13 +58,21 @@ fn conv2d_pack_core(
     if m < OCPG && k < CPG * taps {
         let c = k / taps;
         var r = k % taps;
-        if FLIP != 0u {
+        if REVERSE != 0u {
             r = taps - 1u - r;
         }
+        var a = A0 + (r / KW) * AS;
+        var b = B0 + (r % KW) * BS;
+        if MIRROR != 0u {
+            a = LKH - 1u - a;
+            b = LKW - 1u - b;
+        }
+        let lt = a * LKW + b;
+        let ltaps = LKH * LKW;
         if TRANSPOSED != 0u {
-            v = weight[((grp * CPG + c) * OCPG + m) * taps + r];
+            v = weight[((grp * CPG + c) * OCPG + m) * ltaps + lt];
         } else {
-            v = weight[((grp * OCPG + m) * CPG + c) * taps + r];
+            v = weight[((grp * OCPG + m) * CPG + c) * ltaps + lt];
         }
     }
     packed[i] = v;

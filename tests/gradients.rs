@@ -548,6 +548,164 @@ fn strided_input_gradients_by_phase_are_exact() {
     }
 }
 
+/// The input gradient of strided layers with 4 or more input channels per group through the
+/// GEMM core, a pass per phase (the GPU family): strides 2 and 3 and ones that differ by axis,
+/// a 1x1 kernel and one smaller than the stride (phases no tap reaches: zeros), dilations that
+/// share a factor with the stride (zero phases again) and that do not, strict convolution,
+/// groups, a long reduction (300 output channels x 4 taps), channels past one block of 64, K
+/// split into slices (with zero phases too) and not; all equal the reference exactly on small
+/// integers. A phase whose padding would be negative takes
+/// `mm` instead, also exact.
+#[test]
+#[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
+fn strided_input_gradients_through_the_core_are_exact() {
+    let mut rng = Rng::new(31);
+    let mut ints = |n: usize| common::ints(&mut rng, n);
+    let cc = ConvMode::CrossCorrelation;
+    let (mut split, mut split_with_zeros) = (0, 0);
+    for (x_shape, w_shape, stride, padding, dilation, groups, mode, zeros) in [
+        (
+            [2, 8, 13, 11],
+            [12, 8, 3, 3],
+            (2, 2),
+            (1, 1),
+            (1, 1),
+            1,
+            cc,
+            false,
+        ),
+        (
+            [1, 6, 9, 8],
+            [200, 6, 1, 1],
+            (2, 2),
+            (0, 0),
+            (1, 1),
+            1,
+            cc,
+            true,
+        ),
+        (
+            [1, 12, 10, 13],
+            [8, 6, 4, 5],
+            (2, 3),
+            (0, 2),
+            (1, 1),
+            2,
+            cc,
+            false,
+        ),
+        (
+            [1, 5, 15, 14],
+            [6, 5, 3, 3],
+            (2, 2),
+            (2, 2),
+            (2, 2),
+            1,
+            cc,
+            true,
+        ),
+        (
+            [1, 8, 16, 15],
+            [4, 8, 3, 2],
+            (2, 2),
+            (3, 0),
+            (3, 3),
+            1,
+            cc,
+            false,
+        ),
+        (
+            [1, 6, 11, 9],
+            [7, 6, 5, 3],
+            (3, 2),
+            (2, 1),
+            (1, 1),
+            1,
+            ConvMode::Convolution,
+            false,
+        ),
+        (
+            [1, 5, 10, 10],
+            [6, 5, 2, 2],
+            (3, 3),
+            (0, 0),
+            (1, 1),
+            1,
+            cc,
+            true,
+        ),
+        (
+            [1, 8, 10, 10],
+            [300, 8, 3, 3],
+            (2, 2),
+            (1, 1),
+            (1, 1),
+            1,
+            cc,
+            false,
+        ),
+        (
+            [1, 70, 9, 9],
+            [16, 70, 3, 3],
+            (2, 2),
+            (1, 1),
+            (1, 1),
+            1,
+            cc,
+            false,
+        ),
+    ] {
+        let opts = Conv2dOptions::new()
+            .stride(stride)
+            .padding(padding)
+            .dilation(dilation)
+            .groups(groups)
+            .mode(mode);
+        let g = opts.resolve(x_shape, w_shape).unwrap();
+        let plan = ctx()
+            .plan(wgpu_conv::Op::InputGrad, &g, false, Algorithm::Gpu)
+            .unwrap();
+        let kernels = plan.kernels();
+        assert!(kernels.contains(&"conv2d_core"), "{plan}");
+        assert_eq!(kernels.contains(&"conv2d_zero_phase"), zeros, "{plan}");
+        assert!(!kernels.contains(&"conv2d_forward_mm"), "{plan}");
+        if kernels.contains(&"reduce_partials") {
+            split += 1;
+            split_with_zeros += usize::from(zeros);
+        }
+        let x = ints(x_shape.iter().product());
+        let w = ints(w_shape.iter().product());
+        let gy = ints(g.output_shape().iter().product());
+        let grads = backward_with(x_shape, w_shape, &opts, &x, &w, &gy, Algorithm::Gpu);
+        assert_exact(
+            grads.input.as_ref().unwrap().data(),
+            &cpu::conv2d_input_grad(&g, &w, &gy),
+            &format!("{x_shape:?} {w_shape:?} {stride:?} {padding:?} {dilation:?}"),
+        );
+    }
+    assert!(
+        (2..9).contains(&split) && split_with_zeros >= 1,
+        "{split} {split_with_zeros}"
+    );
+    // 3x3 at stride 2 with padding 2: the phase of odd rows would start a row before gy's first
+    let (x_shape, w_shape) = ([1, 8, 9, 9], [4, 8, 3, 3]);
+    let opts = Conv2dOptions::new().stride(2).padding(2);
+    let g = opts.resolve(x_shape, w_shape).unwrap();
+    let plan = ctx()
+        .plan(wgpu_conv::Op::InputGrad, &g, false, Algorithm::Gpu)
+        .unwrap();
+    assert_eq!(plan.kernels(), ["conv2d_forward_mm"], "{plan}");
+    let w = ints(w_shape.iter().product());
+    let gy = ints(g.output_shape().iter().product());
+    let x = ints(x_shape.iter().product());
+    let grads = backward_with(x_shape, w_shape, &opts, &x, &w, &gy, Algorithm::Gpu);
+    assert_exact(
+        grads.input.as_ref().unwrap().data(),
+        &cpu::conv2d_input_grad(&g, &w, &gy),
+        "padding 2 at stride 2",
+    );
+}
+
 /// The GEMM core's edge tiles: a tile whose second half of channels, pixels or taps is past
 /// the end runs its first half only (`wide_a` / `wide_b` in the shaders), so every tile runs one
 /// of four FMA loops. Channels per group of 20 and 12 (half), 40 (full), 70 (a full block, then

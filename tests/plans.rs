@@ -550,7 +550,8 @@ fn the_order_of_choice_is_pinned() {
          tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n\
          weight_grad  planes (gemm gpu) > core (gpu) > mm (gpu) > gemm (gemm gpu) > tiled (tiled gemm gpu) > \
          direct (direct tiled gemm gpu)\n\
-         input_grad   as forward (tiled gemm gpu) > core (gpu) > phase (gpu) > mm (gpu) > gemm (gemm gpu) > \
+         input_grad   as forward (tiled gemm gpu) > core (gpu) > phase (gpu) > core phases (gpu) > mm (gpu) > \
+         gemm (gemm gpu) > \
          tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n"
     );
     assert!(candidates(Op::BiasGrad).is_empty());
@@ -728,4 +729,50 @@ fn the_gpu_family_meets_the_structural_targets() {
         }
     }
     assert_eq!(seen.len(), not_yet.len());
+}
+
+/// A ResNet downsampling layer's input gradient (3x3 and 1x1 at stride 2, 128 and 256 input
+/// channels): the GPU family runs the GEMM core per phase of gx (zeros for the phases a 1x1
+/// kernel never reaches), not `mm` over gy with inserted zeros, and each core pass meets the
+/// structural targets: at most 10 % of its FMAs wasted, 2.5 workgroups per SM or more (a K
+/// split shared by the phases), 4 FMAs per workgroup-memory word, at most 2-way conflicts.
+#[test]
+fn downsampling_input_gradients_run_the_core_per_phase() {
+    let profile = DeviceProfile::webgpu_defaults()
+        .with_device_type(wgpu::DeviceType::DiscreteGpu)
+        .with_family(Family::Gpu);
+    let profile = DeviceProfile {
+        max_binding_bytes: 1 << 31,
+        ..profile
+    };
+    for (x, w, phases_with_taps) in [
+        ([32, 128, 28, 28], [256, 128, 3, 3], 4),
+        ([32, 256, 56, 56], [512, 256, 1, 1], 1),
+    ] {
+        let opts = Conv2dOptions::new()
+            .stride(2)
+            .padding(usize::from(w[2] == 3));
+        let g = opts.resolve(x, w).unwrap();
+        let plan = plan_input_grad(&g, &profile, Algorithm::Auto).unwrap();
+        let kernels = plan.kernels();
+        assert!(!kernels.contains(&"conv2d_forward_mm"), "{plan}");
+        let cores: Vec<_> = plan
+            .passes()
+            .iter()
+            .filter(|p| p.kernel() == "conv2d_core")
+            .collect();
+        assert_eq!(cores.len(), phases_with_taps, "{plan}");
+        let zeros = kernels
+            .iter()
+            .filter(|k| **k == "conv2d_zero_phase")
+            .count();
+        assert_eq!(zeros, 4 - phases_with_taps, "{plan}");
+        for p in cores {
+            let m = p.model();
+            assert!(m.wasted_fma_fraction.unwrap() <= 0.10, "{plan}");
+            assert!(m.workgroups_per_sm >= 2.5, "{plan}");
+            assert!(m.fma_per_wgmem_word.unwrap() >= 4.0, "{plan}");
+            assert!(m.wgmem_store_conflict.unwrap() <= 2, "{plan}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use super::profile::DeviceProfile;
 use super::spec::{shader, Access, KernelSpec, Uniform};
 use super::uniforms::{layer_constants, to_u32, ConvParams};
 use crate::error::Result;
-use crate::options::Conv2dGeometry;
+use crate::options::{Conv2dGeometry, Hw};
 
 pub(crate) const SPEC: KernelSpec = KernelSpec {
     name: "conv2d_core",
@@ -112,6 +112,17 @@ impl CoreShape {
         }
     }
 
+    /// The same with `slices` slices of the K steps (at least 1 step each; where there are
+    /// more slices than steps, the last slices have none and write zeros). The phases of a
+    /// strided input gradient share one slice count, so that one sum of the slices serves all.
+    pub(crate) fn with_slices(self, slices: usize) -> Self {
+        Self {
+            slices,
+            slice_steps: self.steps.div_ceil(slices).max(1),
+            ..self
+        }
+    }
+
     /// Floats of the packed weight.
     pub(crate) fn packed_floats(&self) -> usize {
         self.blocks * self.steps * PACKED_TILE_FLOATS
@@ -145,6 +156,38 @@ pub(crate) fn applies(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<(),
     Ok(())
 }
 
+/// Where a pass's output pixels go (`OUT_*` in the shader): pixel `(oy, ox)` to row
+/// `y0 + oy * step.h` and column `x0 + ox * step.w` of an output plane of `plane`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placement {
+    pub plane: Hw,
+    pub first: Hw,
+    pub step: Hw,
+}
+
+impl Placement {
+    /// The layer's own output.
+    pub(crate) fn own(g: &Conv2dGeometry) -> Self {
+        Self {
+            plane: Hw::new(g.oh, g.ow),
+            first: Hw::new(0, 0),
+            step: Hw::new(1, 1),
+        }
+    }
+
+    fn constants(&self) -> Result<[(&'static str, u32); 6]> {
+        let u = |v: usize| to_u32(v, "output placement");
+        Ok([
+            ("OUT_H", u(self.plane.h)?),
+            ("OUT_W", u(self.plane.w)?),
+            ("OUT_Y0", u(self.first.h)?),
+            ("OUT_X0", u(self.first.w)?),
+            ("OUT_SY", u(self.step.h)?),
+            ("OUT_SX", u(self.step.w)?),
+        ])
+    }
+}
+
 /// The override constants of `g`: the layer's (conv2d_layer_common.wgsl), then the K steps of
 /// a slice.
 pub(crate) fn core_constants(
@@ -157,25 +200,28 @@ pub(crate) fn core_constants(
 }
 
 /// The pass over `io` = `[x, packed, bias, out]`: `out` is `y` itself with one slice, or the
-/// `[slice][element]` partials with more. Loop iterations per invocation: 9 per K step; then
-/// the stores. Steps past the loop budget run as pieces, each adding to
-/// the last.
+/// `[slice][element]` partials with more (each slice `place.plane` planes), its pixels placed
+/// by `place`. Loop iterations per invocation: 9 per K step; then the
+/// stores. Steps past the loop budget run as pieces, each adding to the last.
 pub(crate) fn pass(
     g: &Conv2dGeometry,
     s: &CoreShape,
     io: [Buf; 4],
     has_bias: bool,
+    place: &Placement,
     profile: &DeviceProfile,
 ) -> Result<Pass> {
     let mut p = ConvParams::new(g)?;
     p.total = to_u32(g.n * g.oh * g.ow, "output pixels")?;
     to_u32(
-        s.slices * g.n * g.oc * g.oh * g.ow,
+        s.slices * g.n * g.oc * place.plane.h * place.plane.w,
         "output elements x slices",
     )?;
     let pieces = budget::split_nest(&[s.slice_steps, PER_STEP], STORES);
+    let mut constants = core_constants(g, s.slice_steps)?;
+    constants.extend(place.constants()?);
     let mut pass = Pass::new(&SPEC, io.map(Into::into), budget::worst(&pieces, STORES))
-        .with_constants(&core_constants(g, s.slice_steps)?)
+        .with_constants(&constants)
         .with_model(model(g, s));
     // FLOPs per tile of pixels, over every channel block and slice
     let per_tile = 2.0 * (TILE_N * g.ocpg().min(TILE_M) * g.taps()) as f64 * s.blocks as f64;

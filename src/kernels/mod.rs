@@ -13,6 +13,7 @@
 pub(crate) mod budget;
 pub(crate) mod grid;
 pub(crate) mod model;
+pub(crate) mod phases;
 pub(crate) mod plan;
 pub(crate) mod profile;
 pub(crate) mod spec;
@@ -40,6 +41,7 @@ pub(crate) mod conv2d_weight_grad_gemm;
 pub(crate) mod conv2d_weight_grad_mm;
 pub(crate) mod conv2d_weight_grad_planes;
 pub(crate) mod conv2d_weight_grad_tiled;
+pub(crate) mod conv2d_zero_phase;
 pub(crate) mod mse_loss;
 pub(crate) mod reduce_partials;
 pub(crate) mod sgd_step;

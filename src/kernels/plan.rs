@@ -288,12 +288,13 @@ pub struct Plan {
 }
 
 /// Kernels that prepare or finish the work of another (copies, packing, sums of partials).
-const HELPERS: [&str; 6] = [
+const HELPERS: [&str; 7] = [
     "conv2d_pad_copies",
     "conv2d_pack_chunks",
     "conv2d_pack_core",
     "conv2d_pack_planes",
     "conv2d_unpad_output",
+    "conv2d_zero_phase",
     "reduce_partials",
 ];
 

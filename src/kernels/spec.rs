@@ -10,8 +10,8 @@ use super::{
     conv2d_input_grad_phase, conv2d_input_grad_tiled, conv2d_pack_chunks, conv2d_pack_core,
     conv2d_pack_planes, conv2d_pad_copies, conv2d_unpad_output, conv2d_weight_grad,
     conv2d_weight_grad_core, conv2d_weight_grad_gemm, conv2d_weight_grad_mm,
-    conv2d_weight_grad_planes, conv2d_weight_grad_tiled, mse_loss, reduce_partials, sgd_step,
-    train_step_small,
+    conv2d_weight_grad_planes, conv2d_weight_grad_tiled, conv2d_zero_phase, mse_loss,
+    reduce_partials, sgd_step, train_step_small,
 };
 
 /// The complete source of a kernel: the `shaders/*.wgsl` files named, in order (WGSL has no
@@ -144,6 +144,7 @@ pub(crate) const SPECS: &[&KernelSpec] = &[
     &conv2d_input_grad::SPEC,
     &conv2d_input_grad_phase::SPEC,
     &conv2d_input_grad_tiled::SPEC,
+    &conv2d_zero_phase::SPEC,
     &conv2d_weight_grad::SPEC,
     &conv2d_weight_grad_tiled::SPEC,
     &conv2d_weight_grad_gemm::SPEC,

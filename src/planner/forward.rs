@@ -204,7 +204,12 @@ pub(crate) fn core(f: &Forward, transposed: bool) -> Result<Outcome> {
         }
     ));
     plan.passes.push(conv2d_pack_core::pass(
-        g, &s, f.io.w, packed, transposed, profile,
+        g,
+        &s,
+        [f.io.w, packed],
+        &conv2d_pack_core::Taps::all(g),
+        transposed,
+        profile,
     )?);
     let bias = f.io.bias.unwrap_or(Buf::Zeros);
     let has_bias = f.io.bias.is_some();
@@ -214,6 +219,7 @@ pub(crate) fn core(f: &Forward, transposed: bool) -> Result<Outcome> {
         &s,
         [f.io.x, packed, bias, out],
         has_bias,
+        &k::Placement::own(g),
         profile,
     )?);
     if let Some(partials) = partials {

@@ -67,6 +67,11 @@ pub(crate) const CANDIDATES: &[Candidate<InputGrad>] = &[
         },
     },
     Candidate {
+        name: "core phases",
+        algorithms: GPU_FAMILY,
+        try_plan: core_phases,
+    },
+    Candidate {
         name: "mm",
         algorithms: GPU_FAMILY,
         try_plan: mm,
@@ -207,6 +212,157 @@ fn core(i: &InputGrad) -> Result<Outcome> {
         }
         declined => declined,
     })
+}
+
+/// A strided layer: per phase of gx a tap reaches, one GEMM core pass over gy with the phase's
+/// sub-kernel (packed transposed and reversed, a pack per phase), writing the phase's rows and
+/// columns of gx; zeros for the phases none reaches. No inserted zero is multiplied. Or why
+/// not.
+fn core_phases(i: &InputGrad) -> Result<Outcome> {
+    use crate::kernels::conv2d_pack_core::{self as pack, Taps};
+    use crate::kernels::{conv2d_core as k, conv2d_zero_phase, phases, reduce_partials};
+    let g = &i.g;
+    if g.stride == Hw::new(1, 1) {
+        return Ok(Outcome::Declined("stride 1: one phase".into()));
+    }
+    if g.padding_mode != PaddingMode::Zeros {
+        return Ok(Outcome::Declined(format!(
+            "{} padding",
+            g.padding_mode.name()
+        )));
+    }
+    if g.cpg() < MM_MIN_CHANNELS {
+        return Ok(Outcome::Declined(format!(
+            "{} input channels per group (< {MM_MIN_CHANNELS}) would leave most of a tile idle",
+            g.cpg()
+        )));
+    }
+    let all: Vec<_> = phases::phases(g)
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    // each phase as a forward pass over gy, and the slices of K that fill the device best for
+    // the phase that wants the most (the phases run one after another; one slice count for all,
+    // so that one sum of the slices finishes them)
+    let mut forwards = Vec::new();
+    let mut slices = 1;
+    for ph in &all {
+        if !ph.has_taps() {
+            forwards.push(None);
+            continue;
+        }
+        let Some(f) = ph.as_forward(g) else {
+            return Ok(Outcome::Declined(format!(
+                "the phase from row {} and column {} would start before gy's first row or \
+                 column (padding {} x {})",
+                ph.y.first, ph.x.first, ph.y.pad, ph.x.pad
+            )));
+        };
+        if let Err(why) = k::applies(&f, &i.profile) {
+            return Ok(Outcome::Declined(why));
+        }
+        slices = slices.max(k::CoreShape::new(&f).slices);
+        forwards.push(Some(f));
+    }
+    let mut plan = Plan::new(Op::InputGrad);
+    let elements = g.n * g.c * g.h * g.w;
+    let partials = if slices > 1 {
+        let buf = plan.scratch(
+            &i.profile,
+            "conv2d_core: slices of a split K",
+            (slices * elements) as u64 * 4,
+            false,
+        );
+        if buf.is_none() {
+            slices = 1;
+        }
+        buf
+    } else {
+        None
+    };
+    let out = partials.unwrap_or(GX);
+    let mut shapes = Vec::new();
+    let mut zeros = 0;
+    for (ph, f) in all.iter().zip(&forwards) {
+        let Some(f) = f else {
+            plan.passes
+                .push(conv2d_zero_phase::pass(g, ph, out, slices, &i.profile)?);
+            zeros += 1;
+            continue;
+        };
+        let s = k::CoreShape::new(f).with_slices(slices);
+        let packed_bytes = s.packed_floats() as u64 * 4;
+        let Some(packed) = plan.scratch(
+            &i.profile,
+            "conv2d_pack_core: a phase's packed weight",
+            packed_bytes,
+            false,
+        ) else {
+            return Ok(Outcome::Declined(format!(
+                "{packed_bytes} bytes of a phase's packed weight pass the binding limit"
+            )));
+        };
+        let taps = Taps {
+            layer: Hw::new(g.kh, g.kw),
+            first: Hw::new(ph.y.tap0, ph.x.tap0),
+            step: Hw::new(ph.y.tap_step, ph.x.tap_step),
+            reverse: true,
+            mirror: g.mode == ConvMode::Convolution,
+        };
+        plan.passes
+            .push(pack::pass(f, &s, [W, packed], &taps, true, &i.profile)?);
+        let place = k::Placement {
+            plane: Hw::new(g.h, g.w),
+            first: Hw::new(ph.y.first, ph.x.first),
+            step: g.stride,
+        };
+        plan.passes.push(k::pass(
+            f,
+            &s,
+            [GY, packed, Buf::Zeros, out],
+            false,
+            &place,
+            &i.profile,
+        )?);
+        shapes.push(format!("{}x{}", f.kh, f.kw));
+    }
+    if let Some(partials) = partials {
+        reduce_partials::sliced_passes(&mut plan, &i.profile, partials, GX, elements, slices)?;
+    }
+    plan.reasons.insert(
+        0,
+        format!(
+            "core phases: stride {}x{}: {} phase{} of gx, one GEMM core pass over gy each with \
+             its taps of the kernel (sub-kernels {}), packed transposed and reversed{}; no \
+             inserted zero is multiplied{}",
+            g.stride.h,
+            g.stride.w,
+            all.len(),
+            if all.len() == 1 { "" } else { "s" },
+            if shapes.is_empty() {
+                "none".to_string()
+            } else {
+                shapes.join(", ")
+            },
+            match zeros {
+                0 => String::new(),
+                z => format!(
+                    "; {z} phase{} no tap reaches, zeros",
+                    if z == 1 { "" } else { "s" }
+                ),
+            },
+            match slices {
+                1 => String::new(),
+                s => format!(
+                    "; K split into {s} slices (alone, a phase would fill fewer than {} \
+                     workgroups per SM of {}), summed in order",
+                    k::MIN_WORKGROUPS_PER_SM,
+                    k::REFERENCE_SMS
+                ),
+            }
+        ),
+    );
+    Ok(Outcome::Taken(plan))
 }
 
 /// The GPU family's implicit GEMM over gy read with zero insertion in place, or why not.
