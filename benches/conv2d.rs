@@ -38,6 +38,12 @@ fn shapes() -> Vec<BenchShape> {
             [16, 16, 3, 3],
             Conv2dOptions::new().padding(1),
         ),
+        s(
+            "small_down_2x16x28x28_k32x16x3x3_s2_pad1",
+            [2, 16, 28, 28],
+            [32, 16, 3, 3],
+            Conv2dOptions::new().stride(2).padding(1),
+        ),
     ]
 }
 

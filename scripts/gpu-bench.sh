@@ -30,7 +30,7 @@ case " $* " in
     *) "$bin" bench --json --runs 10 --family gpu,cpu "$@" ;;
 esac
 echo "== wgpu-conv bench --json, the GPU family with naga's runtime checks on (WGPU_CONV_CHECKED=1)"
-WGPU_CONV_CHECKED=1 "$bin" bench --json --runs 10 --family gpu --shapes resnet_3x3,resnet_1x1,stem_7x7 "$@"
+WGPU_CONV_CHECKED=1 "$bin" bench --json --runs 10 --family gpu --shapes resnet_3x3,resnet_1x1,resnet_down,stem_7x7 "$@"
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     echo "== PyTorch (CUDA, TF32 off)"
     python3 - <<'PY'
@@ -42,6 +42,7 @@ torch.backends.cudnn.allow_tf32 = False
 shapes = {
     "resnet_3x3": ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
     "resnet_1x1": ((8, 256, 28, 28), (128, 256, 1, 1), {}),
+    "resnet_down": ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1)),
     "stem_7x7": ((8, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3)),
     "depthwise": ((8, 128, 56, 56), (128, 1, 3, 3), dict(padding=1, groups=128)),
     "blur_img": ((1, 1, 2048, 2048), (1, 1, 5, 5), {}),

@@ -43,6 +43,13 @@ MUTANTS=(
   "core_a0b0_second_row|shaders/conv2d_core_common.wgsl|fma_row_a0b0(acc, cur, k + TILE_K / 2u, tx, ty);|fma_row_a0b0(acc, cur, k, tx, ty);|--test gradients half_tiles"
   "phase_first_offset|shaders/conv2d_input_grad_phase.wgsl|return (r + s - pad % s) % s;|return (r + pad % s) % s;|--test gradients by_phase"
   "phase_columns_from_0|shaders/conv2d_input_grad_phase.wgsl|for (var b = rx; b < KW; b += SW) {|for (var b = 0u; b < KW; b += SW) {|--test gradients by_phase"
+  "phases_residue_unpadded|src/kernels/phases.rs|let r = (first + pad) % s;|let r = first % s;|--test gradients through_the_core"
+  "phases_pad_without_e|src/kernels/phases.rs|let pad = (taps.saturating_sub(1) * dil + e) as isize - u as isize;|let pad = (taps.saturating_sub(1) * dil) as isize - u as isize;|--test gradients through_the_core"
+  "core_place_columns_by_row_step|shaders/conv2d_core.wgsl|+ (r % OW) * OUT_SX;|+ (r % OW) * OUT_SY;|--test gradients through_the_core"
+  "core_slice_base_of_the_phase|shaders/conv2d_core.wgsl|wid.z * N * OC * OUT_H * OUT_W|wid.z * N * OC * OH * OW|--test gradients through_the_core"
+  "zero_phase_first_slice_only|src/kernels/conv2d_zero_phase.rs|let elements = slices * g.n * g.c * rows * cols;|let elements = g.n * g.c * rows * cols;|--test gradients through_the_core"
+  "pack_core_row_step_one|shaders/conv2d_pack_core.wgsl|var a = A0 + (r / KW) * AS;|var a = A0 + r / KW;|--test gradients through_the_core"
+  "pack_core_never_mirrors|shaders/conv2d_pack_core.wgsl|if MIRROR != 0u {|if MIRROR == 7u {|--test gradients through_the_core"
   "reduce_sliced_layout|shaders/reduce_partials.wgsl|base = first * p.slice_stride + e;|base = e * p.slice_stride + first;|--test forward --test gradients every_case"
 )
 

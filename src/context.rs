@@ -482,6 +482,17 @@ impl GpuContext {
             .store(bytes.unwrap_or(u32::MAX), Ordering::Relaxed);
     }
 
+    /// Fills every scratch buffer with NaN (all bits set) before each plan that uses it, where
+    /// `on`: a kernel that reads scratch its plan did not write first (a pooled buffer holds
+    /// an earlier call's data, a new one zeros) then gives NaN, not a result that is right by
+    /// chance. For tests; it costs a host-to-device copy of the scratch on every call. A
+    /// resident layer's packed weight is not scratch of the call and is left alone.
+    pub fn set_scratch_poison(&self, on: bool) {
+        self.rt
+            .poison_scratch
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The kernel family asked for: `WGPU_CONV_KERNELS` (auto, cpu or gpu) when the context was
     /// made, or what [`GpuContext::set_family`] set.
     pub fn family(&self) -> Family {

@@ -15,7 +15,7 @@ pub struct BenchShape {
     pub options: Conv2dOptions,
 }
 
-/// Every named shape: ResNet-like layers, a depthwise layer, two single-channel images and the
+/// Every named shape: ResNet-like layers (a downsampling one among them), a depthwise layer, two single-channel images and the
 /// chapter's figure.
 pub fn bench_shapes() -> Vec<BenchShape> {
     let o = Conv2dOptions::new;
@@ -33,6 +33,12 @@ pub fn bench_shapes() -> Vec<BenchShape> {
             o().padding(1),
         ),
         s("resnet_1x1", [8, 256, 28, 28], [128, 256, 1, 1], o()),
+        s(
+            "resnet_down",
+            [8, 128, 28, 28],
+            [256, 128, 3, 3],
+            o().stride(2).padding(1),
+        ),
         s(
             "stem_7x7",
             [8, 3, 224, 224],

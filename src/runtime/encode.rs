@@ -42,6 +42,9 @@ pub(crate) struct Prepared {
     passes: Vec<BoundPass>,
     /// Scratch buffers cleared (from a byte offset) before the passes.
     clears: Vec<(wgpu::Buffer, u64)>,
+    /// Scratch buffers the passes write before they read (not a resident weight's): filled
+    /// with NaN before the passes where the context poisons scratch.
+    poison: Vec<wgpu::Buffer>,
 }
 
 /// One pass's pipeline, bind group and dispatches (grid, uniform offset, block offset).
@@ -181,6 +184,7 @@ fn prepare_new(
         op: plan.op,
         passes: Vec::new(),
         clears: Vec::new(),
+        poison: Vec::new(),
     };
     if plan.passes.is_empty() {
         return Ok(prepared);
@@ -209,9 +213,12 @@ fn prepare_new(
             None => new_buffer(s.label, scratch_usage(plan, i), scratch_size(plan, i)),
         })
         .collect();
-    for (s, b) in plan.scratch.iter().zip(&scratch) {
+    for (i, (s, b)) in plan.scratch.iter().zip(&scratch).enumerate() {
         if let Some(from) = s.zero_from {
             prepared.clears.push((b.clone(), from));
+        }
+        if !resident.iter().any(|r| r.0 == i) {
+            prepared.poison.push(b.clone());
         }
     }
     let buffer = |buf: Buf| -> Result<&wgpu::Buffer> {
@@ -334,6 +341,14 @@ fn encode_pass(rt: &Runtime, encoder: &mut wgpu::CommandEncoder, ops: &[Prepared
     let Some(first) = ops.iter().find(|p| !p.passes.is_empty()) else {
         return;
     };
+    if rt.poison_scratch.load(std::sync::atomic::Ordering::Relaxed) {
+        // all ones: a NaN in every f32 and u32::MAX in every index (queued writes land
+        // before the commands of the next submission, so before these passes and clears)
+        for b in ops.iter().flat_map(|p| &p.poison) {
+            let bytes = usize::try_from(b.size()).unwrap_or(usize::MAX);
+            rt.queue.write_buffer(b, 0, &vec![0xff; bytes]);
+        }
+    }
     for (b, from) in ops.iter().flat_map(|p| &p.clears) {
         encoder.clear_buffer(b, *from, None);
     }

@@ -32,6 +32,9 @@ pub(crate) struct Runtime {
     pub(crate) stamps: Mutex<Option<timing::Stamps>>,
     /// Signalled when a measurement closes.
     pub(crate) stamps_free: std::sync::Condvar,
+    /// Fill scratch buffers with NaN before each plan that uses them (the context's
+    /// `set_scratch_poison`).
+    pub(crate) poison_scratch: std::sync::atomic::AtomicBool,
 }
 
 impl Runtime {
@@ -54,6 +57,7 @@ impl Runtime {
             plan_log: Mutex::new(None),
             stamps: Mutex::new(None),
             stamps_free: std::sync::Condvar::new(),
+            poison_scratch: Default::default(),
         }
     }
 

@@ -6,14 +6,16 @@ use std::sync::OnceLock;
 use wgpu_conv::cpu::{compare, Reference};
 use wgpu_conv::GpuContext;
 
-/// The context every GPU test in this binary shares. No adapter is a failure with a message,
-/// never a silent pass: to skip GPU tests build with `RUSTFLAGS="--cfg no_gpu"`, which marks
-/// them ignored.
+/// The context every GPU test in this binary shares, its scratch poisoned (NaN before every
+/// plan: a kernel reading scratch its plan did not write fails the test, even where the
+/// buffer pool would hand it zeros). No adapter is a failure with a message, never a silent
+/// pass: to skip GPU tests build with `RUSTFLAGS="--cfg no_gpu"`, which marks them ignored.
 pub fn ctx() -> &'static GpuContext {
     static CTX: OnceLock<GpuContext> = OnceLock::new();
     CTX.get_or_init(|| match GpuContext::new() {
         Ok(c) => {
             eprintln!("GPU tests run on {}", c.describe());
+            c.set_scratch_poison(true);
             c
         }
         Err(e) => panic!(
