@@ -238,8 +238,7 @@ struct PlanArgs {
 #[derive(Debug, Args)]
 struct BenchArgs {
     /// Shapes: resnet_3x3, resnet_1x1, resnet_down, stem_7x7, depthwise, blur_img, edge_img,
-    /// d2l_fig
-    /// (all when omitted).
+    /// d2l_fig (all when omitted).
     #[arg(long, value_delimiter = ',')]
     shapes: Vec<String>,
     /// Ops: forward, weight_grad, input_grad.
