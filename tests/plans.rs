@@ -550,7 +550,7 @@ fn the_order_of_choice_is_pinned() {
          tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n\
          weight_grad  planes (gemm gpu) > core (gpu) > mm (gpu) > gemm (gemm gpu) > tiled (tiled gemm gpu) > \
          direct (direct tiled gemm gpu)\n\
-         input_grad   as forward (tiled gemm gpu) > core (gpu) > phase (gpu) > core phases (gpu) > mm (gpu) > \
+         input_grad   as forward (tiled gemm gpu) > core (gpu) > phase (gpu) > core phases (gemm gpu) > mm (gpu) > \
          gemm (gemm gpu) > \
          tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n"
     );
@@ -729,6 +729,49 @@ fn the_gpu_family_meets_the_structural_targets() {
         }
     }
     assert_eq!(seen.len(), not_yet.len());
+}
+
+/// The CPU family (a software adapter) runs a stride-2x2 layer's input gradient through the
+/// core per phase too, without a split K (no partials to sum: a few CPU cores are filled by
+/// the phases' tiles), where gemm over the zero-inserted gy would spend 3/4 of its FMAs on
+/// zeros; at stride 2x1 (half of them) it keeps gemm.
+#[test]
+fn the_cpu_family_runs_stride_2x2_input_gradients_per_phase() {
+    let profile = DeviceProfile::webgpu_defaults()
+        .with_device_type(wgpu::DeviceType::Cpu)
+        .with_family(Family::Auto);
+    let profile = DeviceProfile {
+        max_binding_bytes: 1 << 31,
+        ..profile
+    };
+    let g = Conv2dOptions::new()
+        .stride(2)
+        .padding(1)
+        .resolve([8, 128, 28, 28], [256, 128, 3, 3])
+        .unwrap();
+    let plan = plan_input_grad(&g, &profile, Algorithm::Auto).unwrap();
+    assert_eq!(
+        plan.kernels(),
+        ["conv2d_pack_core", "conv2d_core"].repeat(4),
+        "{plan}"
+    );
+    // the phases' packed weights only (about the weight's 1.2 MB; 8 slices of gx would be
+    // 25.7 MB more)
+    let weight_bytes = (256 * 128 * 9 * 4) as u64;
+    assert!(plan.scratch_bytes() < 2 * weight_bytes, "{plan}");
+    let g = Conv2dOptions::new()
+        .stride((2, 1))
+        .padding(1)
+        .resolve([8, 128, 28, 28], [256, 128, 3, 3])
+        .unwrap();
+    let plan = plan_input_grad(&g, &profile, Algorithm::Auto).unwrap();
+    assert_eq!(plan.main_kernel(), Some("conv2d_forward_gemm"), "{plan}");
+    assert!(
+        plan.reasons()
+            .iter()
+            .any(|r| r.starts_with("core phases: not used: CPU family, stride 2x1")),
+        "{plan}"
+    );
 }
 
 /// A ResNet downsampling layer's input gradient (3x3 and 1x1 at stride 2, 128 and 256 input
