@@ -554,7 +554,8 @@ fn strided_input_gradients_by_phase_are_exact() {
 /// share a factor with the stride (zero phases again) and that do not, strict convolution,
 /// groups, a long reduction (300 output channels x 4 taps), channels past one block of 64, K
 /// split into slices (with zero phases too) and not; all equal the reference exactly on small
-/// integers. A phase whose padding would be negative takes
+/// integers. The CPU family (`Algorithm::Gemm`) runs every one of them (strides of 2x2 or more)
+/// the same way without a split K, exact too. A phase whose padding would be negative takes
 /// `mm` instead, also exact.
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
@@ -662,26 +663,33 @@ fn strided_input_gradients_through_the_core_are_exact() {
             .groups(groups)
             .mode(mode);
         let g = opts.resolve(x_shape, w_shape).unwrap();
-        let plan = ctx()
-            .plan(wgpu_conv::Op::InputGrad, &g, false, Algorithm::Gpu)
-            .unwrap();
-        let kernels = plan.kernels();
-        assert!(kernels.contains(&"conv2d_core"), "{plan}");
-        assert_eq!(kernels.contains(&"conv2d_zero_phase"), zeros, "{plan}");
-        assert!(!kernels.contains(&"conv2d_forward_mm"), "{plan}");
-        if kernels.contains(&"reduce_partials") {
-            split += 1;
-            split_with_zeros += usize::from(zeros);
-        }
         let x = ints(x_shape.iter().product());
         let w = ints(w_shape.iter().product());
         let gy = ints(g.output_shape().iter().product());
-        let grads = backward_with(x_shape, w_shape, &opts, &x, &w, &gy, Algorithm::Gpu);
-        assert_exact(
-            grads.input.as_ref().unwrap().data(),
-            &cpu::conv2d_input_grad(&g, &w, &gy),
-            &format!("{x_shape:?} {w_shape:?} {stride:?} {padding:?} {dilation:?}"),
-        );
+        for algorithm in [Algorithm::Gpu, Algorithm::Gemm] {
+            let plan = ctx()
+                .plan(wgpu_conv::Op::InputGrad, &g, false, algorithm)
+                .unwrap();
+            let kernels = plan.kernels();
+            assert!(kernels.contains(&"conv2d_core"), "{plan}");
+            assert_eq!(kernels.contains(&"conv2d_zero_phase"), zeros, "{plan}");
+            assert!(!kernels.contains(&"conv2d_forward_mm"), "{plan}");
+            let sliced = kernels.contains(&"reduce_partials");
+            if algorithm == Algorithm::Gemm {
+                assert!(!sliced, "{plan}");
+            } else if sliced {
+                split += 1;
+                split_with_zeros += usize::from(zeros);
+            }
+            let grads = backward_with(x_shape, w_shape, &opts, &x, &w, &gy, algorithm);
+            assert_exact(
+                grads.input.as_ref().unwrap().data(),
+                &cpu::conv2d_input_grad(&g, &w, &gy),
+                &format!(
+                    "{x_shape:?} {w_shape:?} {stride:?} {padding:?} {dilation:?} {algorithm:?}"
+                ),
+            );
+        }
     }
     assert!(
         (2..9).contains(&split) && split_with_zeros >= 1,
