@@ -364,6 +364,9 @@ fn core_phases(i: &InputGrad) -> Result<Outcome> {
                 ),
             },
             match slices {
+                1 if cpu_family => "; no K split (the CPU family: the phases' tiles fill a \
+                                    software adapter's cores, and no partials are summed)"
+                    .to_string(),
                 1 => String::new(),
                 s => format!(
                     "; K split into {s} slices (alone, a phase would fill fewer than {} \
