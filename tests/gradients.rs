@@ -555,15 +555,17 @@ fn strided_input_gradients_by_phase_are_exact() {
 /// groups, a long reduction (300 output channels x 4 taps), channels past one block of 64, K
 /// split into slices (with zero phases too) and not; all equal the reference exactly on small
 /// integers. The CPU family (`Algorithm::Gemm`) runs every one of them (strides of 2x2 or more)
-/// the same way without a split K, exact too. A phase whose padding would be negative takes
-/// `mm` instead, also exact.
+/// the same way without a split K, exact too. Padding past half the kernel (3x3 at stride 2
+/// with padding 2, 5x3 at strides 2x3 with padding 4x3, dilation 2 with padding 6) gives
+/// phases whose first position reads gy from a later row or column than its first: the core
+/// skips those. Reflect padding takes another kernel, also exact.
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn strided_input_gradients_through_the_core_are_exact() {
     let mut rng = Rng::new(31);
     let mut ints = |n: usize| common::ints(&mut rng, n);
     let cc = ConvMode::CrossCorrelation;
-    let (mut split, mut split_with_zeros) = (0, 0);
+    let (mut split, mut split_with_zeros, mut skipping) = (0, 0, 0);
     for (x_shape, w_shape, stride, padding, dilation, groups, mode, zeros) in [
         (
             [2, 8, 13, 11],
@@ -646,6 +648,36 @@ fn strided_input_gradients_through_the_core_are_exact() {
             false,
         ),
         (
+            [1, 8, 9, 9],
+            [4, 8, 3, 3],
+            (2, 2),
+            (2, 2),
+            (1, 1),
+            1,
+            cc,
+            false,
+        ),
+        (
+            [1, 6, 12, 11],
+            [5, 6, 5, 3],
+            (2, 3),
+            (4, 3),
+            (1, 1),
+            1,
+            ConvMode::Convolution,
+            false,
+        ),
+        (
+            [1, 8, 13, 13],
+            [4, 8, 3, 3],
+            (2, 2),
+            (6, 6),
+            (2, 2),
+            1,
+            cc,
+            true,
+        ),
+        (
             [1, 70, 9, 9],
             [16, 70, 3, 3],
             (2, 2),
@@ -674,6 +706,13 @@ fn strided_input_gradients_through_the_core_are_exact() {
             assert!(kernels.contains(&"conv2d_core"), "{plan}");
             assert_eq!(kernels.contains(&"conv2d_zero_phase"), zeros, "{plan}");
             assert!(!kernels.contains(&"conv2d_forward_mm"), "{plan}");
+            // a phase that skips gy rows or columns: PT or PL negative (two's complement)
+            skipping += usize::from(plan.passes().iter().any(|p| {
+                p.kernel() == "conv2d_core"
+                    && p.constant_values()
+                        .iter()
+                        .any(|&(k, v)| (k == "PT" || k == "PL") && v > i32::MAX as u32)
+            }));
             let sliced = kernels.contains(&"reduce_partials");
             if algorithm == Algorithm::Gemm {
                 assert!(!sliced, "{plan}");
@@ -692,17 +731,23 @@ fn strided_input_gradients_through_the_core_are_exact() {
         }
     }
     assert!(
-        (2..9).contains(&split) && split_with_zeros >= 1,
+        (2..12).contains(&split) && split_with_zeros >= 1,
         "{split} {split_with_zeros}"
     );
-    // 3x3 at stride 2 with padding 2: the phase of odd rows would start a row before gy's first
+    // the three cases padded past half the kernel, in both families
+    assert_eq!(skipping, 6);
+    // reflect padding at stride 2: not the core (a phase's padding would not be zeros), exact
+    // too
     let (x_shape, w_shape) = ([1, 8, 9, 9], [4, 8, 3, 3]);
-    let opts = Conv2dOptions::new().stride(2).padding(2);
+    let opts = Conv2dOptions::new()
+        .stride(2)
+        .padding(1)
+        .padding_mode(PaddingMode::Reflect);
     let g = opts.resolve(x_shape, w_shape).unwrap();
     let plan = ctx()
         .plan(wgpu_conv::Op::InputGrad, &g, false, Algorithm::Gpu)
         .unwrap();
-    assert_eq!(plan.kernels(), ["conv2d_forward_mm"], "{plan}");
+    assert!(!plan.kernels().contains(&"conv2d_core"), "{plan}");
     let w = ints(w_shape.iter().product());
     let gy = ints(g.output_shape().iter().product());
     let x = ints(x_shape.iter().product());
@@ -710,7 +755,7 @@ fn strided_input_gradients_through_the_core_are_exact() {
     assert_exact(
         grads.input.as_ref().unwrap().data(),
         &cpu::conv2d_input_grad(&g, &w, &gy),
-        "padding 2 at stride 2",
+        "reflect padding at stride 2",
     );
 }
 

@@ -157,12 +157,16 @@ pub(crate) fn applies(g: &Conv2dGeometry, profile: &DeviceProfile) -> Result<(),
 }
 
 /// Where a pass's output pixels go (`OUT_*` in the shader): pixel `(oy, ox)` to row
-/// `y0 + oy * step.h` and column `x0 + ox * step.w` of an output plane of `plane`.
+/// `y0 + oy * step.h` and column `x0 + ox * step.w` of an output plane of `plane`; and the
+/// input rows and columns it skips (`skip`: its gather starts that far past its padding, as
+/// a negative padding would; `PT` and `PL` then hold `pad - skip` in two's complement, which
+/// the shader reads as an i32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Placement {
     pub plane: Hw,
     pub first: Hw,
     pub step: Hw,
+    pub skip: Hw,
 }
 
 impl Placement {
@@ -172,7 +176,22 @@ impl Placement {
             plane: Hw::new(g.oh, g.ow),
             first: Hw::new(0, 0),
             step: Hw::new(1, 1),
+            skip: Hw::new(0, 0),
         }
+    }
+
+    /// `PT` and `PL` of `g` less the skipped rows and columns (two's complement).
+    fn origin(&self, g: &Conv2dGeometry) -> Result<[(&'static str, u32); 2]> {
+        let at = |pad: usize, skip: usize| -> Result<u32> {
+            let o = i64::from(to_u32(pad, "padding")?) - i64::from(to_u32(skip, "skip")?);
+            i32::try_from(o)
+                .map(|v| v as u32)
+                .map_err(|_| crate::error::Error::Internal(format!("gather origin {o}")))
+        };
+        Ok([
+            ("PT", at(g.pad_top, self.skip.h)?),
+            ("PL", at(g.pad_left, self.skip.w)?),
+        ])
     }
 
     fn constants(&self) -> Result<[(&'static str, u32); 6]> {
@@ -219,6 +238,11 @@ pub(crate) fn pass(
     )?;
     let pieces = budget::split_nest(&[s.slice_steps, PER_STEP], STORES);
     let mut constants = core_constants(g, s.slice_steps)?;
+    for (name, v) in place.origin(g)? {
+        if let Some(c) = constants.iter_mut().find(|c| c.0 == name) {
+            c.1 = v;
+        }
+    }
     constants.extend(place.constants()?);
     let mut pass = Pass::new(&SPEC, io.map(Into::into), budget::worst(&pieces, STORES))
         .with_constants(&constants)

@@ -100,19 +100,23 @@ impl Phase {
     /// Its gradient as a forward convolution of `gy` (`[N, OC, OH, OW]`) to the phase's
     /// positions of `gx` (`[N, C, count_y, count_x]` as the core sees them), with the sub-kernel
     /// of `self.y.taps x self.x.taps` taps (the weight packed transposed, reversed and, for a
-    /// strict convolution, mirrored): stride 1, the phase's dilation and padding. `None` where
-    /// it has no taps or its padding would be negative.
-    pub(crate) fn as_forward(&self, g: &Conv2dGeometry) -> Option<Conv2dGeometry> {
-        if !self.has_taps() || self.is_empty() || self.y.pad < 0 || self.x.pad < 0 {
+    /// strict convolution, mirrored): stride 1, the phase's dilation and padding; and the rows
+    /// and columns of gy to skip before its first read, where that padding is negative (the
+    /// phase's first position reads gy from a later row or column than the first: padding past
+    /// half the kernel). `None` where it has no taps.
+    pub(crate) fn as_forward(&self, g: &Conv2dGeometry) -> Option<(Conv2dGeometry, Hw)> {
+        if !self.has_taps() || self.is_empty() {
             return None;
         }
-        let (pt, pl) = (self.y.pad as usize, self.x.pad as usize);
+        let part = |pad: isize| (pad.max(0) as usize, (-pad).max(0) as usize);
+        let ((pt, skip_y), (pl, skip_x)) = (part(self.y.pad), part(self.x.pad));
         // padding after: whatever the last position's last tap reaches past gy (the core reads
         // none of it: its bounds test reads zeros there)
-        let after = |count: usize, p: usize, taps: usize, dil: usize, size: usize| {
-            ((count - 1) + (taps - 1) * dil + 1).saturating_sub(p + size)
+        let after = |count: usize, pad: isize, taps: usize, dil: usize, size: usize| {
+            let reach = (count - 1 + (taps - 1) * dil + 1) as isize;
+            (reach - pad - size as isize).max(0) as usize
         };
-        Some(Conv2dGeometry {
+        let f = Conv2dGeometry {
             n: g.n,
             c: g.oc,
             h: g.oh,
@@ -127,11 +131,12 @@ impl Phase {
             dilation: Hw::new(self.y.dilation, self.x.dilation),
             pad_top: pt,
             pad_left: pl,
-            pad_bottom: after(self.y.count, pt, self.y.taps, self.y.dilation, g.oh),
-            pad_right: after(self.x.count, pl, self.x.taps, self.x.dilation, g.ow),
+            pad_bottom: after(self.y.count, self.y.pad, self.y.taps, self.y.dilation, g.oh),
+            pad_right: after(self.x.count, self.x.pad, self.x.taps, self.x.dilation, g.ow),
             padding_mode: PaddingMode::Zeros,
             mode: ConvMode::CrossCorrelation,
-        })
+        };
+        Some((f, Hw::new(skip_y, skip_x)))
     }
 }
 
@@ -249,10 +254,11 @@ mod tests {
         let ph = phases(&g);
         assert_eq!(ph.len(), 4);
         assert_eq!(ph.iter().filter(|p| p.has_taps()).count(), 1);
-        let f = ph[0].as_forward(&g).unwrap();
+        let (f, skip) = ph[0].as_forward(&g).unwrap();
         assert_eq!(
             (f.kh, f.kw, f.oh, f.ow, f.pad_top, f.pad_left),
             (1, 1, 3, 3, 0, 0)
         );
+        assert_eq!(skip, Hw::new(0, 0));
     }
 }

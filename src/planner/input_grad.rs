@@ -261,11 +261,9 @@ fn core_phases(i: &InputGrad) -> Result<Outcome> {
             forwards.push(None);
             continue;
         }
-        let Some(f) = ph.as_forward(g) else {
-            return Ok(Outcome::Declined(format!(
-                "the phase from row {} and column {} would start before gy's first row or \
-                 column (padding {} x {})",
-                ph.y.first, ph.x.first, ph.y.pad, ph.x.pad
+        let Some((f, skip)) = ph.as_forward(g) else {
+            return Err(crate::error::Error::Internal(format!(
+                "a phase with taps has no forward pass: {ph:?}"
             )));
         };
         if let Err(why) = k::applies(&f, &i.profile) {
@@ -274,7 +272,7 @@ fn core_phases(i: &InputGrad) -> Result<Outcome> {
         if !cpu_family {
             slices = slices.max(k::CoreShape::new(&f).slices);
         }
-        forwards.push(Some(f));
+        forwards.push(Some((f, skip)));
     }
     let mut plan = Plan::new(Op::InputGrad);
     let elements = g.n * g.c * g.h * g.w;
@@ -296,7 +294,7 @@ fn core_phases(i: &InputGrad) -> Result<Outcome> {
     let mut shapes = Vec::new();
     let mut zeros = 0;
     for (ph, f) in all.iter().zip(&forwards) {
-        let Some(f) = f else {
+        let Some((f, skip)) = f else {
             plan.passes
                 .push(conv2d_zero_phase::pass(g, ph, out, slices, &i.profile)?);
             zeros += 1;
@@ -327,6 +325,7 @@ fn core_phases(i: &InputGrad) -> Result<Outcome> {
             plane: Hw::new(g.h, g.w),
             first: Hw::new(ph.y.first, ph.x.first),
             step: g.stride,
+            skip: *skip,
         };
         plan.passes.push(k::pass(
             f,
