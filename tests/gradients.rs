@@ -512,7 +512,7 @@ fn an_infinite_weight_leaves_untouched_input_gradients_finite() {
 /// (`conv2d_input_grad_phase`, the GPU family): every phase offset (strides 2 and 3, paddings
 /// that are and are not multiples of them, strides that differ by axis, a kernel smaller than
 /// the stride, so that some phases have no taps) equals the reference exactly on small
-/// integers.
+/// integers, in the GPU family and in the CPU family (strides of 2x2 or more, all of these).
 #[test]
 #[cfg_attr(no_gpu, ignore = "GPU tests opted out with --cfg no_gpu")]
 fn strided_input_gradients_by_phase_are_exact() {
@@ -530,21 +530,22 @@ fn strided_input_gradients_by_phase_are_exact() {
             .padding(padding)
             .groups(groups);
         let g = opts.resolve(x_shape, w_shape).unwrap();
-        let plan = ctx()
-            .plan(wgpu_conv::Op::InputGrad, &g, false, Algorithm::Gpu)
-            .unwrap();
-        assert_eq!(plan.kernels(), ["conv2d_input_grad_phase"], "{plan}");
         let x = ints(x_shape.iter().product());
         let w = ints(w_shape.iter().product());
         let gy = ints(g.output_shape().iter().product());
-        let grads = backward_with(x_shape, w_shape, &opts, &x, &w, &gy, Algorithm::Gpu);
         let reference = cpu::conv2d_input_grad(&g, &w, &gy);
-        let got = grads.input.as_ref().unwrap().data();
-        assert_exact(
-            got,
-            &reference,
-            &format!("{x_shape:?} {w_shape:?} {stride:?}"),
-        );
+        for algorithm in [Algorithm::Gpu, Algorithm::Gemm] {
+            let plan = ctx()
+                .plan(wgpu_conv::Op::InputGrad, &g, false, algorithm)
+                .unwrap();
+            assert_eq!(plan.kernels(), ["conv2d_input_grad_phase"], "{plan}");
+            let grads = backward_with(x_shape, w_shape, &opts, &x, &w, &gy, algorithm);
+            assert_exact(
+                grads.input.as_ref().unwrap().data(),
+                &reference,
+                &format!("{x_shape:?} {w_shape:?} {stride:?} {algorithm:?}"),
+            );
+        }
     }
 }
 

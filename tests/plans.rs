@@ -550,7 +550,7 @@ fn the_order_of_choice_is_pinned() {
          tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n\
          weight_grad  planes (gemm gpu) > core (gpu) > mm (gpu) > gemm (gemm gpu) > tiled (tiled gemm gpu) > \
          direct (direct tiled gemm gpu)\n\
-         input_grad   as forward (tiled gemm gpu) > core (gpu) > phase (gpu) > core phases (gemm gpu) > mm (gpu) > \
+         input_grad   as forward (tiled gemm gpu) > core (gpu) > phase (gemm gpu) > core phases (gemm gpu) > mm (gpu) > \
          gemm (gemm gpu) > \
          tiled (tiled gemm gpu) > direct (direct tiled gemm gpu)\n"
     );
@@ -734,7 +734,8 @@ fn the_gpu_family_meets_the_structural_targets() {
 /// The CPU family (a software adapter) runs a stride-2x2 layer's input gradient through the
 /// core per phase too, without a split K (no partials to sum: a few CPU cores are filled by
 /// the phases' tiles), where gemm over the zero-inserted gy would spend 3/4 of its FMAs on
-/// zeros; at stride 2x1 (half of them) it keeps gemm.
+/// zeros; at stride 2x1 (half of them) it keeps gemm. Layers of few channels per group take
+/// the phase kernel at stride 2x2.
 #[test]
 fn the_cpu_family_runs_stride_2x2_input_gradients_per_phase() {
     let profile = DeviceProfile::webgpu_defaults()
@@ -766,6 +767,40 @@ fn the_cpu_family_runs_stride_2x2_input_gradients_per_phase() {
         .unwrap();
     let plan = plan_input_grad(&g, &profile, Algorithm::Auto).unwrap();
     assert_eq!(plan.main_kernel(), Some("conv2d_forward_gemm"), "{plan}");
+    // few channels (the stem, a depthwise layer) at stride 2: the phase kernel, not tiled's
+    // idle stride-parity lanes; at 2x1 the depthwise layer keeps tiled
+    for (x, w, groups, stride, kernel) in [
+        (
+            [8, 3, 224, 224],
+            [64, 3, 7, 7],
+            1,
+            (2, 2),
+            "conv2d_input_grad_phase",
+        ),
+        (
+            [8, 128, 56, 56],
+            [128, 1, 3, 3],
+            128,
+            (2, 2),
+            "conv2d_input_grad_phase",
+        ),
+        (
+            [8, 128, 56, 56],
+            [128, 1, 3, 3],
+            128,
+            (2, 1),
+            "conv2d_input_grad_tiled",
+        ),
+    ] {
+        let g = Conv2dOptions::new()
+            .stride(stride)
+            .padding(w[2] / 2)
+            .groups(groups)
+            .resolve(x, w)
+            .unwrap();
+        let plan = plan_input_grad(&g, &profile, Algorithm::Auto).unwrap();
+        assert_eq!(plan.main_kernel(), Some(kernel), "{plan}");
+    }
     assert!(
         plan.reasons()
             .iter()
